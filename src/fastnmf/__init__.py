@@ -1,0 +1,7 @@
+"""fastnmf: fast non-negative matrix factorization with Cython kernels that release the GIL."""
+
+from ._api import nmf
+from ._result import NMFResult
+
+__version__ = "0.1.0"
+__all__ = ["nmf", "NMFResult", "__version__"]

@@ -1,0 +1,140 @@
+"""fastnmf.nmf: validate, initialize, dispatch to a solver, wrap the result."""
+
+import numpy as np
+
+from ._init import LazyRNG, initialize
+from ._kernels._solve import solve
+from ._result import NMFResult, raise_for_status
+from ._validation import SOLVERS, check_nmf_args
+
+__all__ = ["nmf", "run"]
+
+
+def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=True,
+        max_iter=200, tol=1e-4, beta_loss="frobenius", alpha_W=0.0, alpha_H="same",
+        l1_ratio=0.0, random_state=None, shuffle=False, verbose=False):
+    """Non-negative matrix factorization: find W, H >= 0 with X ≈ W @ H.
+
+    Minimizes ½‖X − WH‖²_F plus scikit-learn's regularization, with compiled solvers
+    whose whole iteration loop runs without the GIL.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n, m)
+        Non-negative data. float32 computes in float32, float64 in float64, integer and
+        boolean input in float64. CSR/CSC matrices are used as they are (never densified).
+        X is never modified.
+    n_components : int
+        Rank k >= 1.
+    solver : {'cd', 'als', 'mu'}, default='cd'
+        'cd': coordinate descent (HALS), one exact sweep over each factor per iteration.
+        'als': projected alternating least squares, each proposal accepted only if it
+        lowers the half-step objective, followed by a HALS sweep (monotone).
+        'mu': multiplicative updates (Lee & Seung).
+    init : {None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'}, default=None
+        None means 'nndsvda' when n_components <= min(n, m), else 'random'.
+    W : array-like of shape (n, k), default=None
+        Starting W for init='custom' (or with update_H=False). Copied, never modified.
+    H : array-like of shape (k, m), default=None
+        Starting H for init='custom'; the fixed H when update_H=False.
+    update_H : bool, default=True
+        False: H is kept fixed and only W is solved; W starts at zeros ('mu': the constant
+        sqrt(mean(X) / k)) unless W is given.
+    max_iter : int, default=200
+        Maximum number of iterations (>= 1).
+    tol : float, default=1e-4
+        Stopping tolerance; 0 runs exactly max_iter iterations.
+    beta_loss : 'frobenius' or 2, default='frobenius'
+        Only the Frobenius loss is supported so far.
+    alpha_W, alpha_H, l1_ratio : float, default=0.0, 'same', 0.0
+        scikit-learn's regularization: alpha_W · l1_ratio · m · ‖W‖₁ +
+        ½ alpha_W (1 − l1_ratio) m ‖W‖²_F and the same for H with n; alpha_H='same' takes
+        alpha_W.
+    random_state : int, numpy.random.Generator, RandomState or None, default=None
+        Seeds 'random', 'nndsvdar', the randomized SVD of 'nndsvd*' on large X, and
+        ``shuffle``. An int gives scikit-learn's random start.
+    shuffle : bool, default=False
+        cd and als: visit the components in a random order in each sweep.
+    verbose : bool, default=False
+        Print the error at each convergence check.
+
+    Returns
+    -------
+    NMFResult
+        W, H, n_iter, converged, reconstruction_err (‖X − WH‖_F), history, solver.
+
+    Raises
+    ------
+    ValueError
+        Negative, NaN or infinite entries; not 2-D; empty; n_components out of range;
+        unknown solver, init or beta_loss; custom W/H of the wrong shape or negative.
+    TypeError
+        An argument of the wrong type.
+
+    Notes
+    -----
+    Every iteration updates W with A = HHᵀ, B = XHᵀ, then H with A = WᵀW, B = WᵀX
+    (2·n·m·k flops for each product, dense; 2·nnz·k sparse), and evaluates
+    ‖X − WH‖² = ‖X‖² − 2⟨H, WᵀX⟩ + ⟨WᵀW, HHᵀ⟩ without forming WH. The final
+    ``reconstruction_err`` of a dense X is computed directly, a block of rows at a time.
+
+    Stopping: 'cd' and 'als' check every iteration and stop when the sum of absolute
+    projected gradients of the sweep falls to ``tol`` times its value at the first
+    iteration (scikit-learn's cd rule); 'mu' checks every 10 iterations and stops when
+    (previous error − error) / initial error < ``tol`` (scikit-learn's mu rule).
+    ``history`` holds the error at the start and at each check.
+
+    Examples
+    --------
+    >>> import numpy as np, fastnmf
+    >>> X = np.random.default_rng(0).random((6, 4)) @ np.random.default_rng(1).random((4, 5))
+    >>> res = fastnmf.nmf(X, 4, random_state=0, max_iter=500, tol=0)
+    >>> res.W.shape, res.H.shape
+    ((6, 4), (4, 5))
+    >>> bool(res.reconstruction_err < 1e-2 * np.linalg.norm(X))
+    True
+    """
+    prob = check_nmf_args(
+        X, n_components, solver=solver, init=init, W=W, H=H, update_H=update_H,
+        max_iter=max_iter, tol=tol, beta_loss=beta_loss, alpha_W=alpha_W, alpha_H=alpha_H,
+        l1_ratio=l1_ratio, random_state=random_state, shuffle=shuffle, verbose=verbose)
+    return run(prob, _SOLVERS)
+
+
+def run(prob, solvers):
+    """Initialize ``prob`` and solve it with ``solvers[prob.solver]``; wrap the result."""
+    rng = LazyRNG(prob.random_state)
+    W, H = initialize(prob, rng)
+    seed = rng.uint63() if prob.shuffle and prob.solver != "mu" else 0
+    W, H, n_iter, converged, history, err = solvers[prob.solver](prob, W, H, seed)
+    return NMFResult(W=W, H=H, n_iter=int(n_iter), converged=bool(converged),
+                     reconstruction_err=float(err), history=history, solver=prob.solver)
+
+
+def _sparse_operands(X):
+    """X's CSR and Xᵀ's CSR as the kernels take them (int64 indptr, int32 indices)."""
+    rows = X if X.format == "csr" else X.tocsr()
+    cols = X.T if X.format == "csc" else X.T.tocsr()
+    if max(X.shape) >= 2**31:
+        raise ValueError(f"X has shape {X.shape}; sparse dimensions must be < 2**31.")
+    return tuple(
+        np.asarray(a, dtype=t)
+        for M in (rows, cols)
+        for a, t in ((M.data, X.dtype), (M.indptr, np.int64), (M.indices, np.int32))
+    )
+
+
+def _compiled(prob, W, H, seed):
+    """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
+    Wt = np.ascontiguousarray(W.T)
+    X = prob.X
+    operands = _sparse_operands(X) if not isinstance(X, np.ndarray) else X
+    n_iter, converged, history, err, status = solve(
+        prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
+        l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
+        update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose)
+    raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
+    return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
+
+
+_SOLVERS = {name: _compiled for name in SOLVERS}

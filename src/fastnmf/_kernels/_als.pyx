@@ -1,0 +1,73 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""als — projected ALS made safe (NMF-MATH.md, "als").
+
+Each half-step: the least-squares proposal P = max(0, (A + l2 I)⁻¹ (B − l1)) through a
+Cholesky factorization (with a growing ridge if A is singular), accepted only if it lowers
+the half-step objective g(F) = ½⟨FFᵀ, A⟩ + ½ l2 ‖F‖² − ⟨F, B⟩ + l1 ΣF; then one HALS sweep
+with the same A and B. Each half-step is monotone.
+"""
+
+from cython cimport floating
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
+
+from ._blas cimport gram, cholesky, chol_solve, dot
+from ._cd cimport cd_half
+
+# Ridge tries when A + l2 I is not numerically positive definite.
+cdef int RIDGE_TRIES = 8
+
+
+cdef double half_objective(Py_ssize_t k, Py_ssize_t p, const floating* F, const floating* A,
+                           const floating* B, double l1, double l2,
+                           floating* S) noexcept nogil:
+    """g(F) = ½⟨FFᵀ, A⟩ + ½ l2 ‖F‖² − ⟨F, B⟩ + l1 ΣF, with S (k×k) as scratch."""
+    cdef Py_ssize_t i
+    cdef double trace = 0, total = 0
+    gram(<int> k, <int> p, F, <int> p, S)
+    for i in range(k):
+        trace += S[i * k + i]
+    if l1 != 0:
+        for i in range(k * p):
+            total += F[i]
+    return 0.5 * dot(k * k, S, A) + 0.5 * l2 * trace - dot(k * p, F, B) + l1 * total
+
+
+cdef int factor_system(Py_ssize_t k, const floating* A, double l2, floating* C) noexcept nogil:
+    """C ← Cholesky factor of A + (l2 + ridge) I; 0 on success."""
+    cdef Py_ssize_t i
+    cdef double trace = 0, ridge = 0
+    cdef int info, attempt
+    for i in range(k):
+        trace += A[i * k + i]
+    if trace + k * l2 <= 0:
+        return -1
+    for attempt in range(RIDGE_TRIES + 1):
+        memcpy(C, A, k * k * sizeof(floating))
+        for i in range(k):
+            C[i * k + i] += <floating> (l2 + ridge)
+        info = cholesky(<int> k, C)
+        if info == 0:
+            return 0
+        ridge = (trace / k) * (1e-10 if floating is double else 1e-5) if ridge == 0 else ridge * 100
+    return info
+
+
+cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
+                     const floating* B, double l1, double l2, floating* T, floating* C,
+                     floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
+                     uint64_t* rng) noexcept nogil:
+    """Update F (k×p) in place; T (k×p) holds the proposal. Returns the sweep's violation."""
+    cdef Py_ssize_t i, kp = k * p
+    cdef floating fl1 = l1
+    if factor_system(k, A, l2, C) == 0:
+        for i in range(kp):
+            T[i] = B[i] - fl1
+        chol_solve(<int> k, <int> p, C, T)
+        for i in range(kp):
+            if not T[i] > 0:  # also clears a NaN from a near-singular solve
+                T[i] = 0
+        if (half_objective(k, p, T, A, B, l1, l2, S)
+                < half_objective(k, p, F, A, B, l1, l2, S)):
+            memcpy(F, T, kp * sizeof(floating))
+    return cd_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, shuffle, rng)

@@ -1,0 +1,74 @@
+# cython: language_level=3
+# Shared pieces of the nogil solver cores: the problem, parameter and trace records, the
+# workspace layout, the products with X (the only code that touches X), Grams, the loss,
+# the HALS sweep and the stopping bookkeeping. NMF-MATH.md names every formula used here.
+
+from cython cimport floating
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+cdef enum:
+    STATUS_OK = 0
+    STATUS_NONFINITE = 1
+
+cdef enum:
+    SOLVER_CD = 0
+    SOLVER_ALS = 1
+    SOLVER_MU = 2
+
+# Columns per block of a HALS sweep: k rows of this many entries stay in cache.
+cdef enum:
+    SWEEP_BLOCK = 512
+
+cdef struct XData:
+    Py_ssize_t n, m
+    bint sparse
+    bint fortran            # dense X stored as its transpose (m×n, C-contiguous)
+    const void* dense       # n×m (or m×n when fortran), the computation dtype
+    const void* rdata       # CSR of X: data, indptr (n+1), indices
+    const int64_t* rptr
+    const int32_t* rind
+    const void* cdata       # CSR of Xᵀ (that is, CSC of X)
+    const int64_t* cptr
+    const int32_t* cind
+    double sqnorm           # ‖X‖²_F, accumulated in double
+
+cdef struct Params:
+    int max_iter
+    double tol
+    double l1_W, l2_W, l1_H, l2_H
+    bint update_H
+    bint shuffle
+    uint64_t seed
+    int check_every
+    bint verbose
+
+cdef struct Trace:
+    double* history         # capacity max_iter // check_every + 1
+    Py_ssize_t n_hist
+    int n_iter
+    bint converged
+    double final_err
+
+# Workspace (one array per call, in the computation dtype), in this order:
+#   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor
+#   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
+#   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
+#   v (max(k, SWEEP_BLOCK))
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil
+
+cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
+                    floating* T) noexcept nogil
+cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
+                    floating* T) noexcept nogil
+cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
+                    const floating* B, const floating* G, const floating* A) noexcept nogil
+cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
+                         const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil
+cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
+                       const floating* B, double l1, double l2, const Py_ssize_t* perm,
+                       floating* g) noexcept nogil
+cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
+                           uint64_t* state) noexcept nogil
+cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept nogil
+cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating* H,
+                floating* T, Py_ssize_t T_len, double err_sq, Trace* t) noexcept nogil

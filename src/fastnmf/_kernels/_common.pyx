@@ -1,0 +1,223 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Shared pieces of the solver cores (see _common.pxd for the records and the workspace)."""
+
+from cython cimport floating
+from libc.math cimport sqrt, fabs, isfinite
+from libc.stdio cimport printf, fflush, stdout
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memcpy
+
+from ._blas cimport gemm, gram, dot
+
+
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t P = n if n > m else m
+    cdef Py_ssize_t v = k if k > SWEEP_BLOCK else SWEEP_BLOCK
+    return 4 * k * k + 2 * k * P + v
+
+
+def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k):
+    """Entries of the one workspace a solver call allocates for an n × m problem at rank k."""
+    return workspace_len(n, m, k)
+
+
+def scan(const floating[::1] values):
+    """(minimum, all finite, Σ values² in double) in one pass over a contiguous buffer."""
+    cdef Py_ssize_t i, size = values.shape[0]
+    cdef double v, vmin = values[0], s = 0
+    cdef bint finite = True
+    with nogil:
+        for i in range(size):
+            v = values[i]
+            s += v * v
+            if v < vmin:
+                vmin = v
+            if not isfinite(v):
+                finite = False
+    return vmin, finite, s
+
+
+cdef inline void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F,
+                           floating* Ft) noexcept nogil:
+    """Ft (cols×rows) = Fᵀ for row-major F (rows×cols)."""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            Ft[j * rows + i] = F[i * cols + j]
+
+
+cdef void sparse_times(Py_ssize_t rows, const int64_t* ptr, const int32_t* ind,
+                       const floating* data, Py_ssize_t k, const floating* Ft,
+                       floating* out) noexcept nogil:
+    """out (k×rows, component-major) = (Y · Ftᵀ)ᵀ for CSR Y (rows×q) and row-major Ft (q×k)."""
+    cdef Py_ssize_t r, c, p
+    cdef floating v
+    cdef const floating* row
+    for r in range(rows):
+        for c in range(k):
+            out[c * rows + r] = 0
+        for p in range(ptr[r], ptr[r + 1]):
+            v = data[p]
+            row = Ft + <Py_ssize_t> ind[p] * k
+            for c in range(k):
+                out[c * rows + r] += v * row[c]
+
+
+cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
+                    floating* T) noexcept nogil:
+    """B (k×n) = H Xᵀ: the product the W half-step needs (X Hᵀ, stored transposed)."""
+    cdef int n = x.n, m = x.m, kk = k
+    if x.sparse:
+        transpose(k, m, H, T)  # Hᵀ (m×k)
+        sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B)
+    elif x.fortran:  # stored Xᵀ is m×n
+        gemm(False, False, kk, n, m, <floating> 1, H, m, <const floating*> x.dense, n,
+             <floating> 0, B, n)
+    else:
+        gemm(False, True, kk, n, m, <floating> 1, H, m, <const floating*> x.dense, m,
+             <floating> 0, B, n)
+
+
+cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
+                    floating* T) noexcept nogil:
+    """B (k×m) = Wᵀ X: the product the H half-step needs."""
+    cdef int n = x.n, m = x.m, kk = k
+    if x.sparse:
+        transpose(k, n, Wt, T)  # W (n×k)
+        sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B)
+    elif x.fortran:
+        gemm(False, True, kk, m, n, <floating> 1, Wt, n, <const floating*> x.dense, n,
+             <floating> 0, B, m)
+    else:
+        gemm(False, False, kk, m, n, <floating> 1, Wt, n, <const floating*> x.dense, m,
+             <floating> 0, B, m)
+
+
+cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
+                    const floating* B, const floating* G, const floating* A) noexcept nogil:
+    """‖X − WH‖² = ‖X‖² − 2⟨F, B⟩ + ⟨G, A⟩ where B is F's product with X (F = Wᵀ or H)
+    and G, A are the Grams WᵀW, HHᵀ: no n × m work."""
+    return x.sqnorm - 2 * dot(k * p, F, B) + dot(k * k, G, A)
+
+
+cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
+                         const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil:
+    """‖X − WH‖_F for dense X, formed a block of rows at a time in T (no n × m temporary)."""
+    cdef Py_ssize_t n = x.n, m = x.m, b = T_len // m, r0, rb, i, j
+    cdef const floating* X = <const floating*> x.dense
+    cdef double s = 0, d
+    if b > n:
+        b = n
+    r0 = 0
+    while r0 < n:
+        rb = b if r0 + b <= n else n - r0
+        if x.fortran:
+            for i in range(rb):
+                for j in range(m):
+                    T[i * m + j] = X[j * n + r0 + i]
+        else:
+            memcpy(T, X + r0 * m, rb * m * sizeof(floating))
+        # T ← T − W[r0:r0+rb] H, with W rows taken as columns of Wt (k×n)
+        gemm(True, False, <int> rb, <int> m, <int> k, <floating> -1, Wt + r0, <int> n, H,
+             <int> m, <floating> 1, T, <int> m)
+        for i in range(rb * m):
+            d = T[i]
+            s += d * d
+        r0 += rb
+    return sqrt(s)
+
+
+cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
+                       const floating* B, double l1, double l2, const Py_ssize_t* perm,
+                       floating* g) noexcept nogil:
+    """One HALS / coordinate-descent sweep over the rows of F (k×p), in place.
+
+    For t in perm: F[t] ← max(0, F[t] − (A[t]·F + l2·F[t] − B[t] + l1) / (A[t, t] + l2)),
+    NMF-MATH.md's cd update with scikit-learn's regularization. Columns are independent,
+    so the sweep runs block by block of columns (same result, cache-resident rows).
+    Returns Σ |projected gradient| over the sweep (scikit-learn's violation).
+    """
+    cdef Py_ssize_t j0, jb, s, t, r, j
+    cdef floating a, hess, gj, fl1 = l1, fl2 = l2
+    cdef floating* Ft
+    cdef const floating* Fr
+    cdef const floating* Bt
+    cdef double viol = 0
+    j0 = 0
+    while j0 < p:
+        jb = SWEEP_BLOCK if j0 + SWEEP_BLOCK <= p else p - j0
+        for s in range(k):
+            t = perm[s]
+            Ft = F + t * p + j0
+            Bt = B + t * p + j0
+            for j in range(jb):
+                g[j] = fl1 - Bt[j] + fl2 * Ft[j]
+            for r in range(k):
+                a = A[t * k + r]
+                if a != 0:
+                    Fr = F + r * p + j0
+                    for j in range(jb):
+                        g[j] += a * Fr[j]
+            hess = A[t * k + t] + fl2
+            for j in range(jb):
+                gj = g[j]
+                if Ft[j] > 0:
+                    viol += fabs(gj)
+                elif gj < 0:
+                    viol -= gj
+            if hess > 0:
+                for j in range(jb):
+                    Ft[j] = Ft[j] - g[j] / hess
+                    if Ft[j] < 0:
+                        Ft[j] = 0
+        j0 += jb
+    return viol
+
+
+cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
+    state[0] += 0x9E3779B97F4A7C15ULL
+    cdef uint64_t z = state[0]
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
+                           uint64_t* state) noexcept nogil:
+    """The order of one sweep: 0..k-1, or a Fisher–Yates shuffle of it from SplitMix64."""
+    cdef Py_ssize_t i, j, tmp
+    for i in range(k):
+        perm[i] = i
+    if shuffle:
+        for i in range(k - 1, 0, -1):
+            j = <Py_ssize_t> (splitmix64(state) % <uint64_t> (i + 1))
+            tmp = perm[i]
+            perm[i] = perm[j]
+            perm[j] = tmp
+
+
+cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept nogil:
+    """Append ‖X − WH‖_F (from its square, clamped at 0) to the history; return it."""
+    cdef double err = sqrt(err_sq) if err_sq > 0 else 0.0
+    if not isfinite(err_sq):
+        err = err_sq
+    t.history[t.n_hist] = err
+    t.n_hist += 1
+    if p.verbose:
+        printf(b"fastnmf: iteration %d, error %.10g\n", it, err)
+        fflush(stdout)
+    return err
+
+
+cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating* H,
+                floating* T, Py_ssize_t T_len, double err_sq, Trace* t) noexcept nogil:
+    """Set the final error (direct for dense X, else from the last loss) and the status."""
+    if not isfinite(err_sq):
+        return STATUS_NONFINITE
+    if x.sparse:
+        t.final_err = sqrt(err_sq) if err_sq > 0 else 0.0
+    else:
+        t.final_err = direct_error(x, k, Wt, H, T, T_len)
+    if not isfinite(t.final_err):
+        return STATUS_NONFINITE
+    return STATUS_OK

@@ -1,0 +1,7 @@
+# cython: language_level=3
+from cython cimport floating
+from ._common cimport XData, Params, Trace
+
+cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floating* H,
+                    floating* work, Py_ssize_t* perm, const Params* p,
+                    Trace* t) noexcept nogil

@@ -1,0 +1,34 @@
+"""Reference solvers: each algorithm of NMF-MATH.md stated plainly in NumPy.
+
+``fastnmf.reference.nmf`` has the signature and result of ``fastnmf.nmf`` and shares its
+validation and initialization; only the solver table differs. The tests cross-check the
+compiled kernels against these functions.
+"""
+
+import inspect
+
+from .._api import nmf as _compiled_nmf, run
+from .._validation import check_nmf_args
+from ._als import als
+from ._cd import cd
+from ._mu import mu
+
+__all__ = ["nmf", "SOLVERS"]
+
+SOLVERS = {"cd": cd, "als": als, "mu": mu}
+
+_SIGNATURE = inspect.signature(_compiled_nmf)
+_DEFAULTS = {name: p.default for name, p in _SIGNATURE.parameters.items()
+             if p.kind is p.KEYWORD_ONLY}
+
+
+def nmf(X, n_components, **kwargs):
+    """``fastnmf.nmf`` computed by the NumPy reference solvers (same arguments, same result)."""
+    unknown = set(kwargs) - set(_DEFAULTS)
+    if unknown:
+        raise TypeError(f"nmf() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    prob = check_nmf_args(X, n_components, **{**_DEFAULTS, **kwargs})
+    return run(prob, SOLVERS)
+
+
+nmf.__signature__ = _SIGNATURE

@@ -1,0 +1,48 @@
+"""als — projected ALS made safe (NMF-MATH.md): a least-squares proposal, kept only if it
+lowers the half-step objective, then one HALS sweep."""
+
+import numpy as np
+import scipy.linalg
+
+from ._cd import cd_half
+from ._common import alternate
+
+RIDGE_TRIES = 8
+
+
+def half_objective(F, A, B, l1, l2):
+    """g(F) = ½⟨FFᵀ, A⟩ + ½ l2 ‖F‖² − ⟨F, B⟩ + l1 ΣF."""
+    f64 = np.float64
+    return (0.5 * np.sum((F @ F.T) * A, dtype=f64) + 0.5 * l2 * np.sum(F * F, dtype=f64)
+            - np.sum(F * B, dtype=f64) + l1 * np.sum(F, dtype=f64))
+
+
+def factor_system(A, l2):
+    """Upper Cholesky factor of A + (l2 + ridge) I, the ridge growing until it exists."""
+    k = A.shape[0]
+    trace = float(np.trace(A, dtype=np.float64))
+    if trace + k * l2 <= 0:
+        return None
+    ridge = 0.0
+    for _ in range(RIDGE_TRIES + 1):
+        try:
+            return scipy.linalg.cholesky(A + (l2 + ridge) * np.eye(k, dtype=A.dtype),
+                                         lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            small = 1e-10 if A.dtype == np.float64 else 1e-5
+            ridge = (trace / k) * small if ridge == 0 else ridge * 100
+    return None
+
+
+def als_half(F, A, B, l1, l2, rng, shuffle):
+    U = factor_system(A, l2)
+    if U is not None:
+        P = scipy.linalg.cho_solve((U, False), B - l1, check_finite=False)
+        P = np.where(P > 0, P, 0).astype(F.dtype, copy=False)
+        if half_objective(P, A, B, l1, l2) < half_objective(F, A, B, l1, l2):
+            F[...] = P
+    return cd_half(F, A, B, l1, l2, rng, shuffle)
+
+
+def als(prob, W, H, seed):
+    return alternate(prob, W, H, seed, als_half)
