@@ -6,13 +6,16 @@ same int ``random_state`` gives scikit-learn's random start.
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.blas
 import scipy.sparse as sp
+
+from ._kernels._nndsvd import nndsvd as _k_nndsvd, split as _k_split
 
 __all__ = ["initialize", "LazyRNG", "randomized_svd"]
 
-# Dense matrices up to this many entries get an exact SVD: cheaper than the randomized one.
-_EXACT_SVD_MAX_SIZE = 40_000
-_NNDSVD_EPS = 1e-6
+# A dense X whose smaller side is at most this factor × (k + 10) gets its singular triplets
+# from the eigenpairs of its smaller Gram matrix, else from the randomized range finder.
+_GRAM_SIDE_FACTOR = 10
 
 
 class LazyRNG:
@@ -79,11 +82,11 @@ def randomized_svd(X, k, rng, n_oversamples=10, n_iter=None):
     if n_iter is None:
         n_iter = 7 if k < 0.1 * min(n, m) else 4
     Q = rng.get().standard_normal(size=(cols, ell)).astype(X.dtype, copy=False)
-    Q, _ = scipy.linalg.qr(A @ Q, mode="economic", check_finite=False)
+    Q, _ = scipy.linalg.qr(_matmul(A, Q), mode="economic", check_finite=False)
     for _ in range(n_iter):
-        Q, _ = scipy.linalg.qr(A.T @ Q, mode="economic", check_finite=False)
-        Q, _ = scipy.linalg.qr(A @ Q, mode="economic", check_finite=False)
-    B = np.asarray((A.T @ Q).T)  # (ell, cols) = Qᵀ A
+        Q, _ = scipy.linalg.qr(_matmul(A.T, Q), mode="economic", check_finite=False)
+        Q, _ = scipy.linalg.qr(_matmul(A, Q), mode="economic", check_finite=False)
+    B = np.asarray(_matmul(A.T, Q).T)  # (ell, cols) = Qᵀ A
     Ub, s, Vt = scipy.linalg.svd(B, full_matrices=False, check_finite=False)
     U = Q @ Ub
     U, s, Vt = U[:, :k], s[:k], Vt[:k]
@@ -92,42 +95,41 @@ def randomized_svd(X, k, rng, n_oversamples=10, n_iter=None):
     return U, s, Vt
 
 
-def _svd(X, k, rng):
-    if not sp.issparse(X) and (X.size <= _EXACT_SVD_MAX_SIZE or k + 10 >= min(X.shape)):
-        U, s, Vt = scipy.linalg.svd(X, full_matrices=False, check_finite=False)
-        return U[:, :k], s[:k], Vt[:k]
-    return randomized_svd(X, k, rng)
+def _matmul(A, B):
+    """A @ B; a dense product goes through scipy's BLAS, the library the kernels use.
+
+    numpy and scipy wheels bundle separate OpenBLAS builds; alternating them in one call
+    leaves one library's threads spinning while the other works.
+    """
+    if sp.issparse(A):
+        return A @ B
+    gemm = scipy.linalg.blas.get_blas_funcs("gemm", (A, B))
+    a, trans_a = (A, 0) if A.flags.f_contiguous else (A.T, 1)
+    b, trans_b = (B, 0) if B.flags.f_contiguous else (B.T, 1)
+    return gemm(1.0, a, b, trans_a=trans_a, trans_b=trans_b)
 
 
 def _nndsvd(X, k, variant, rng, dtype):
-    """NNDSVD (Boutsidis & Gallopoulos 2008) and its a/ar variants."""
-    U, S, Vt = _svd(X, k, rng)
-    W = np.zeros((X.shape[0], k), dtype=dtype)
-    H = np.zeros((k, X.shape[1]), dtype=dtype)
-    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
-    H[0, :] = np.sqrt(S[0]) * np.abs(Vt[0, :])
-    for j in range(1, k):
-        x, y = U[:, j], Vt[j, :]
-        x_p, y_p = np.maximum(x, 0), np.maximum(y, 0)
-        x_n, y_n = np.maximum(-x, 0), np.maximum(-y, 0)
-        x_p_nrm, y_p_nrm = np.linalg.norm(x_p), np.linalg.norm(y_p)
-        x_n_nrm, y_n_nrm = np.linalg.norm(x_n), np.linalg.norm(y_n)
-        m_p, m_n = x_p_nrm * y_p_nrm, x_n_nrm * y_n_nrm
-        if m_p > m_n:
-            u, v, sigma, un, vn = x_p, y_p, m_p, x_p_nrm, y_p_nrm
-        else:
-            u, v, sigma, un, vn = x_n, y_n, m_n, x_n_nrm, y_n_nrm
-        if sigma > 0:  # a zero singular vector part leaves the component at zero
-            lbd = np.sqrt(S[j] * sigma)
-            W[:, j] = lbd * u / un
-            H[j, :] = lbd * v / vn
-    W[W < _NNDSVD_EPS] = 0
-    H[H < _NNDSVD_EPS] = 0
-    if variant == "nndsvda":
-        avg = _mean(X)
-        W[W == 0] = avg
-        H[H == 0] = avg
-    elif variant == "nndsvdar":
+    """NNDSVD (Boutsidis & Gallopoulos 2008) and its a/ar variants, as factors (W, H).
+
+    The singular triplets come from the compiled Gram eigen-decomposition when the smaller
+    side of a dense X is short (cost n·m·min(n, m)), else from the randomized range finder
+    (cost about (2·n_iter + 2)·n·m·(k + 10)); the split into non-negative parts is the
+    compiled ``split`` either way.
+    """
+    n, m = X.shape
+    fill = float(_mean(X)) if variant == "nndsvda" else -1.0
+    Wt = np.empty((k, n), dtype=dtype)
+    H = np.empty((k, m), dtype=dtype)
+    if not sp.issparse(X) and min(n, m) <= _GRAM_SIDE_FACTOR * (k + 10):
+        _k_nndsvd(X, k, fill, Wt, H)
+    else:
+        U, s, Vt = randomized_svd(X, k, rng)
+        Wt[...] = U.T
+        H[...] = Vt
+        _k_split(Wt, np.asarray(s, dtype=dtype), H, fill)
+    W = Wt.T  # a view; the compiled solvers take Wt back without a copy
+    if variant == "nndsvdar":
         avg = _mean(X)
         gen = rng.get()
         W[W == 0] = abs(avg * gen.standard_normal(size=int((W == 0).sum())) / 100)

@@ -40,6 +40,41 @@ cdef inline void gram(int k, int p, const floating* F, int ldf, floating* C) noe
             C[i * k + j] = C[j * k + i]
 
 
+cdef inline void gram_t(int k, int p, const floating* F, int ldf, floating* C) noexcept nogil:
+    """C (p×p, row-major, both triangles) = Fᵀ F for row-major F (k×p)."""
+    # Column-major F is Fᵀ (p×k) =: Fc, and Fᵀ F = Fc Fcᵀ: syrk with trans='N'.
+    cdef char uplo = 85  # 'U'
+    cdef char tr = 78    # 'N'
+    cdef floating one = 1.0, zero = 0.0
+    cdef Py_ssize_t i, j
+    if floating is double:
+        blas.dsyrk(&uplo, &tr, &p, &k, &one, <double*> F, &ldf, &zero, C, &p)
+    else:
+        blas.ssyrk(&uplo, &tr, &p, &k, &one, <float*> F, &ldf, &zero, C, &p)
+    for i in range(p):
+        for j in range(i + 1, p):
+            C[i * p + j] = C[j * p + i]
+
+
+cdef inline int top_eigen(int s, floating* C, int k, floating* w, floating* Z, int* isuppz,
+                          floating* work, int lwork, int* iwork, int liwork) noexcept nogil:
+    """The k largest eigenpairs of the symmetric C (s×s, destroyed), by LAPACK syevr.
+
+    w[0..k) ascending; Z (k×s, row-major) holds the matching eigenvectors as rows.
+    Needs lwork >= 26 s, liwork >= 10 s, isuppz of 2 k. Returns LAPACK's info.
+    """
+    cdef char jobz = 86, rng = 73, uplo = 85  # 'V' 'I' 'U'
+    cdef int il = s - k + 1, iu = s, found = 0, info = 0
+    cdef floating vl = 0, vu = 0, abstol = 0
+    if floating is double:
+        lapack.dsyevr(&jobz, &rng, &uplo, &s, C, &s, &vl, &vu, &il, &iu, &abstol, &found,
+                      w, Z, &s, isuppz, work, &lwork, iwork, &liwork, &info)
+    else:
+        lapack.ssyevr(&jobz, &rng, &uplo, &s, C, &s, &vl, &vu, &il, &iu, &abstol, &found,
+                      w, Z, &s, isuppz, work, &lwork, iwork, &liwork, &info)
+    return info
+
+
 cdef inline int cholesky(int k, floating* C) noexcept nogil:
     """In place: the Cholesky factor of the symmetric positive definite C (k×k).
 

@@ -54,6 +54,8 @@ cdef struct Trace:
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
 #   v (max(k, SWEEP_BLOCK))
+cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
+                   const floating[:, ::1] like) except -1
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,

@@ -10,6 +10,40 @@ from libc.string cimport memcpy
 from ._blas cimport gemm, gram, dot
 
 
+cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
+                   const floating[:, ::1] like) except -1:
+    """Fill ``x`` from X: a dense ndarray (C- or F-contiguous) or the tuple
+    (data, indptr, indices, data_t, indptr_t, indices_t) of X's and Xᵀ's CSR
+    (int64 indptr, int32 indices), in the dtype of ``like``. X must outlive ``x``."""
+    cdef const floating[::1] xd, rd, cd
+    cdef const int64_t[::1] rptr, cptr
+    cdef const int32_t[::1] rind, cind
+    x.n = n
+    x.m = m
+    x.sqnorm = sqnorm
+    if isinstance(X, tuple):
+        rd, rptr, rind, cd, cptr, cind = X
+        if rptr.shape[0] != n + 1 or cptr.shape[0] != m + 1:
+            raise ValueError("sparse operands do not match the factors' shapes")
+        x.sparse = True
+        x.fortran = False
+        x.dense = NULL
+        x.rdata = &rd[0] if rd.shape[0] else NULL
+        x.rptr = &rptr[0]
+        x.rind = &rind[0] if rind.shape[0] else NULL
+        x.cdata = &cd[0] if cd.shape[0] else NULL
+        x.cptr = &cptr[0]
+        x.cind = &cind[0] if cind.shape[0] else NULL
+        return 0
+    if X.shape != (n, m) or not (X.flags.c_contiguous or X.flags.f_contiguous):
+        raise ValueError("X must be C- or F-contiguous and match the factors' shapes")
+    x.sparse = False
+    x.fortran = not X.flags.c_contiguous
+    xd = X.ravel(order="K")  # a view: X is contiguous
+    x.dense = &xd[0]
+    return 0
+
+
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil:
     cdef Py_ssize_t P = n if n > m else m
     cdef Py_ssize_t v = k if k > SWEEP_BLOCK else SWEEP_BLOCK

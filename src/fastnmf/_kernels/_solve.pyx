@@ -11,11 +11,11 @@ import numpy as np
 
 from cython cimport floating
 from libc.math cimport isfinite
-from libc.stdint cimport uint64_t, int32_t, int64_t
+from libc.stdint cimport uint64_t
 
 from ._common cimport (
     XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SOLVER_CD, SOLVER_ALS, SOLVER_MU,
-    workspace_len, product_W, product_H, loss_sq, record, finish,
+    prepare_x, workspace_len, product_W, product_H, loss_sq, record, finish,
 )
 from ._blas cimport gram
 from ._cd cimport cd_half
@@ -120,29 +120,8 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     cdef Trace t
     cdef Py_ssize_t k = Wt.shape[0], n = Wt.shape[1], m = H.shape[1]
     cdef int solver_id = SOLVER_IDS[solver]
-    cdef const floating[::1] xd, rd, cd
-    cdef const int64_t[::1] rptr, cptr
-    cdef const int32_t[::1] rind, cind
     cdef int status
-    x.n = n
-    x.m = m
-    x.sqnorm = sqnorm
-    if isinstance(X, tuple):
-        rd, rptr, rind, cd, cptr, cind = X
-        x.sparse = True
-        x.fortran = False
-        x.dense = NULL
-        x.rdata = &rd[0] if rd.shape[0] else NULL
-        x.rptr = &rptr[0]
-        x.rind = &rind[0] if rind.shape[0] else NULL
-        x.cdata = &cd[0] if cd.shape[0] else NULL
-        x.cptr = &cptr[0]
-        x.cind = &cind[0] if cind.shape[0] else NULL
-    else:
-        x.sparse = False
-        x.fortran = not X.flags.c_contiguous
-        xd = X.ravel(order="K")
-        x.dense = &xd[0]
+    prepare_x(&x, X, n, m, sqnorm, H)
     p.max_iter = max_iter
     p.tol = tol
     p.l1_W, p.l2_W, p.l1_H, p.l2_H = l1_W, l2_W, l1_H, l2_H
