@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ._kernels._nndsvd import nndsvd as _k_nndsvd, split as _k_split
 
-__all__ = ["initialize", "LazyRNG", "randomized_svd"]
+__all__ = ["initialize", "LazyRNG", "randomized_svd", "nndsvd_fill_in_kernel"]
 
 # A dense X whose smaller side is at most this factor × (k + 10) gets its singular triplets
 # from the eigenpairs of its smaller Gram matrix, else from the randomized range finder.
@@ -41,7 +41,8 @@ class LazyRNG:
 
 
 def _mean(X):
-    return X.mean()
+    with np.errstate(over="ignore"):  # an overflow shows up as the solver's clear error
+        return X.mean()
 
 
 def initialize(prob, rng):
@@ -107,6 +108,16 @@ def _matmul(A, B):
     a, trans_a = (A, 0) if A.flags.f_contiguous else (A.T, 1)
     b, trans_b = (B, 0) if B.flags.f_contiguous else (B.T, 1)
     return gemm(1.0, a, b, trans_a=trans_a, trans_b=trans_b)
+
+
+def nndsvd_fill_in_kernel(prob):
+    """NNDSVD's fill value (-1 for none) when ``prob``'s start is the compiled Gram-path
+    NNDSVD, which a batch runs inside its parallel loop; else None."""
+    X, k = prob.X, prob.k
+    if (prob.update_H and prob.init in ("nndsvd", "nndsvda") and not sp.issparse(X)
+            and min(X.shape) <= _GRAM_SIDE_FACTOR * (k + 10)):
+        return float(_mean(X)) if prob.init == "nndsvda" else -1.0
+    return None
 
 
 def _nndsvd(X, k, variant, rng, dtype):

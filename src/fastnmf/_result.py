@@ -41,6 +41,11 @@ class NMFResult:
         for name in ("W", "H", "history"):
             getattr(self, name).flags.writeable = False
 
+    def __reduce__(self):
+        # Rebuild through the constructor so that the arrays are read-only again.
+        return (NMFResult, (self.W, self.H, self.n_iter, self.converged,
+                            self.reconstruction_err, self.history, self.solver))
+
     def __repr__(self):
         n, k = self.W.shape
         m = self.H.shape[1]
@@ -59,8 +64,8 @@ STATUS_OVERFLOW = 2
 _STATUS_MESSAGES = {
     STATUS_NONFINITE: (
         FloatingPointError,
-        "the {solver!r} solver produced a non-finite value at iteration {n_iter}; "
-        "this should not happen, please report it with the input",
+        "the {solver!r} solver produced a non-finite value at iteration {n_iter}: X's "
+        "values are too large for {dtype} arithmetic; rescale X (or use float64)",
     ),
     STATUS_OVERFLOW: (
         OverflowError,

@@ -1,0 +1,297 @@
+"""fastnmf.nmf_batch: many factorizations on all cores (threads, the GIL released) or on any
+concurrent.futures executor (a Dask cluster's among them)."""
+
+import inspect
+import math
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from ._api import _SOLVERS, _sparse_operands, nmf, run
+from ._init import LazyRNG, initialize, nndsvd_fill_in_kernel
+from ._kernels._batch import STATUS_INIT_FAILED, solve_many
+from ._result import NMFResult, raise_for_status
+from ._validation import check_nmf_args, error_message
+
+__all__ = ["nmf_batch", "BatchError"]
+
+_NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
+                 if p.kind is p.KEYWORD_ONLY}
+_ERRORS = ("raise", "return")
+
+
+class BatchError(RuntimeError):
+    """A factorization of ``nmf_batch`` failed while working; raised with errors='raise'.
+
+    Attributes
+    ----------
+    index : int
+        The index of the first item that failed.
+    results : list
+        One entry per item, in input order: an NMFResult, or the exception of that item.
+    """
+
+    def __init__(self, index, results):
+        self.index = index
+        self.results = results
+        super().__init__(f"Xs[{index}]: {results[index]} (the other items' results are in "
+                         f"this exception's .results)")
+
+
+def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
+              progress=False, **nmf_kwargs):
+    """Factorize many matrices: item i equals ``fastnmf.nmf(Xs[i], n_components, ...)``.
+
+    Parameters
+    ----------
+    Xs : sequence of {array-like, sparse matrix} or ndarray of shape (b, n, m)
+        The matrices; shapes, dtypes and formats may differ.
+    n_components : int
+        Rank k of every factorization.
+    n_jobs : int, default=None
+        Threads on this machine: None → 1, -1 → all cores, -2 → all but one, and so on.
+        Dense and sparse items run in one compiled call, an OpenMP loop over the items
+        without the GIL, one item per thread at a time; BLAS is held to one thread
+        meanwhile and restored afterwards. With ``executor``, the threads each task uses.
+    executor : concurrent.futures.Executor, default=None
+        Run the items on this executor instead, in chunks (a few per worker), e.g. a Dask
+        cluster's ``distributed.Client(...).get_executor()``. Each chunk runs as a local
+        batch on its worker with ``n_jobs`` threads (None there means all the worker's cores).
+    errors : {'raise', 'return'}, default='raise'
+        What a failure during the work does (bad input is always raised before any work
+        starts, as ValueError naming the index): 'raise' raises BatchError naming the first
+        failed index, its ``.results`` holding every item's result or exception; 'return'
+        puts the exception in place of the failed item's result.
+    progress : bool, default=False
+        Show a progress bar on stderr (items done, rate, time left). Never shown unless asked.
+    **nmf_kwargs
+        Any argument of ``fastnmf.nmf``. ``random_state``: an int or None is given to every
+        item as it is; a numpy Generator is split by ``Generator.spawn`` into one child per
+        item before any work; a RandomState draws one int seed per item, in input order,
+        before any work; a sequence of len(Xs) seeds or generators gives each item its own.
+
+    Returns
+    -------
+    list of NMFResult
+        In input order.
+    """
+    if errors not in _ERRORS:
+        raise ValueError(error_message("errors", "must be one of", "'raise', 'return'",
+                                       got=f"{errors!r}"))
+    unknown = set(nmf_kwargs) - set(_NMF_DEFAULTS)
+    if unknown:
+        raise TypeError(f"nmf_batch() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    items = _as_items(Xs)
+    seeds = _split_random_state(nmf_kwargs.pop("random_state", None), len(items))
+    kwargs = {**_NMF_DEFAULTS, **nmf_kwargs}
+    probs = [_check_item(i, X, n_components, kwargs, seeds[i]) for i, X in enumerate(items)]
+    if executor is not None:
+        results = _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs,
+                                   progress)
+    else:
+        results = _run_local(probs, _resolve_n_jobs(n_jobs), progress)
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    if failed and errors == "raise":
+        raise BatchError(failed[0], results)
+    return results
+
+
+def _as_items(Xs):
+    if isinstance(Xs, np.ndarray):
+        if Xs.ndim != 3:
+            raise ValueError(error_message("Xs", "must be a sequence of 2-D matrices or a 3-D "
+                                           "array", got=f"an array of shape {Xs.shape}"))
+        return list(Xs)
+    if sp.issparse(Xs) or isinstance(Xs, (str, bytes)) or not hasattr(Xs, "__len__"):
+        raise TypeError(error_message("Xs", "must be a sequence of 2-D matrices or a 3-D array",
+                                      got=type(Xs).__name__))
+    return list(Xs)
+
+
+def _split_random_state(random_state, count):
+    """One random_state per item, fixed before any work (API.md, nmf_batch)."""
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return [random_state] * count
+    if isinstance(random_state, np.random.Generator):
+        return random_state.spawn(count)
+    if isinstance(random_state, np.random.RandomState):
+        return [int(s) for s in random_state.randint(0, 2**32, size=count, dtype=np.uint64)]
+    if hasattr(random_state, "__len__") and not isinstance(random_state, (str, bytes)):
+        seeds = list(random_state)
+        if len(seeds) != count:
+            raise ValueError(error_message("random_state", "as a sequence must have one seed "
+                                           f"per matrix ({count})", got=f"{len(seeds)}"))
+        return seeds
+    raise TypeError(error_message(
+        "random_state", "must be None, an int, a Generator, a RandomState or a sequence of "
+        "one per matrix", got=type(random_state).__name__))
+
+
+def _check_item(i, X, n_components, kwargs, random_state):
+    try:
+        return check_nmf_args(X, n_components, **{**kwargs, "random_state": random_state})
+    except (ValueError, TypeError) as exc:
+        exc_type = ValueError if str(exc).startswith("X ") else type(exc)
+        raise exc_type(f"Xs[{i}]: {exc}") from None
+
+
+def _resolve_n_jobs(n_jobs):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise ValueError(error_message("n_jobs", "must be None, a positive int, or a negative "
+                                       "int counting back from all cores", got=f"{n_jobs!r}"))
+    return int(n_jobs) if n_jobs > 0 else max(1, cores + 1 + int(n_jobs))
+
+
+def _run_local(probs, n_threads, progress):
+    """Plan each item's start in Python, then initialize and solve all of them in one
+    compiled call per dtype (an OpenMP loop without the GIL)."""
+    results = [None] * len(probs)
+    groups = {}
+    for i, prob in enumerate(probs):
+        groups.setdefault(prob.dtype, []).append(i)
+    monitor = _Progress(len(probs), n_threads) if progress else None
+    with threadpool_limits(limits=1, user_api="blas"):
+        for dtype, indices in groups.items():
+            _run_group(probs, indices, n_threads, monitor, results)
+    if monitor is not None:
+        monitor.close()
+    return results
+
+
+def _run_group(probs, indices, n_threads, monitor, results):
+    operands, Wts, Hs, fills, in_kernel, seeds, regs, sqnorms = [], [], [], [], [], [], [], []
+    for i in indices:
+        prob = probs[i]
+        rng = LazyRNG(prob.random_state)
+        fill = nndsvd_fill_in_kernel(prob)
+        if fill is None:
+            W, H = initialize(prob, rng)
+            Wt = np.ascontiguousarray(W.T)
+        else:  # NNDSVD runs in the kernel's parallel loop
+            Wt = np.empty((prob.k, prob.n), dtype=prob.dtype)
+            H = np.empty((prob.k, prob.m), dtype=prob.dtype)
+        seeds.append(rng.uint63() if prob.shuffle and prob.solver != "mu" else 0)
+        fills.append(-1.0 if fill is None else fill)
+        in_kernel.append(fill is not None)
+        Wts.append(Wt)
+        Hs.append(H)
+        X = prob.X
+        operands.append(X if isinstance(X, np.ndarray) else _sparse_operands(X))
+        regs.append((prob.l1_W, prob.l2_W, prob.l1_H, prob.l2_H))
+        sqnorms.append(prob.sqnorm)
+    first = probs[indices[0]]
+    by_solver = {}
+    for j, i in enumerate(indices):
+        p = probs[i]
+        by_solver.setdefault((p.solver, p.max_iter, p.tol, p.update_H, p.shuffle), []).append(j)
+    done = np.zeros(8 * n_threads, dtype=np.int64)
+    for (solver, max_iter, tol, update_H, shuffle), js in by_solver.items():
+        if monitor is not None:
+            monitor.watch(done)
+        n_iter, converged, histories, errs, status = solve_many(
+            solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
+            np.array([sqnorms[j] for j in js], dtype=np.float64),
+            np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
+            np.array([seeds[j] for j in js], dtype=np.uint64),
+            np.array([fills[j] for j in js], dtype=np.float64),
+            np.array([in_kernel[j] for j in js], dtype=np.int8),
+            max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
+            n_threads=n_threads, done=done)
+        if monitor is not None:
+            monitor.unwatch(done)
+        for q, j in enumerate(js):
+            i = indices[j]
+            try:
+                if status[q] == STATUS_INIT_FAILED:
+                    raise np.linalg.LinAlgError("the eigen-decomposition for NNDSVD failed")
+                raise_for_status(int(status[q]), solver=solver, n_iter=int(n_iter[q]),
+                                 dtype=first.dtype)
+                results[i] = NMFResult(
+                    W=np.ascontiguousarray(Wts[j].T), H=Hs[j], n_iter=int(n_iter[q]),
+                    converged=bool(converged[q]), reconstruction_err=float(errs[q]),
+                    history=histories[q], solver=solver)
+            except (ArithmeticError, np.linalg.LinAlgError) as exc:
+                results[i] = exc
+
+
+def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progress):
+    count = len(items)
+    chunk = max(1, math.ceil(count / 32))
+    futures = []
+    for start in range(0, count, chunk):
+        stop = min(start + chunk, count)
+        futures.append(executor.submit(
+            _run_chunk, items[start:stop], n_components, kwargs, seeds[start:stop], n_jobs,
+            start))
+    monitor = _Progress(count, 1) if progress else None
+    results = []
+    for future in futures:
+        part = future.result()
+        results.extend(part)
+        if monitor is not None:
+            monitor.add(len(part))
+    if monitor is not None:
+        monitor.close()
+    return results
+
+
+def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start):
+    """One executor task: a local batch on the worker (all its cores unless n_jobs says)."""
+    probs = [_check_item(start + i, X, n_components, kwargs, seeds[i])
+             for i, X in enumerate(items)]
+    return _run_local(probs, _resolve_n_jobs(-1 if n_jobs is None else n_jobs), False)
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn by a background thread."""
+
+    def __init__(self, total, n_threads):
+        self.total, self.base, self.counters = total, 0, None
+        self.start = time.perf_counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def watch(self, counters):
+        self.counters = counters
+
+    def unwatch(self, counters):
+        self.base += int(counters.sum())
+        counters[:] = 0
+        self.counters = None
+
+    def add(self, count):
+        self.base += count
+
+    def _done(self):
+        counters = self.counters
+        return self.base + (int(counters.sum()) if counters is not None else 0)
+
+    def _draw(self):
+        done, elapsed = self._done(), time.perf_counter() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - done) / rate if rate > 0 else float("nan")
+        width = 30
+        filled = int(width * done / self.total) if self.total else width
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                         f"{rate:.1f}/s, {elapsed:.1f} s elapsed, {left:.1f} s left ")
+        sys.stderr.flush()
+
+    def _loop(self):
+        while not self.stop.wait(0.2):
+            self._draw()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self._draw()
+        sys.stderr.write("\n")
+        sys.stderr.flush()

@@ -1,0 +1,130 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Many factorizations in one nogil region: an OpenMP ``prange`` over the items, each thread
+with its own workspace, each item initialized (NNDSVD, when planned in the kernel) and
+solved by the same cores as ``fastnmf.nmf`` (no reference twin: tested against a loop of
+``fastnmf.nmf``). BLAS must be single-threaded meanwhile (the caller limits it)."""
+
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport uint64_t, int64_t
+
+from ._common cimport XData, Params, Trace, prepare_x, workspace_len
+from ._nndsvd cimport nndsvd_core, nndsvd_workspace_len
+from ._solve cimport solve_core
+from ._solve import SOLVER_IDS, CHECK_EVERY
+
+# Per-item status beyond the solver's: the NNDSVD eigen-decomposition failed.
+cdef enum:
+    INIT_FAILED = 3
+STATUS_INIT_FAILED = INIT_FAILED
+
+
+cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Params* ps,
+                    Trace* ts, int64_t* wt_ptrs, int64_t* h_ptrs, const double* fills,
+                    const char* init_in_kernel, int* status, floating* work, Py_ssize_t wlen,
+                    int* iwork, Py_ssize_t iwlen, Py_ssize_t* perm, int64_t* done,
+                    int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int tid, info
+    cdef floating* Wt
+    cdef floating* H
+    for i in prange(count, schedule="dynamic", chunksize=1, num_threads=n_threads):
+        tid = threadid()
+        Wt = <floating*> wt_ptrs[i]
+        H = <floating*> h_ptrs[i]
+        info = 0
+        if init_in_kernel[i]:
+            info = nndsvd_core(&xs[i], k, Wt, H, fills[i], work + tid * wlen,
+                               iwork + tid * iwlen)
+        if info != 0:
+            status[i] = INIT_FAILED
+        else:
+            status[i] = solve_core(solver, &xs[i], k, Wt, H, work + tid * wlen,
+                                   perm + tid * k, &ps[i], &ts[i])
+        done[tid * 8] += 1  # one cache line per thread; summed by the progress monitor
+
+
+def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
+               double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
+               const char[::1] init_in_kernel, *, int max_iter, double tol, bint update_H,
+               bint shuffle, int n_threads, int64_t[::1] done):
+    """Initialize (where ``init_in_kernel[i]``) and solve every item in one nogil prange.
+
+    operands[i]: X_i as ``_solve.solve`` takes it; Wts[i] (k×n_i), Hs[i] (k×m_i): the
+    factors, C-contiguous, all of one dtype, updated in place; regs[i] = (l1_W, l2_W, l1_H,
+    l2_H); fills[i]: NNDSVD's fill (< 0: none); ``done`` (8·n_threads int64) counts
+    finished items per thread. Returns (n_iter, converged, history list, final_err, status)
+    arrays, one entry per item.
+    """
+    if Wts and Wts[0].dtype == np.float32:
+        return _solve_many[float](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
+                                  init_in_kernel, max_iter, tol, update_H, shuffle,
+                                  n_threads, done)
+    return _solve_many[double](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
+                               init_in_kernel, max_iter, tol, update_H, shuffle, n_threads,
+                               done)
+
+
+cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
+                 double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
+                 const char[::1] init_in_kernel, int max_iter, double tol, bint update_H,
+                 bint shuffle, int n_threads, int64_t[::1] done, floating kind=0):
+    cdef Py_ssize_t count = len(Wts), i, n, m, s
+    cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
+    cdef int solver_id = SOLVER_IDS[solver], check_every = CHECK_EVERY[solver]
+    cdef Py_ssize_t wlen = 1, iwlen = 1, hist_len = max_iter // check_every + 1
+    dtype = np.float64 if floating is double else np.float32
+    # Per-item records live in byte buffers owned by these arrays.
+    xs_buf = np.zeros(max(count, 1) * sizeof(XData), dtype=np.uint8)
+    ps_buf = np.zeros(max(count, 1) * sizeof(Params), dtype=np.uint8)
+    ts_buf = np.zeros(max(count, 1) * sizeof(Trace), dtype=np.uint8)
+    cdef unsigned char[::1] xs_mv = xs_buf, ps_mv = ps_buf, ts_mv = ts_buf
+    cdef XData* xs = <XData*> &xs_mv[0]
+    cdef Params* ps = <Params*> &ps_mv[0]
+    cdef Trace* ts = <Trace*> &ts_mv[0]
+    cdef int64_t[::1] wt_ptrs = np.zeros(max(count, 1), dtype=np.int64)
+    cdef int64_t[::1] h_ptrs = np.zeros(max(count, 1), dtype=np.int64)
+    history = np.zeros((max(count, 1), hist_len), dtype=np.float64)
+    cdef double[:, ::1] hist = history
+    cdef int[::1] status = np.zeros(max(count, 1), dtype=np.intc)
+    cdef floating[:, ::1] Wt, H
+    for i in range(count):
+        Wt = Wts[i]
+        H = Hs[i]
+        n, m = Wt.shape[1], H.shape[1]
+        if Wt.shape[0] != k or H.shape[0] != k:
+            raise ValueError("every item must have the same n_components")
+        prepare_x(&xs[i], operands[i], n, m, sqnorms[i], H)
+        wt_ptrs[i] = <int64_t> &Wt[0, 0]
+        h_ptrs[i] = <int64_t> &H[0, 0]
+        ps[i].max_iter = max_iter
+        ps[i].tol = tol
+        ps[i].l1_W, ps[i].l2_W, ps[i].l1_H, ps[i].l2_H = regs[i, 0], regs[i, 1], regs[i, 2], regs[i, 3]
+        ps[i].update_H = update_H
+        ps[i].shuffle = shuffle
+        ps[i].seed = seeds[i]
+        ps[i].check_every = check_every
+        ps[i].verbose = False
+        ts[i].history = &hist[i, 0]
+        wlen = max(wlen, workspace_len(n, m, k))
+        if init_in_kernel[i]:
+            s = min(n, m)
+            wlen = max(wlen, nndsvd_workspace_len(n, m, k))
+            iwlen = max(iwlen, 12 * s)
+    if done.shape[0] < 8 * n_threads:
+        raise ValueError("done must hold 8 * n_threads counters")
+    cdef floating[::1] work = np.empty(wlen * n_threads, dtype=dtype)
+    cdef int[::1] iwork = np.empty(iwlen * n_threads, dtype=np.intc)
+    cdef Py_ssize_t[::1] perm = np.empty(k * n_threads, dtype=np.intp)
+    if count:
+        with nogil:
+            run_items(solver_id, count, k, xs, ps, ts, &wt_ptrs[0], &h_ptrs[0], &fills[0],
+                      &init_in_kernel[0], &status[0], &work[0], wlen, &iwork[0], iwlen,
+                      &perm[0], &done[0], n_threads)
+    n_iter = np.array([ts[i].n_iter for i in range(count)], dtype=np.intp)
+    converged = np.array([ts[i].converged for i in range(count)], dtype=bool)
+    final_err = np.array([ts[i].final_err for i in range(count)], dtype=np.float64)
+    histories = [history[i, :ts[i].n_hist].copy() for i in range(count)]
+    return n_iter, converged, histories, final_err, np.asarray(status)[:count].copy()
