@@ -1,0 +1,65 @@
+"""Shared parameters and seeded data for the numerical tests.
+
+Everything here is a fixture (no autouse, no side effects), so test files that do not ask
+for these names are untouched by them.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastnmf._datasets import low_rank
+
+SOLVERS = ("cd", "als", "mu")
+DTYPES = (np.float32, np.float64)
+# How X is handed to fastnmf: dense C order, dense Fortran order, CSR, CSC.
+LAYOUTS = ("C", "F", "csr", "csc")
+
+
+def _dtype_id(dtype):
+    return np.dtype(dtype).name
+
+
+@pytest.fixture(params=SOLVERS)
+def solver(request):
+    """Each compiled/reference solver name."""
+    return request.param
+
+
+@pytest.fixture(params=DTYPES, ids=_dtype_id)
+def dtype(request):
+    """float32 and float64 (ids 'float32', 'float64')."""
+    return np.dtype(request.param)
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout(request):
+    """'C', 'F', 'csr', 'csc'."""
+    return request.param
+
+
+def in_layout(X, layout):
+    """X (dense ndarray or sparse matrix) in ``layout``: 'C', 'F', 'csr' or 'csc'."""
+    if layout in ("csr", "csc"):
+        return sp.csr_matrix(X).asformat(layout)
+    X = X.toarray() if sp.issparse(X) else X
+    return np.asfortranarray(X) if layout == "F" else np.ascontiguousarray(X)
+
+
+@pytest.fixture
+def make_X():
+    """``make_X(layout="C", dtype=float64, seed=0)``: a 40 × 30 matrix of rank 6 plus 10 %
+    non-negative noise, from ``fastnmf._datasets.low_rank``; in a sparse layout about 40 %
+    of its entries are kept."""
+    def make(layout="C", dtype=np.float64, seed=0):
+        density = 0.4 if layout in ("csr", "csc") else None
+        X = low_rank(40, 30, 6, noise=0.1, density=density, seed=seed)
+        return in_layout(X, layout).astype(dtype)
+
+    return make
+
+
+@pytest.fixture
+def rng():
+    """A fresh seeded NumPy Generator."""
+    return np.random.default_rng(12345)
