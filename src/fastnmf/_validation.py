@@ -78,6 +78,9 @@ def check_X(X, arg="X"):
             X = X.tocsr()
         if X.dtype != dtype:
             X = X.astype(dtype)
+        if not X.has_canonical_format:  # duplicates would count twice in ‖X‖²
+            X = X.copy()
+            X.sum_duplicates()
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(error_message(arg, "is empty", got=f"shape {X.shape}"))
         data = np.ascontiguousarray(X.data)

@@ -3,8 +3,10 @@
 
 Each half-step: the least-squares proposal P = max(0, (A + l2 I)⁻¹ (B − l1)) through a
 Cholesky factorization (with a growing ridge if A is singular), accepted only if it lowers
-the half-step objective g(F) = ½⟨FFᵀ, A⟩ + ½ l2 ‖F‖² − ⟨F, B⟩ + l1 ΣF; then one HALS sweep
-with the same A and B. Each half-step is monotone.
+the half-step objective g(F) = ½⟨FFᵀ, A⟩ + ½ l2 ‖F‖² − ⟨F, B⟩ + l1 ΣF and zeroes no
+component that is alive (clipping can zero a whole row; HALS never revives it, since its
+Gram diagonal is then 0); then one HALS sweep with the same A and B. Each half-step is
+monotone.
 """
 
 from cython cimport floating
@@ -31,6 +33,27 @@ cdef double half_objective(Py_ssize_t k, Py_ssize_t p, const floating* F, const 
         for i in range(k * p):
             total += F[i]
     return 0.5 * dot(k * k, S, A) + 0.5 * l2 * trace - dot(k * p, F, B) + l1 * total
+
+
+cdef bint kills_component(Py_ssize_t k, Py_ssize_t p, const floating* P,
+                          const floating* F) noexcept nogil:
+    """True if some row of P is all zero where the same row of F is not."""
+    cdef Py_ssize_t c, j
+    cdef bint p_zero, f_zero
+    for c in range(k):
+        p_zero = f_zero = True
+        for j in range(p):
+            if P[c * p + j] != 0:
+                p_zero = False
+                break
+        if p_zero:
+            for j in range(p):
+                if F[c * p + j] != 0:
+                    f_zero = False
+                    break
+            if not f_zero:
+                return True
+    return False
 
 
 cdef int factor_system(Py_ssize_t k, const floating* A, double l2, floating* C) noexcept nogil:
@@ -67,7 +90,7 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
         for i in range(kp):
             if not T[i] > 0:  # also clears a NaN from a near-singular solve
                 T[i] = 0
-        if (half_objective(k, p, T, A, B, l1, l2, S)
+        if (not kills_component(k, p, T, F) and half_objective(k, p, T, A, B, l1, l2, S)
                 < half_objective(k, p, F, A, B, l1, l2, S)):
             memcpy(F, T, kp * sizeof(floating))
     return cd_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, shuffle, rng)

@@ -5,14 +5,14 @@ from cython cimport floating
 from ._blas cimport gemm, gram, cholesky, chol_solve, dot
 
 
-def gemm_hook(bint trans_a, bint trans_b, floating alpha, const floating[:, ::1] A,
-              const floating[:, ::1] B, floating beta, floating[:, ::1] C):
+def gemm_hook(bint trans_a, bint trans_b, double alpha, const floating[:, ::1] A,
+              const floating[:, ::1] B, double beta, floating[:, ::1] C):
     """C = alpha op(A) op(B) + beta C for C-contiguous arrays."""
     cdef int M = C.shape[0], N = C.shape[1]
     cdef int K = A.shape[0] if trans_a else A.shape[1]
     with nogil:
-        gemm(trans_a, trans_b, M, N, K, alpha, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1],
-             beta, &C[0, 0], N)
+        gemm(trans_a, trans_b, M, N, K, <floating> alpha, &A[0, 0], A.shape[1], &B[0, 0],
+             B.shape[1], <floating> beta, &C[0, 0], N)
 
 
 def gram_hook(const floating[:, ::1] F, floating[:, ::1] C):

@@ -1,5 +1,5 @@
 """als — projected ALS made safe (NMF-MATH.md): a least-squares proposal, kept only if it
-lowers the half-step objective, then one HALS sweep."""
+lowers the half-step objective and zeroes no live component, then one HALS sweep."""
 
 import numpy as np
 import scipy.linalg
@@ -39,7 +39,8 @@ def als_half(F, A, B, l1, l2, rng, shuffle):
     if U is not None:
         P = scipy.linalg.cho_solve((U, False), B - l1, check_finite=False)
         P = np.where(P > 0, P, 0).astype(F.dtype, copy=False)
-        if half_objective(P, A, B, l1, l2) < half_objective(F, A, B, l1, l2):
+        kills = np.any(~P.any(axis=1) & F.any(axis=1))  # clipping zeroed a live row
+        if not kills and half_objective(P, A, B, l1, l2) < half_objective(F, A, B, l1, l2):
             F[...] = P
     return cd_half(F, A, B, l1, l2, rng, shuffle)
 
