@@ -1,0 +1,288 @@
+"""Every bad input of API.md's "Errors" section, for ``fastnmf.nmf`` and ``fastnmf.reference.nmf``.
+
+One table of (X, n_components, keyword arguments, exception, patterns). The patterns name
+the argument and what is allowed (or the value found), never the whole sentence: each is
+searched for anywhere in the message, case-insensitively, in any order.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastnmf
+import fastnmf.reference
+
+N, M, K = 6, 5, 2
+
+
+def good_X():
+    return np.random.default_rng(0).random((N, M)) + 0.1
+
+
+def good_W():
+    return np.random.default_rng(1).random((N, K))
+
+
+def good_H():
+    return np.random.default_rng(2).random((K, M))
+
+
+def with_entry(value, sparse=False, dtype=np.float64, *where):
+    X = good_X().astype(dtype)
+    for i, j in where or [(2, 3)]:
+        X[i, j] = value
+    return sp.csr_matrix(X) if sparse else X
+
+
+def factor(shape, value=None, where=(0, 1)):
+    F = np.random.default_rng(3).random(shape)
+    if value is not None:
+        F[where] = value
+    return F
+
+
+def all_of(*patterns):
+    """A regex that finds every pattern somewhere in the message (any order, any case)."""
+    return "(?si)" + "".join(f"(?=.*(?:{p}))" for p in patterns)
+
+
+X_ = r"\bX\b"
+W_ = r"\bW\b"
+H_ = r"\bH\b"
+NAN = r"\bnan\b"
+INF = r"\binf"
+SOLVER_CHOICES = (r"\bsolver\b", r"\bcd\b", r"\bals\b", r"\bmu\b")
+INIT_CHOICES = (r"\binit\b", r"\brandom\b", r"\bnndsvd\b", r"\bnndsvda\b", r"\bnndsvdar\b",
+                r"\bcustom\b")
+BETA_CHOICES = (r"\bbeta_loss\b", r"frobenius", r"kullback-leibler", r"itakura-saito")
+AT_LEAST_1 = r">=\s*1\b|≥\s*1\b|at least 1\b|positive"
+AT_LEAST_0 = r">=\s*0\b|≥\s*0\b|at least 0\b|non-?negative"
+TYPE_OR_VALUE = (TypeError, ValueError)
+
+
+DEFAULT = object()  # stands for good_X(): None itself is one of the bad inputs
+
+
+def case(id, exc, patterns, X=DEFAULT, k=K, **kwargs):
+    return pytest.param(X, k, kwargs, exc, all_of(*patterns), id=id)
+
+
+CASES = [
+    # --- X: values -------------------------------------------------------------------
+    case("X-negative", ValueError, (X_, "negative", r"-0\.5\b"), X=with_entry(-0.5)),
+    case("X-negative-reports-minimum", ValueError, (X_, "negative", r"-2\.25\b"),
+         X=with_entry(-2.25)),
+    case("X-negative-float32", ValueError, (X_, "negative", r"-0\.5\b"),
+         X=with_entry(-0.5, False, np.float32)),
+    case("X-negative-int", ValueError, (X_, "negative", r"-3\b"),
+         X=np.array([[1, 2, 0], [0, -3, 1], [2, 2, 2]])),
+    case("X-negative-sparse", ValueError, (X_, "negative", r"-0\.5\b"),
+         X=with_entry(-0.5, True)),
+    case("X-negative-csc", ValueError, (X_, "negative", r"-0\.5\b"),
+         X=sp.csc_matrix(with_entry(-0.5))),
+    case("X-negative-coo", ValueError, (X_, "negative", r"-0\.5\b"),
+         X=sp.coo_matrix(with_entry(-0.5))),
+    case("X-nan", ValueError, (X_, NAN), X=with_entry(np.nan)),
+    case("X-nan-float32", ValueError, (X_, NAN), X=with_entry(np.nan, False, np.float32)),
+    case("X-nan-sparse", ValueError, (X_, NAN), X=with_entry(np.nan, True)),
+    case("X-inf", ValueError, (X_, INF), X=with_entry(np.inf)),
+    case("X-minus-inf", ValueError, (X_, INF), X=with_entry(-np.inf)),
+    case("X-inf-sparse", ValueError, (X_, INF), X=with_entry(np.inf, True)),
+    case("X-inf-sparse-csc", ValueError, (X_, INF), X=sp.csc_matrix(with_entry(np.inf))),
+    case("X-object-None", ValueError, (X_,),
+         X=np.array([[1.0, None], [2.0, 3.0]], dtype=object), k=1),
+    # --- X: shape ----------------------------------------------------------------------
+    case("X-1d", ValueError, (X_, r"2-?d|two-dim|dimension"), X=np.ones(5), k=1),
+    case("X-3d", ValueError, (X_, r"2-?d|two-dim|dimension"), X=np.ones((2, 3, 4)), k=1),
+    case("X-0d", ValueError, (X_, r"2-?d|two-dim|dimension"), X=np.float64(1.0), k=1),
+    case("X-empty-rows", ValueError, (X_, "empty"), X=np.ones((0, 5)), k=1),
+    case("X-empty-cols", ValueError, (X_, "empty"), X=np.ones((5, 0)), k=1),
+    case("X-empty-both", ValueError, (X_, "empty"), X=np.ones((0, 0)), k=1),
+    case("X-empty-list", ValueError, (X_,), X=[], k=1),
+    case("X-empty-sparse-rows", ValueError, (X_, "empty"), X=sp.csr_matrix((0, 5)), k=1),
+    case("X-empty-sparse-cols", ValueError, (X_, "empty"), X=sp.csr_matrix((5, 0)), k=1),
+    case("X-ragged", ValueError, (X_,), X=[[1.0, 2.0], [3.0]], k=1),
+    # --- X: type -----------------------------------------------------------------------
+    case("X-complex", TypeError, (X_, r"real|complex"), X=good_X().astype(complex)),
+    case("X-complex-sparse", TypeError, (X_, r"real|complex"),
+         X=sp.csr_matrix(good_X().astype(complex))),
+    case("X-string", TypeError, (X_,), X="abc", k=1),
+    case("X-bytes", TypeError, (X_,), X=b"abc", k=1),
+    case("X-None", TypeError, (X_,), X=None, k=1),
+    case("X-string-array", TypeError, (X_,), X=np.array([["a", "b"], ["c", "d"]]), k=1),
+    case("X-object-strings", TypeError, (X_,),
+         X=np.array([["a", "b"], ["c", "d"]], dtype=object), k=1),
+    case("X-datetime", TypeError, (X_,),
+         X=np.array([["2020-01-01", "2020-01-02"]] * 2, dtype="datetime64[D]"), k=1),
+    # --- n_components ------------------------------------------------------------------
+    case("k-0", ValueError, (r"\bn_components\b", AT_LEAST_1), k=0),
+    case("k-minus-1", ValueError, (r"\bn_components\b", AT_LEAST_1), k=-1),
+    case("k-float", TypeError, (r"\bn_components\b", r"\bint"), k=1.5),
+    case("k-float-integral", TypeError, (r"\bn_components\b", r"\bint"), k=2.0),
+    case("k-True", TypeError, (r"\bn_components\b", r"\bint"), k=True),
+    case("k-str", TypeError, (r"\bn_components\b", r"\bint"), k="3"),
+    case("k-array", TypeError, (r"\bn_components\b",), k=np.array([2, 3])),
+    case("k-too-large-nndsvd", ValueError, (r"\bn_components\b", r"\bmin\b|\b5\b"),
+         k=6, init="nndsvd"),
+    case("k-too-large-nndsvda", ValueError, (r"\bn_components\b", r"\bmin\b|\b5\b"),
+         k=6, init="nndsvda"),
+    case("k-too-large-nndsvdar", ValueError, (r"\bn_components\b", r"\bmin\b|\b5\b"),
+         k=6, init="nndsvdar"),
+    case("k-too-large-nndsvd-tall", ValueError, (r"\bn_components\b", r"\bmin\b|\b5\b"),
+         X=good_X().T, k=6, init="nndsvda"),
+    # --- solver, init ------------------------------------------------------------------
+    case("solver-unknown", ValueError, SOLVER_CHOICES, solver="sgd"),
+    case("solver-wrong-case", ValueError, SOLVER_CHOICES, solver="CD"),
+    case("solver-empty", ValueError, SOLVER_CHOICES, solver=""),
+    case("solver-None", TYPE_OR_VALUE, (r"\bsolver\b",), solver=None),
+    case("init-unknown", ValueError, INIT_CHOICES, init="bogus"),
+    case("init-wrong-case", ValueError, INIT_CHOICES, init="NNDSVD"),
+    case("init-int", TYPE_OR_VALUE, (r"\binit\b",), init=1),
+    # --- beta_loss ---------------------------------------------------------------------
+    case("beta-kl-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss="kullback-leibler"),
+    case("beta-is-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss="itakura-saito"),
+    case("beta-kl-with-als", ValueError, (r"\bbeta_loss\b",), beta_loss="kullback-leibler",
+         solver="als"),
+    case("beta-1-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss=1),
+    case("beta-0-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss=0),
+    case("beta-bogus", ValueError, BETA_CHOICES, beta_loss="bogus"),
+    case("beta-None", TypeError, (r"\bbeta_loss\b",), beta_loss=None),
+    # --- init='custom' -----------------------------------------------------------------
+    case("custom-W-missing", ValueError, (W_,), init="custom", H=good_H()),
+    case("custom-H-missing", ValueError, (H_,), init="custom", W=good_W()),
+    case("custom-both-missing", ValueError, (r"\bW\b|\bH\b",), init="custom"),
+    case("custom-W-shape", ValueError, (W_, "shape", r"\(6, 2\)"), init="custom",
+         W=factor((N, K + 1)), H=good_H()),
+    case("custom-W-transposed", ValueError, (W_, "shape", r"\(6, 2\)"), init="custom",
+         W=factor((K, N)), H=good_H()),
+    case("custom-W-1d", ValueError, (W_,), init="custom", W=factor((N * K,)), H=good_H()),
+    case("custom-H-shape", ValueError, (H_, "shape", r"\(2, 5\)"), init="custom",
+         W=good_W(), H=factor((K, M - 1))),
+    case("custom-W-negative", ValueError, (W_, "negative"), init="custom",
+         W=factor((N, K), -0.25), H=good_H()),
+    case("custom-H-negative", ValueError, (H_, "negative"), init="custom", W=good_W(),
+         H=factor((K, M), -0.25)),
+    case("custom-W-nan", ValueError, (W_, NAN), init="custom", W=factor((N, K), np.nan),
+         H=good_H()),
+    case("custom-H-nan", ValueError, (H_, NAN), init="custom", W=good_W(),
+         H=factor((K, M), np.nan)),
+    case("custom-H-inf", ValueError, (H_, INF), init="custom", W=good_W(),
+         H=factor((K, M), np.inf)),
+    case("custom-W-complex", TypeError, (W_,), init="custom",
+         W=good_W().astype(complex), H=good_H()),
+    case("custom-W-sparse", TypeError, (W_,), init="custom", W=sp.csr_matrix(good_W()),
+         H=good_H()),
+    case("custom-W-strings", TypeError, (W_,), init="custom",
+         W=np.full((N, K), "a"), H=good_H()),
+    # --- update_H=False ----------------------------------------------------------------
+    case("fixed-H-missing", ValueError, (H_, r"\bupdate_H\b"), update_H=False),
+    case("fixed-H-shape", ValueError, (H_, "shape", r"\(2, 5\)"), update_H=False,
+         H=factor((K, M + 1))),
+    case("fixed-H-negative", ValueError, (H_, "negative"), update_H=False,
+         H=factor((K, M), -1.0)),
+    case("fixed-H-nan", ValueError, (H_, NAN), update_H=False, H=factor((K, M), np.nan)),
+    case("fixed-W-shape", ValueError, (W_, "shape", r"\(6, 2\)"), update_H=False,
+         H=good_H(), W=factor((N - 1, K))),
+    case("fixed-W-negative", ValueError, (W_, "negative"), update_H=False, H=good_H(),
+         W=factor((N, K), -1.0)),
+    # --- max_iter, tol -----------------------------------------------------------------
+    case("max_iter-0", ValueError, (r"\bmax_iter\b", AT_LEAST_1), max_iter=0),
+    case("max_iter-negative", ValueError, (r"\bmax_iter\b", AT_LEAST_1), max_iter=-5),
+    case("max_iter-float", TypeError, (r"\bmax_iter\b", r"\bint"), max_iter=1.5),
+    case("max_iter-str", TypeError, (r"\bmax_iter\b", r"\bint"), max_iter="10"),
+    case("max_iter-None", TypeError, (r"\bmax_iter\b",), max_iter=None),
+    case("tol-negative", ValueError, (r"\btol\b", AT_LEAST_0), tol=-1),
+    case("tol-nan", ValueError, (r"\btol\b",), tol=np.nan),
+    case("tol-str", TypeError, (r"\btol\b",), tol="x"),
+    case("tol-None", TypeError, (r"\btol\b",), tol=None),
+    # --- regularization ----------------------------------------------------------------
+    case("alpha_W-negative", ValueError, (r"\balpha_W\b", AT_LEAST_0), alpha_W=-1),
+    case("alpha_W-nan", ValueError, (r"\balpha_W\b",), alpha_W=np.nan),
+    case("alpha_W-str", TypeError, (r"\balpha_W\b",), alpha_W="x"),
+    case("alpha_H-negative", ValueError, (r"\balpha_H\b", AT_LEAST_0), alpha_H=-1),
+    case("alpha_H-bogus", ValueError, (r"\balpha_H\b", r"\bsame\b"), alpha_H="bogus"),
+    case("l1_ratio-2", ValueError, (r"\bl1_ratio\b", r"\b1\b"), l1_ratio=2),
+    case("l1_ratio-negative", ValueError, (r"\bl1_ratio\b", r"\b0\b"), l1_ratio=-0.1),
+    case("l1_ratio-nan", ValueError, (r"\bl1_ratio\b",), l1_ratio=np.nan),
+    case("l1_ratio-str", TypeError, (r"\bl1_ratio\b",), l1_ratio="x"),
+    # --- random_state ------------------------------------------------------------------
+    case("random_state-negative", ValueError, (r"\brandom_state\b",), random_state=-1),
+    case("random_state-too-large", ValueError, (r"\brandom_state\b",), random_state=2**32),
+    case("random_state-str", TypeError, (r"\brandom_state\b",), random_state="x"),
+    case("random_state-float", TypeError, (r"\brandom_state\b",), random_state=1.5),
+]
+
+ENTRY_POINTS = {"fastnmf.nmf": fastnmf.nmf, "reference.nmf": fastnmf.reference.nmf}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("X,k,kwargs,exc,match", CASES)
+def test_bad_input_raises(entry, X, k, kwargs, exc, match):
+    X = good_X() if X is DEFAULT else X
+    with pytest.raises(exc, match=match):
+        ENTRY_POINTS[entry](X, k, **kwargs)
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("name", ["bogus", "n_jobs", "alpha", "regularization"])
+def test_unknown_keyword_raises_type_error(entry, name):
+    with pytest.raises(TypeError, match=name):
+        ENTRY_POINTS[entry](good_X(), K, **{name: 1})
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_extra_positional_argument_raises_type_error(entry):
+    with pytest.raises(TypeError):
+        ENTRY_POINTS[entry](good_X(), K, "cd")
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("X,k,kwargs,exc,match", CASES)
+def test_bad_input_leaves_arguments_untouched(entry, X, k, kwargs, exc, match):
+    """A rejected call modifies nothing it was given."""
+    X = good_X() if X is DEFAULT else X
+    arrays = [a for a in [X, kwargs.get("W"), kwargs.get("H")] if isinstance(a, np.ndarray)]
+    copies = [a.copy() for a in arrays]
+    with pytest.raises(exc):
+        ENTRY_POINTS[entry](X, k, **kwargs)
+    for a, c in zip(arrays, copies):
+        np.testing.assert_array_equal(a, c)
+
+
+# Valid inputs that sit next to the bad ones above: these must not raise.
+VALID = [
+    pytest.param(dict(k=6, init="random"), id="k-above-min-with-random"),
+    pytest.param(dict(k=6), id="k-above-min-with-init-None"),
+    pytest.param(dict(k=5, init="nndsvd"), id="k-equal-min-nndsvd"),
+    pytest.param(dict(k=np.int64(2)), id="k-numpy-int"),
+    pytest.param(dict(max_iter=np.int32(3)), id="max_iter-numpy-int"),
+    pytest.param(dict(tol=0), id="tol-int-0"),
+    pytest.param(dict(tol=np.float32(1e-3)), id="tol-numpy-float"),
+    pytest.param(dict(beta_loss=2), id="beta-2"),
+    pytest.param(dict(beta_loss=2.0), id="beta-2.0"),
+    pytest.param(dict(beta_loss="frobenius"), id="beta-frobenius"),
+    pytest.param(dict(l1_ratio=1), id="l1_ratio-1"),
+    pytest.param(dict(l1_ratio=0), id="l1_ratio-0"),
+    pytest.param(dict(alpha_W=0.1, alpha_H=0), id="alpha_H-0"),
+    pytest.param(dict(random_state=0), id="random_state-0"),
+    pytest.param(dict(random_state=2**32 - 1), id="random_state-max"),
+    pytest.param(dict(random_state=np.int64(7)), id="random_state-numpy-int"),
+    pytest.param(dict(random_state=np.random.default_rng(0)), id="random_state-Generator"),
+    pytest.param(dict(X=np.array([["1", "2"], ["3", "4"]], dtype=object), k=1),
+                 id="X-object-numbers"),
+    pytest.param(dict(X=-np.zeros((3, 4))), id="X-negative-zero"),
+    pytest.param(dict(X=sp.coo_matrix(good_X())), id="X-coo"),
+    pytest.param(dict(X=sp.csr_matrix(good_X()).astype(np.int64)), id="X-sparse-int"),
+]
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("kw", VALID)
+def test_valid_neighbours_accepted(entry, kw):
+    kw = dict(kw)
+    X = kw.pop("X", good_X())
+    k = kw.pop("k", K)
+    res = ENTRY_POINTS[entry](X, k, max_iter=kw.pop("max_iter", 5), **kw)
+    assert np.all(np.isfinite(res.W)) and np.all(res.W >= 0)
+    assert np.all(np.isfinite(res.H)) and np.all(res.H >= 0)
+    assert res.W.shape == (np.shape(X)[0], k)

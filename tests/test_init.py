@@ -1,0 +1,461 @@
+"""The initializers: random, nndsvd, nndsvda, nndsvdar (NMF-MATH.md, "Initialization").
+
+Starting factors are taken straight from ``fastnmf._init.initialize`` on a problem built by
+``fastnmf._validation.check_nmf_args`` (the path ``fastnmf.nmf`` takes), and compared with a
+plain NumPy NNDSVD written here from Boutsidis & Gallopoulos (2008) with scikit-learn's
+conventions (entries below 1e-6 set to 0; nndsvda fills zeros with mean(X), nndsvdar with
+|mean(X) · N(0, 1)| / 100). A few tests tie the public ``init=`` to the same starts.
+"""
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+
+import fastnmf
+from fastnmf._init import LazyRNG, initialize
+from fastnmf._validation import check_nmf_args
+
+NNDSVDS = ("nndsvd", "nndsvda", "nndsvdar")
+INITS = ("random",) + NNDSVDS
+SOLVERS = ("cd", "als", "mu")
+_DEFAULTS = {name: p.default for name, p in inspect.signature(fastnmf.nmf).parameters.items()
+             if p.kind is p.KEYWORD_ONLY}
+
+
+def start(X, k, init, random_state=0):
+    """The (W0, H0) fastnmf.nmf would start from."""
+    prob = check_nmf_args(X, k, **{**_DEFAULTS, "init": init, "random_state": random_state})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        W, H = initialize(prob, LazyRNG(prob.random_state))
+    return W, H
+
+
+def make_X(n=30, m=20, seed=0, dtype=np.float64, rank=None, noise=0.01):
+    rng = np.random.default_rng(seed)
+    if rank is None:
+        X = rng.random((n, m))
+    else:
+        X = rng.random((n, rank)) @ rng.random((rank, m)) + noise * rng.random((n, m))
+    return X.astype(dtype)
+
+
+def reference_nndsvd(X, k, eps=1e-6):
+    """NNDSVD from an exact SVD, in float64 (no fill: zeros stay zeros)."""
+    X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    U, S, Vt = np.linalg.svd(X, full_matrices=False)
+    W = np.zeros((X.shape[0], k))
+    H = np.zeros((k, X.shape[1]))
+    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
+    H[0] = np.sqrt(S[0]) * np.abs(Vt[0])
+    for j in range(1, k):
+        x, y = U[:, j], Vt[j]
+        xp, yp, xn, yn = np.maximum(x, 0), np.maximum(y, 0), np.maximum(-x, 0), np.maximum(-y, 0)
+        mp = np.linalg.norm(xp) * np.linalg.norm(yp)
+        mn = np.linalg.norm(xn) * np.linalg.norm(yn)
+        u, v, sigma = (xp, yp, mp) if mp > mn else (xn, yn, mn)
+        if sigma > 0:
+            lbd = np.sqrt(S[j] * sigma)
+            W[:, j] = lbd * u / np.linalg.norm(u)
+            H[j] = lbd * v / np.linalg.norm(v)
+    W[W < eps] = 0
+    H[H < eps] = 0
+    return W, H
+
+
+def sklearn_random_start(X, k, seed):
+    avg = np.sqrt(X.mean() / k)
+    rs = np.random.RandomState(seed)
+    H = np.abs(avg * rs.standard_normal(size=(k, X.shape[1])).astype(X.dtype, copy=False))
+    W = np.abs(avg * rs.standard_normal(size=(X.shape[0], k)).astype(X.dtype, copy=False))
+    return W, H
+
+
+def rel_diff(A, B):
+    return np.linalg.norm(A - B) / np.linalg.norm(B)
+
+
+# ---------------------------------------------------------------------------------------
+# Shapes, dtypes, signs
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,k", [((30, 20), 5), ((20, 30), 5), ((7, 7), 7), ((9, 4), 1),
+                                     ((1, 6), 1), ((6, 1), 1)])
+def test_shapes_dtype_sign(init, dtype, shape, k):
+    X = make_X(*shape, dtype=dtype)
+    W, H = start(X, k, init)
+    assert W.shape == (shape[0], k) and H.shape == (k, shape[1])
+    assert W.dtype == dtype and H.dtype == dtype
+    assert np.all(np.isfinite(W)) and np.all(np.isfinite(H))
+    assert np.all(W >= 0) and np.all(H >= 0)
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_shapes_dtype_sign(init, fmt):
+    X = sp.random(40, 30, density=0.3, format=fmt, random_state=1, dtype=np.float64)
+    W, H = start(X, 4, init)
+    assert W.shape == (40, 4) and H.shape == (4, 30)
+    assert isinstance(W, np.ndarray) and isinstance(H, np.ndarray)
+    assert np.all(np.isfinite(W)) and np.all(W >= 0)
+    assert np.all(np.isfinite(H)) and np.all(H >= 0)
+
+
+# ---------------------------------------------------------------------------------------
+# NNDSVD and its variants
+
+
+@pytest.mark.parametrize("shape,k", [((30, 20), 5), ((20, 30), 4), ((12, 12), 12), ((8, 5), 5),
+                                     ((500, 25), 6), ((25, 500), 6)])
+def test_nndsvd_matches_reference(shape, k):
+    X = make_X(*shape)
+    W, H = start(X, k, "nndsvd")
+    Wr, Hr = reference_nndsvd(X, k)
+    assert_allclose(W, Wr, rtol=1e-8, atol=1e-12)
+    assert_allclose(H, Hr, rtol=1e-8, atol=1e-12)
+
+
+def test_nndsvd_has_exact_zeros():
+    X = make_X(30, 20)
+    W, H = start(X, 5, "nndsvd")
+    assert np.count_nonzero(W == 0) > 0
+    assert np.count_nonzero(H == 0) > 0
+    # the first component is |leading singular pair|: no zero there for a positive X
+    assert np.all(W[:, 0] > 0) and np.all(H[0] > 0)
+
+
+def test_nndsvd_rank_one_is_best_rank_one():
+    """For X > 0 the leading singular vectors are positive: nndsvd with k=1 is the SVD's."""
+    X = make_X(25, 15)
+    W, H = start(X, 1, "nndsvd")
+    S = np.linalg.svd(X, compute_uv=False)
+    assert_allclose(np.linalg.norm(X - W @ H), np.sqrt(np.sum(S[1:] ** 2)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nndsvda_fills_zeros_with_mean(dtype):
+    X = make_X(30, 20, dtype=dtype)
+    W, H = start(X, 5, "nndsvd")
+    Wa, Ha = start(X, 5, "nndsvda")
+    assert np.count_nonzero(Wa == 0) == 0 and np.count_nonzero(Ha == 0) == 0
+    mean = X.mean(dtype=np.float64)
+    assert_allclose(Wa[W == 0], mean, rtol=1e-6)
+    assert_allclose(Ha[H == 0], mean, rtol=1e-6)
+    assert_array_equal(Wa[W != 0], W[W != 0])
+    assert_array_equal(Ha[H != 0], H[H != 0])
+
+
+def test_nndsvdar_fills_zeros_with_small_random_values():
+    X = make_X(30, 20)
+    W, H = start(X, 5, "nndsvd")
+    Wr, Hr = start(X, 5, "nndsvdar", random_state=3)
+    mean = X.mean()
+    for F, Fr in ((W, Wr), (H, Hr)):
+        fill = Fr[F == 0]
+        assert fill.size > 0
+        assert np.all(fill >= 0)
+        # |mean · N(0, 1)| / 100: small next to the mean, not all equal
+        assert fill.max() < 0.1 * mean
+        assert np.unique(fill).size > fill.size // 2
+        assert_array_equal(Fr[F != 0], F[F != 0])
+
+
+def test_nndsvdar_reproducible_and_seeded():
+    X = make_X(30, 20)
+    a = start(X, 5, "nndsvdar", random_state=3)
+    b = start(X, 5, "nndsvdar", random_state=3)
+    c = start(X, 5, "nndsvdar", random_state=4)
+    assert_array_equal(a[0], b[0])
+    assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvdar"])  # nndsvda's mean fill adds mass
+def test_nndsvd_start_error_below_norm_of_X(init):
+    X = make_X(30, 20, rank=4)
+    W, H = start(X, 4, init)
+    assert np.linalg.norm(X - W @ H) < np.linalg.norm(X)
+
+
+@pytest.mark.parametrize("init", NNDSVDS)
+@pytest.mark.parametrize("shape", [(10, 6), (6, 10), (5, 5)])
+def test_k_equal_min_dim(init, shape):
+    X = make_X(*shape)
+    k = min(shape)
+    W, H = start(X, k, init)
+    assert W.shape == (shape[0], k) and H.shape == (k, shape[1])
+    assert np.all(np.isfinite(W)) and np.all(np.isfinite(H))
+    assert np.all(W >= 0) and np.all(H >= 0)
+    if init == "nndsvd":
+        Wr, Hr = reference_nndsvd(X, k)
+        assert_allclose(W @ H, Wr @ Hr, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("init", NNDSVDS)
+def test_rank_deficient_X(init):
+    """k above rank(X): the extra singular values are ~0; no NaN, no warning."""
+    X = make_X(20, 15, rank=2, noise=0.0)
+    W, H = start(X, 6, init)
+    assert np.all(np.isfinite(W)) and np.all(np.isfinite(H))
+    assert np.all(W >= 0) and np.all(H >= 0)
+    if init != "nndsvda":
+        assert np.linalg.norm(X - W @ H) < np.linalg.norm(X)
+
+
+# ---------------------------------------------------------------------------------------
+# All-zero X and zero rows/columns
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("kind", ["dense", "csr", "csr-large", "dense-large"])
+def test_all_zero_X_gives_finite_zero_start(init, kind):
+    shape = {"dense": (6, 5), "csr": (6, 5), "csr-large": (300, 200),
+             "dense-large": (300, 200)}[kind]
+    X = np.zeros(shape)
+    if kind.startswith("csr"):
+        X = sp.csr_matrix(X)
+    W, H = start(X, 3, init)
+    assert np.all(np.isfinite(W)) and np.all(np.isfinite(H))
+    assert np.all(W >= 0) and np.all(H >= 0)
+    assert_array_equal(W @ H, 0)
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_zero_rows_and_columns(init):
+    X = make_X(12, 10)
+    X[[0, 5], :] = 0
+    X[:, [3, 9]] = 0
+    W, H = start(X, 3, init)
+    assert np.all(np.isfinite(W)) and np.all(np.isfinite(H))
+    assert np.all(W >= 0) and np.all(H >= 0)
+    if init == "nndsvd":  # singular vectors vanish on zero rows/columns
+        assert_array_equal(W[[0, 5]], 0)
+        assert_array_equal(H[:, [3, 9]], 0)
+
+
+def test_single_nonzero_entry():
+    X = np.zeros((7, 5))
+    X[3, 2] = 4.0
+    for init in INITS:
+        W, H = start(X, 2, init)
+        assert np.all(np.isfinite(W)) and np.all(np.isfinite(H))
+    W, H = start(X, 1, "nndsvd")
+    assert_allclose(W @ H, X, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Large and sparse X: the randomized SVD path
+
+
+@pytest.fixture
+def count_randomized_svd(monkeypatch):
+    """Counts the calls of fastnmf._init.randomized_svd, so a test knows its path was taken."""
+    import fastnmf._init as init_module
+
+    calls = []
+    original = init_module.randomized_svd
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(init_module, "randomized_svd", counting)
+    return calls
+
+
+# Dense X with a long short side (here 300 for k = 5) takes the randomized SVD.
+LARGE = (400, 300)
+
+
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda"])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-6), (np.float32, 1e-3)])
+def test_large_dense_nndsvd_close_to_exact(init, dtype, rtol, count_randomized_svd):
+    X = make_X(*LARGE, rank=5, noise=0.01, dtype=dtype, seed=5)
+    W, H = start(X, 5, init, random_state=0)
+    assert count_randomized_svd, "the randomized SVD path was not taken"
+    assert W.dtype == dtype
+    Wr, Hr = reference_nndsvd(X.astype(np.float64), 5)
+    if init == "nndsvda":
+        mean = X.mean(dtype=np.float64)
+        Wr[Wr == 0] = mean
+        Hr[Hr == 0] = mean
+    assert rel_diff(W.astype(np.float64) @ H, Wr @ Hr) < rtol
+    err = np.linalg.norm(X - W.astype(np.float64) @ H)
+    assert_allclose(err, np.linalg.norm(X - Wr @ Hr), rtol=rtol)
+
+
+def _sparse_low_rank(n, m, k, seed, dtype=np.float64):
+    """A sparse X = W H + small noise on its non-zeros, W and H sparse non-negative."""
+    rng = np.random.default_rng(seed)
+    W = rng.random((n, k)) * (rng.random((n, k)) < 0.3)
+    H = rng.random((k, m)) * (rng.random((k, m)) < 0.3)
+    X = W @ H
+    X[X > 0] += 1e-3 * rng.random(np.count_nonzero(X > 0))
+    return sp.csr_matrix(X.astype(dtype))
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda"])
+def test_sparse_nndsvd_close_to_exact(fmt, init, count_randomized_svd):
+    X = _sparse_low_rank(200, 150, 5, seed=3).asformat(fmt)
+    W, H = start(X, 5, init, random_state=0)
+    assert count_randomized_svd, "the randomized SVD path was not taken"
+    Wd, Hd = reference_nndsvd(X, 5)
+    if init == "nndsvda":
+        Wd[Wd == 0] = X.mean()
+        Hd[Hd == 0] = X.mean()
+    assert rel_diff(W @ H, Wd @ Hd) < 1e-6
+    Xd = X.toarray()
+    assert_allclose(np.linalg.norm(Xd - W @ H), np.linalg.norm(Xd - Wd @ Hd), rtol=1e-6)
+
+
+def test_large_dense_nndsvd_reproducible():
+    X = make_X(*LARGE, rank=5, seed=5)
+    a = start(X, 5, "nndsvd", random_state=1)
+    b = start(X, 5, "nndsvd", random_state=1)
+    assert_array_equal(a[0], b[0])
+    assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_large_dense_nmf_close_to_exact_start(solver):
+    """Through the public API: the randomized start leads where the exact one leads."""
+    X = make_X(*LARGE, rank=5, noise=0.01, seed=5)
+    Wr, Hr = reference_nndsvd(X, 5)
+    mean = X.mean()
+    Wr[Wr == 0] = mean
+    Hr[Hr == 0] = mean
+    a = fastnmf.nmf(X, 5, solver=solver, init="nndsvda", random_state=0, tol=0, max_iter=20)
+    b = fastnmf.nmf(X, 5, solver=solver, init="custom", W=Wr, H=Hr, tol=0, max_iter=20)
+    assert_allclose(a.history, b.history, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# random
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", [0, 1, 123456, 2**32 - 1])
+def test_random_is_sklearns_draw(dtype, seed):
+    X = make_X(17, 11, dtype=dtype)
+    W, H = start(X, 4, "random", random_state=seed)
+    Ws, Hs = sklearn_random_start(X, 4, seed)
+    assert W.dtype == dtype and H.dtype == dtype
+    assert_array_equal(W, Ws)
+    assert_array_equal(H, Hs)
+
+
+def test_random_reproducible_and_seeded():
+    X = make_X()
+    a = start(X, 4, "random", random_state=8)
+    b = start(X, 4, "random", random_state=8)
+    c = start(X, 4, "random", random_state=9)
+    assert_array_equal(a[0], b[0])
+    assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_random_with_generator():
+    X = make_X()
+    a = start(X, 4, "random", random_state=np.random.default_rng(2))
+    b = start(X, 4, "random", random_state=np.random.default_rng(2))
+    assert_array_equal(a[0], b[0])
+    assert np.all(a[0] >= 0) and np.all(a[1] >= 0)
+    gen = np.random.default_rng(2)
+    c = start(X, 4, "random", random_state=gen)
+    d = start(X, 4, "random", random_state=gen)
+    assert not np.array_equal(c[0], d[0])
+
+
+def test_random_scale():
+    """Entries are sqrt(mean(X) / k) · |N(0, 1)|: their mean is sqrt(mean(X) / k) · sqrt(2/π)."""
+    X = make_X(400, 300)
+    k = 50  # 35 000 draws: their mean is within 2 % with overwhelming probability
+    W, H = start(X, k, "random", random_state=0)
+    expected = np.sqrt(X.mean() / k) * np.sqrt(2 / np.pi)
+    assert_allclose(np.concatenate([W.ravel(), H.ravel()]).mean(), expected, rtol=0.02)
+
+
+@pytest.mark.parametrize("k", [6, 10])
+def test_random_more_components_than_min_dim(k):
+    X = make_X(5, 4)
+    W, H = start(X, k, "random")
+    assert W.shape == (5, k) and H.shape == (k, 4)
+    Ws, Hs = sklearn_random_start(X, k, 0)
+    assert_array_equal(W, Ws)
+    assert_array_equal(H, Hs)
+
+
+# ---------------------------------------------------------------------------------------
+# The public init= uses these starts
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_public_init_uses_start(init, solver):
+    X = make_X(20, 15)
+    W0, H0 = start(X, 3, init, random_state=5)
+    a = fastnmf.nmf(X, 3, solver=solver, init=init, random_state=5, tol=0, max_iter=5)
+    b = fastnmf.nmf(X, 3, solver=solver, init="custom", W=W0, H=H0, tol=0, max_iter=5)
+    assert_array_equal(a.W, b.W)
+    assert_array_equal(a.H, b.H)
+    assert_array_equal(a.history, b.history)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_public_nndsvd_matches_reference_start(solver):
+    X = make_X(20, 15)
+    Wr, Hr = reference_nndsvd(X, 3)
+    a = fastnmf.nmf(X, 3, solver=solver, init="nndsvd", tol=0, max_iter=5)
+    b = fastnmf.nmf(X, 3, solver=solver, init="custom", W=Wr, H=Hr, tol=0, max_iter=5)
+    assert_allclose(a.history[0], np.linalg.norm(X - Wr @ Hr), rtol=1e-10)
+    assert_allclose(a.W @ a.H, b.W @ b.H, rtol=1e-7, atol=1e-10)
+
+
+def test_custom_start_is_a_copy():
+    X = make_X()
+    W0 = make_X(30, 3, seed=1)
+    H0 = make_X(3, 20, seed=2)
+    prob = check_nmf_args(X, 3, **{**_DEFAULTS, "init": "custom", "W": W0, "H": H0})
+    W, H = initialize(prob, LazyRNG(prob.random_state))
+    assert_array_equal(W, W0)
+    assert_array_equal(H, H0)
+    assert not np.shares_memory(W, W0) and not np.shares_memory(H, H0)
+
+
+# ---------------------------------------------------------------------------------------
+# Against scikit-learn's own initializer (optional, private helper)
+
+
+def _sklearn_initialize():
+    mod = pytest.importorskip("sklearn.decomposition._nmf")
+    if not hasattr(mod, "_initialize_nmf"):
+        pytest.skip("this scikit-learn has no _initialize_nmf")
+    return mod._initialize_nmf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_random_equals_sklearn_initialize(dtype, seed):
+    init_nmf = _sklearn_initialize()
+    X = make_X(20, 13, dtype=dtype)
+    W, H = start(X, 4, "random", random_state=seed)
+    Ws, Hs = init_nmf(X, 4, init="random", random_state=seed)
+    assert_array_equal(W, Ws)
+    assert_array_equal(H, Hs)
+
+
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda"])
+def test_nndsvd_close_to_sklearn_initialize(init):
+    init_nmf = _sklearn_initialize()
+    # a clear spectral gap, so that scikit-learn's randomized SVD is accurate too
+    X = make_X(60, 40, rank=5, noise=0.01, seed=2)
+    W, H = start(X, 5, init)
+    Ws, Hs = init_nmf(X, 5, init=init, random_state=0)
+    assert rel_diff(W @ H, Ws @ Hs) < 1e-6
