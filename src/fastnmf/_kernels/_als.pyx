@@ -2,11 +2,11 @@
 """als — projected ALS made safe (NMF-MATH.md, "als").
 
 Each half-step: the least-squares proposal P = max(0, (A + l2 I)⁻¹ (B − l1)) through a
-Cholesky factorization (with a growing ridge if A is singular), accepted only if it lowers
-the half-step objective g(F) = ½⟨FFᵀ, A⟩ + ½ l2 ‖F‖² − ⟨F, B⟩ + l1 ΣF and zeroes no
-component that is alive (clipping can zero a whole row; HALS never revives it, since its
-Gram diagonal is then 0); then one HALS sweep with the same A and B. Each half-step is
-monotone.
+Cholesky factorization (with a growing ridge if A is singular); one HALS sweep (the cd
+update, same A and B) on P and one on the current factor F; F becomes whichever has the
+lower half-step objective g(F) = ½⟨FFᵀ, A⟩ + ½ l2 ‖F‖² − ⟨F, B⟩ + l1 ΣF. A proposal that
+zeroes a whole live row is not considered (HALS never revives it: its Gram diagonal
+becomes 0). Each half-step is monotone and never worse than cd's from the same point.
 """
 
 from cython cimport floating
@@ -14,7 +14,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from ._blas cimport gram, cholesky, chol_solve, dot
-from ._cd cimport cd_half
+from ._common cimport hals_sweep, next_permutation
 
 # Ridge tries when A + l2 I is not numerically positive definite.
 cdef int RIDGE_TRIES = 8
@@ -80,17 +80,25 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                      const floating* B, double l1, double l2, floating* T, floating* C,
                      floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
                      uint64_t* rng) noexcept nogil:
-    """Update F (k×p) in place; T (k×p) holds the proposal. Returns the sweep's violation."""
+    """Update F (k×p) in place; T (k×p) holds the proposal. Returns the kept sweep's
+    violation (Σ |projected gradient|)."""
     cdef Py_ssize_t i, kp = k * p
     cdef floating fl1 = l1
-    if factor_system(k, A, l2, C) == 0:
-        for i in range(kp):
-            T[i] = B[i] - fl1
-        chol_solve(<int> k, <int> p, C, T)
-        for i in range(kp):
-            if not T[i] > 0:  # also clears a NaN from a near-singular solve
-                T[i] = 0
-        if (not kills_component(k, p, T, F) and half_objective(k, p, T, A, B, l1, l2, S)
-                < half_objective(k, p, F, A, B, l1, l2, S)):
-            memcpy(F, T, kp * sizeof(floating))
-    return cd_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, shuffle, rng)
+    cdef double viol_P, viol_F
+    next_permutation(k, perm, shuffle, rng)
+    if factor_system(k, A, l2, C) != 0:
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v)
+    for i in range(kp):
+        T[i] = B[i] - fl1
+    chol_solve(<int> k, <int> p, C, T)
+    for i in range(kp):
+        if not T[i] > 0:  # also clears a NaN from a near-singular solve
+            T[i] = 0
+    if kills_component(k, p, T, F):
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v)
+    viol_P = hals_sweep(k, p, T, A, B, l1, l2, perm, v)
+    viol_F = hals_sweep(k, p, F, A, B, l1, l2, perm, v)
+    if half_objective(k, p, T, A, B, l1, l2, S) < half_objective(k, p, F, A, B, l1, l2, S):
+        memcpy(F, T, kp * sizeof(floating))
+        return viol_P
+    return viol_F

@@ -1,11 +1,11 @@
-"""als — projected ALS made safe (NMF-MATH.md): a least-squares proposal, kept only if it
-lowers the half-step objective and zeroes no live component, then one HALS sweep."""
+"""als — projected ALS made safe (NMF-MATH.md): a clipped least-squares proposal and the
+current factor each get one HALS sweep; the one with the lower half-step objective is kept
+(a proposal that zeroes a live component is not considered)."""
 
 import numpy as np
 import scipy.linalg
 
-from ._cd import cd_half
-from ._common import alternate
+from ._common import alternate, hals_sweep
 
 RIDGE_TRIES = 8
 
@@ -35,14 +35,20 @@ def factor_system(A, l2):
 
 
 def als_half(F, A, B, l1, l2, rng, shuffle):
+    order = rng.order(F.shape[0], shuffle)
     U = factor_system(A, l2)
-    if U is not None:
-        P = scipy.linalg.cho_solve((U, False), B - l1, check_finite=False)
-        P = np.where(P > 0, P, 0).astype(F.dtype, copy=False)
-        kills = np.any(~P.any(axis=1) & F.any(axis=1))  # clipping zeroed a live row
-        if not kills and half_objective(P, A, B, l1, l2) < half_objective(F, A, B, l1, l2):
-            F[...] = P
-    return cd_half(F, A, B, l1, l2, rng, shuffle)
+    if U is None:
+        return hals_sweep(F, A, B, l1, l2, order)
+    P = scipy.linalg.cho_solve((U, False), B - l1, check_finite=False)
+    P = np.where(P > 0, P, 0).astype(F.dtype, copy=False)
+    if np.any(~P.any(axis=1) & F.any(axis=1)):  # clipping zeroed a live component
+        return hals_sweep(F, A, B, l1, l2, order)
+    violation_P = hals_sweep(P, A, B, l1, l2, order)
+    violation_F = hals_sweep(F, A, B, l1, l2, order)
+    if half_objective(P, A, B, l1, l2) < half_objective(F, A, B, l1, l2):
+        F[...] = P
+        return violation_P
+    return violation_F
 
 
 def als(prob, W, H, seed):
