@@ -202,25 +202,44 @@ def test_bad_arguments():
     assert fastnmf.nmf_batch([], 3) == []
 
 
-def _overflowing():
-    # float32 data near its largest value: the products overflow float32 during the work
-    return np.full((6, 5), 3e38, dtype=np.float32)
+def test_extreme_scale_items_are_solved():
+    # float32 data near its largest value and float64 data near its smallest normal one are
+    # solved as X · 2⁻ᵉ and scaled back: finite, and the same as nmf
+    Xs = [np.full((6, 5), 3e38, dtype=np.float32), _stack(count=1)[0] * 1e-300]
+    for X, r in zip(Xs, fastnmf.nmf_batch(Xs, 2, n_jobs=2, **KW)):
+        _assert_same(r, fastnmf.nmf(X, 2, **KW))
+        assert np.isfinite(r.W).all() and r.reconstruction_err < 0.5 * np.linalg.norm(
+            X.astype(np.float64) / X.max()) * X.max()
 
 
-def test_failure_during_work_names_index_and_keeps_other_results():
-    Xs = list(_stack(count=4, n=6, m=5)) + [_overflowing()]
-    with pytest.raises(FloatingPointError):
-        fastnmf.nmf(Xs[4], 2, **KW)
+def test_failure_during_work_names_index_and_keeps_other_results(monkeypatch):
+    """A kernel failure of one item (made here: the kernels have no input left that fails)
+    is reported for that item only."""
+    from fastnmf import _batch, _result
+
+    Xs = list(_stack(count=5, n=6, m=5))
+    failing = Xs[3]
+    real = _batch.solve_many
+
+    def solve_many(solver, operands, *args, **kwargs):
+        out = real(solver, operands, *args, **kwargs)
+        status = out[-1]
+        for q, op in enumerate(operands):
+            if op is failing:
+                status[q] = _result.STATUS_NONFINITE
+        return out
+
+    monkeypatch.setattr(_batch, "solve_many", solve_many)
     before = _blas_threads()
     returned = fastnmf.nmf_batch(Xs, 2, n_jobs=2, errors="return", **KW)
-    assert isinstance(returned[4], FloatingPointError)
-    for X, r in zip(Xs[:4], returned[:4]):
-        _assert_same(r, fastnmf.nmf(X, 2, **KW))
-    with pytest.raises(fastnmf.BatchError, match=r"Xs\[4\]") as info:
+    assert isinstance(returned[3], FloatingPointError)
+    for i in (0, 1, 2, 4):
+        _assert_same(returned[i], fastnmf.nmf(Xs[i], 2, **KW))
+    with pytest.raises(fastnmf.BatchError, match=r"Xs\[3\]") as info:
         fastnmf.nmf_batch(Xs, 2, n_jobs=2, **KW)
-    assert info.value.index == 4
-    for a, b in zip(info.value.results[:4], returned[:4]):
-        _assert_same(a, b)
+    assert info.value.index == 3
+    for i in (0, 1, 2, 4):
+        _assert_same(info.value.results[i], returned[i])
     assert _blas_threads() == before
 
 

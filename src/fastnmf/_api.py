@@ -7,7 +7,7 @@ from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
 from ._validation import SOLVERS, check_nmf_args
 
-__all__ = ["nmf", "run"]
+__all__ = ["nmf", "run", "make_result"]
 
 
 def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=True,
@@ -102,11 +102,25 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
 
 
 def run(prob, solvers):
-    """Initialize ``prob`` and solve it with ``solvers[prob.solver]``; wrap the result."""
-    rng = LazyRNG(prob.random_state)
-    W, H = initialize(prob, rng)
-    seed = rng.uint63() if prob.shuffle and prob.solver != "mu" else 0
-    W, H, n_iter, converged, history, err = solvers[prob.solver](prob, W, H, seed)
+    """Initialize ``prob`` and solve it with ``solvers[prob.solver]``; wrap the result.
+
+    An X of extreme scale is solved as X · 2⁻ᵉ and the result scaled back (exactly).
+    """
+    e = prob.scale_exponent()
+    work = prob.scaled(e) if e else prob
+    rng = LazyRNG(work.random_state)
+    W, H = initialize(work, rng)
+    seed = rng.uint63() if work.shuffle and work.solver != "mu" else 0
+    W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
+    return make_result(prob, e, W, H, n_iter, converged, history, err)
+
+
+def make_result(prob, e, W, H, n_iter, converged, history, err):
+    """The NMFResult of ``prob``, undoing a scaling of X by 2⁻ᵉ."""
+    if e:
+        half = prob.dtype.type(2.0 ** (e // 2))
+        W, history, err = W * half, history * 2.0**e, err * 2.0**e
+        H = H * half if prob.update_H else prob.H
     return NMFResult(W=W, H=H, n_iter=int(n_iter), converged=bool(converged),
                      reconstruction_err=float(err), history=history, solver=prob.solver)
 

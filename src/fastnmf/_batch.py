@@ -12,10 +12,10 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from ._api import _SOLVERS, _sparse_operands, nmf, run
+from ._api import _sparse_operands, make_result, nmf
 from ._init import LazyRNG, initialize, nndsvd_fill_in_kernel
 from ._kernels._batch import STATUS_INIT_FAILED, solve_many
-from ._result import NMFResult, raise_for_status
+from ._result import raise_for_status
 from ._validation import check_nmf_args, error_message
 
 __all__ = ["nmf_batch", "BatchError"]
@@ -168,8 +168,11 @@ def _run_local(probs, n_threads, progress):
 
 def _run_group(probs, indices, n_threads, monitor, results):
     operands, Wts, Hs, fills, in_kernel, seeds, regs, sqnorms = [], [], [], [], [], [], [], []
+    exponents = []
     for i in indices:
-        prob = probs[i]
+        e = probs[i].scale_exponent()  # an X of extreme scale is solved as X · 2⁻ᵉ
+        prob = probs[i].scaled(e) if e else probs[i]
+        exponents.append(e)
         rng = LazyRNG(prob.random_state)
         fill = nndsvd_fill_in_kernel(prob)
         if fill is None:
@@ -214,10 +217,9 @@ def _run_group(probs, indices, n_threads, monitor, results):
                     raise np.linalg.LinAlgError("the eigen-decomposition for NNDSVD failed")
                 raise_for_status(int(status[q]), solver=solver, n_iter=int(n_iter[q]),
                                  dtype=first.dtype)
-                results[i] = NMFResult(
-                    W=np.ascontiguousarray(Wts[j].T), H=Hs[j], n_iter=int(n_iter[q]),
-                    converged=bool(converged[q]), reconstruction_err=float(errs[q]),
-                    history=histories[q], solver=solver)
+                results[i] = make_result(
+                    probs[i], exponents[j], np.ascontiguousarray(Wts[j].T), Hs[j],
+                    n_iter[q], converged[q], histories[q], errs[q])
             except (ArithmeticError, np.linalg.LinAlgError) as exc:
                 results[i] = exc
 

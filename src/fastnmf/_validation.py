@@ -6,6 +6,7 @@ regularization split into L1/L2 parts for W and H. Nothing downstream re-checks.
 """
 
 import math
+import sys
 import numbers
 import warnings
 
@@ -40,7 +41,7 @@ class Problem:
     """A validated factorization problem (internal)."""
 
     __slots__ = (
-        "X", "sqnorm", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
+        "X", "sqnorm", "xmax", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
         "max_iter", "tol", "l1_W", "l2_W", "l1_H", "l2_H", "random_state", "shuffle",
         "verbose",
     )
@@ -48,6 +49,38 @@ class Problem:
     def __init__(self, **kw):
         for name in self.__slots__:
             setattr(self, name, kw[name])
+
+    def scale_exponent(self):
+        """e (a multiple of 4) such that X · 2⁻ᵉ has its maximum near 1, when X's scale is
+        extreme for its dtype (products could overflow, or NNDSVD's absolute threshold
+        would zero everything); else 0. Scaling by a power of two is exact."""
+        high = 100 if self.dtype == np.float64 else 40
+        if self.xmax == 0 or -40 <= math.log2(self.xmax) <= high:
+            return 0
+        return 4 * round(math.log2(self.xmax) / 4)
+
+    def scaled(self, e):
+        """This problem with X · 2⁻ᵉ: the solution is (W, H) · 2^(−e/2), the regularization
+        is rescaled to match (the L1 terms by 2^(−3e/2), the L2 terms by 2⁻ᵉ)."""
+        X = self.X * self.dtype.type(2.0**-e)
+        sqnorm, xmax = _scan(X.data if sp.issparse(X) else X, "X")
+        half = self.dtype.type(2.0 ** (-e // 2))
+        kw = {name: getattr(self, name) for name in self.__slots__}
+        kw.update(X=X, sqnorm=sqnorm, xmax=xmax,
+                  W=None if self.W is None else self.W * half,
+                  H=None if self.H is None else self.H * half,
+                  l1_W=_ldexp(self.l1_W, -3 * e // 2), l1_H=_ldexp(self.l1_H, -3 * e // 2),
+                  l2_W=_ldexp(self.l2_W, -e), l2_H=_ldexp(self.l2_H, -e))
+        return Problem(**kw)
+
+
+def _ldexp(value, exponent):
+    """value · 2^exponent, capped at the largest float (a regularization that large just
+    means: all zero)."""
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return sys.float_info.max
 
 
 def _computation_dtype(dtype, arg):
@@ -59,17 +92,18 @@ def _computation_dtype(dtype, arg):
 
 
 def _scan(values, arg):
-    """One pass over a contiguous buffer: minimum, finiteness and ‖·‖² (float64)."""
-    vmin, finite, sqnorm = scan(values.reshape(-1, order="A"))
+    """One pass over a contiguous buffer, checked: (‖·‖² in float64, maximum)."""
+    vmin, vmax, finite, sqnorm = scan(values.reshape(-1, order="A"))
     if not finite:
         raise ValueError(error_message(arg, "contains NaN or infinity"))
     if vmin < 0:
         raise ValueError(error_message(arg, "must be non-negative; its minimum is", f"{vmin:g}"))
-    return sqnorm
+    return sqnorm, vmax
 
 
 def check_X(X, arg="X"):
-    """Return (X, ‖X‖²): a float32/float64 ndarray (C or F contiguous) or CSR/CSC matrix."""
+    """Return (X, ‖X‖², max X): X as a float32/float64 ndarray (C or F contiguous) or a
+    canonical CSR/CSC matrix."""
     if sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
@@ -84,8 +118,8 @@ def check_X(X, arg="X"):
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(error_message(arg, "is empty", got=f"shape {X.shape}"))
         data = np.ascontiguousarray(X.data)
-        sqnorm = _scan(data, arg) if data.size else 0.0
-        return X, sqnorm
+        sqnorm, xmax = _scan(data, arg) if data.size else (0.0, 0.0)
+        return X, sqnorm, max(xmax, 0.0)
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(error_message(arg, "must be an array-like or a scipy.sparse matrix",
                                       got=type(X).__name__))
@@ -105,7 +139,7 @@ def check_X(X, arg="X"):
     dtype = _computation_dtype(X.dtype, arg)
     if X.dtype != dtype or not (X.flags.c_contiguous or X.flags.f_contiguous):
         X = np.asarray(X, dtype=dtype, order="C")
-    return X, _scan(X, arg)
+    return (X, *_scan(X, arg))
 
 
 def _check_int(value, arg, low):
@@ -169,7 +203,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise ValueError(error_message("init", "must be None or one of", _choices(INITS),
                                        got=f"{init!r}"))
     _check_beta_loss(beta_loss)
-    X, sqnorm = check_X(X)
+    X, sqnorm, xmax = check_X(X)
     n, m = X.shape
     k = _check_int(n_components, "n_components", 1)
     max_iter = _check_int(max_iter, "max_iter", 1)
@@ -206,7 +240,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
                 "n_components", f"must be <= min(n, m) = {min(n, m)} with init={init!r}",
                 "(use init='random' for more components)", got=f"{k}"))
     return Problem(
-        X=X, sqnorm=sqnorm, n=n, m=m, k=k, dtype=dtype, solver=solver, init=init, W=W, H=H,
+        X=X, sqnorm=sqnorm, xmax=xmax, n=n, m=m, k=k, dtype=dtype, solver=solver, init=init, W=W, H=H,
         update_H=update_H, max_iter=max_iter, tol=tol,
         l1_W=m * alpha_W * l1_ratio, l2_W=m * alpha_W * (1.0 - l1_ratio),
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),

@@ -56,9 +56,10 @@ def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k):
 
 
 def scan(const floating[::1] values):
-    """(minimum, all finite, Σ values² in double) in one pass over a contiguous buffer."""
+    """(minimum, maximum, all finite, Σ values² in double) in one pass over a contiguous
+    buffer."""
     cdef Py_ssize_t i, size = values.shape[0]
-    cdef double v, vmin = values[0], s = 0
+    cdef double v, vmin = values[0], vmax = values[0], s = 0
     cdef bint finite = True
     with nogil:
         for i in range(size):
@@ -66,9 +67,11 @@ def scan(const floating[::1] values):
             s += v * v
             if v < vmin:
                 vmin = v
+            if v > vmax:
+                vmax = v
             if not isfinite(v):
                 finite = False
-    return vmin, finite, s
+    return vmin, vmax, finite, s
 
 
 cdef inline void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F,
