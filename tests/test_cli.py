@@ -1,0 +1,642 @@
+"""The ``fastnmf`` command line: factorize (every format, outputs, every error), demo,
+bench, progress, and the real entry points (``python -m fastnmf``, the console script)."""
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+import fastnmf
+import fastnmf._api
+from fastnmf import _cli
+from fastnmf._cli import main
+from fastnmf._datasets import low_rank
+
+N, M, K = 20, 15, 3
+
+
+@pytest.fixture
+def X():
+    return low_rank(N, M, K, seed=0)
+
+
+def _files(folder):
+    """Every file under ``folder`` (relative names), to check nothing was left behind."""
+    return sorted(os.path.relpath(os.path.join(d, f), folder)
+                  for d, _, fs in os.walk(folder) for f in fs)
+
+
+def _one_error_line(capsys):
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fastnmf: error: "), err
+    assert err.endswith("\n") and err.count("\n") == 1
+    assert "Traceback" not in err
+    return lines[0], out
+
+
+def _check_output(path, X, k=K, solver="cd", max_rel=0.2):
+    with np.load(path, allow_pickle=False) as res:
+        W, H = res["W"], res["H"]
+        n, m = X.shape
+        assert W.shape == (n, k) and H.shape == (k, m)
+        assert W.min() >= 0 and H.min() >= 0
+        Xd = X.toarray() if sp.issparse(X) else np.asarray(X)
+        err = float(res["reconstruction_err"])
+        np.testing.assert_allclose(err, np.linalg.norm(Xd - W @ H), rtol=1e-6)
+        assert err < max_rel * np.linalg.norm(Xd)  # a real factorization of the data
+        assert res["n_iter"].ndim == 0 and int(res["n_iter"]) >= 1
+        assert res["converged"].dtype == bool
+        assert str(res["solver"]) == solver
+        assert res["history"].ndim == 1
+        return {name: res[name] for name in res.files}
+
+
+# --- every input format ----------------------------------------------------------------------
+
+def _write_npy(folder, X):
+    path = folder / "data.npy"
+    np.save(path, X)
+    return path
+
+
+def _write_npz_X(folder, X):
+    path = folder / "data.npz"
+    np.savez(path, labels=np.arange(N), X=X, other=np.ones((2, 2)))
+    return path
+
+
+def _write_npz_single(folder, X):
+    path = folder / "data.npz"
+    np.savez_compressed(path, counts=X)
+    return path
+
+
+def _write_csv(folder, X):
+    path = folder / "data.csv"
+    np.savetxt(path, X, delimiter=",", fmt="%.17g")
+    return path
+
+
+def _write_csv_header(folder, X):
+    path = folder / "data.csv"
+    header = ",".join(f"gene{j}" for j in range(X.shape[1]))
+    np.savetxt(path, X, delimiter=",", fmt="%.17g", header=header, comments="")
+    return path
+
+
+def _write_tsv(folder, X):
+    path = folder / "data.tsv"
+    header = "\t".join(f"s{j}" for j in range(X.shape[1]))
+    np.savetxt(path, X, delimiter="\t", fmt="%.17g", header=header, comments="")
+    return path
+
+
+def _write_mtx_sparse(folder, X):
+    path = folder / "data.mtx"
+    scipy.io.mmwrite(path, sp.coo_matrix(np.where(X > np.median(X), X, 0.0)))
+    return path
+
+
+def _write_mtx_dense(folder, X):
+    path = folder / "data.mtx"
+    scipy.io.mmwrite(path, X)
+    return path
+
+
+WRITERS = {
+    "npy": _write_npy,
+    "npz-X": _write_npz_X,
+    "npz-single": _write_npz_single,
+    "csv": _write_csv,
+    "csv-header": _write_csv_header,
+    "tsv-header": _write_tsv,
+    "mtx-sparse": _write_mtx_sparse,
+    "mtx-dense": _write_mtx_dense,
+}
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_factorize_every_format(fmt, X, tmp_path, capsys):
+    path = WRITERS[fmt](tmp_path, X)
+    assert main(["factorize", str(path), "-k", str(K)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress: stderr is not a terminal
+    expected = tmp_path / "data.nmf.npz"
+    assert _files(tmp_path) == sorted([path.name, expected.name])
+
+    data = _cli.read_matrix(path)
+    if fmt == "mtx-sparse":
+        assert sp.issparse(data) and data.format == "csr"
+    else:
+        assert isinstance(data, np.ndarray)
+        np.testing.assert_allclose(data, X, rtol=1e-15)
+    # The thresholded sparse matrix is no longer of rank 3: a looser bound for it.
+    saved = _check_output(expected, data, max_rel=0.5 if fmt == "mtx-sparse" else 0.2)
+
+    # The same factorization as fastnmf.nmf with the CLI's defaults.
+    ref = fastnmf.nmf(data, K, random_state=0)
+    np.testing.assert_array_equal(saved["W"], ref.W)
+    np.testing.assert_array_equal(saved["H"], ref.H)
+    assert int(saved["n_iter"]) == ref.n_iter
+
+    lines = out.splitlines()
+    assert len(lines) == 1
+    line = lines[0]
+    assert str(path) in line and str(expected) in line
+    assert f"{N}x{M}" in line and f"k={K}" in line and "solver cd" in line
+    assert f"{ref.n_iter} iterations" in line
+    assert f"error {ref.reconstruction_err:.6g}" in line
+    assert ("sparse" in line) == (fmt == "mtx-sparse")
+
+
+def test_csv_header_is_skipped_and_numbers_kept(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c\n1,2,3\n\n# a comment\n 4 , 5.5e0 ,6\n")
+    np.testing.assert_array_equal(_cli.read_matrix(path), [[1, 2, 3], [4, 5.5, 6]])
+    path.write_text("1,2,3\n4,5,6\n")  # no header: the first line is data
+    np.testing.assert_array_equal(_cli.read_matrix(path), [[1, 2, 3], [4, 5, 6]])
+    path.write_text("\ufeffx,y\r\n1,2\r\n")  # Excel: BOM and CRLF
+    np.testing.assert_array_equal(_cli.read_matrix(path), [[1, 2]])
+    path.write_text("1\n2\n3\n")  # one column
+    assert _cli.read_matrix(path).shape == (3, 1)
+
+
+def test_integer_npy_and_mtx_are_converted(tmp_path, capsys):
+    Xi = (np.arange(N * M).reshape(N, M) % 7).astype(np.int32)
+    path = tmp_path / "counts.npy"
+    np.save(path, Xi)
+    assert main(["factorize", str(path), "-k", "2"]) == 0
+    _check_output(tmp_path / "counts.nmf.npz", Xi.astype(np.float64), k=2, max_rel=0.6)
+    ref = fastnmf.nmf(Xi.astype(np.float64), 2, random_state=0)
+    with np.load(tmp_path / "counts.nmf.npz") as saved:
+        np.testing.assert_array_equal(saved["W"], ref.W)
+
+
+def test_default_output_is_beside_the_input(X, tmp_path, monkeypatch, capsys):
+    sub = tmp_path / "in"
+    sub.mkdir()
+    _write_csv(sub, X)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["factorize", os.path.join("..", "in", "data.csv"), "-k", "3"]) == 0
+    assert _files(tmp_path) == ["in/data.csv", "in/data.nmf.npz"]
+    assert _cli.default_output("a/b/data.csv").as_posix() == "a/b/data.nmf.npz"
+    assert _cli.default_output("x.tar.npz").as_posix() == "x.tar.nmf.npz"
+
+
+def test_output_option_and_overwrite(X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X)
+    out = tmp_path / "results" / "fit.npz"
+    out.parent.mkdir()
+    out.write_bytes(b"old contents")
+    assert main(["factorize", str(path), "-k", "3", "-o", str(out)]) == 0
+    stdout, _ = capsys.readouterr()
+    assert stdout.rstrip().endswith(str(out))
+    _check_output(out, X)
+    assert _files(tmp_path) == ["data.npy", "results/fit.npz"]
+    # --output, long form, any name
+    out2 = tmp_path / "fit.result"
+    assert main(["factorize", str(path), "--n-components", "3", "--output", str(out2)]) == 0
+    _check_output(out2, X)
+
+
+def test_output_file_mode_follows_umask(X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X)
+    old = os.umask(0o022)
+    try:
+        assert main(["factorize", str(path), "-k", "3"]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "data.nmf.npz").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("solver", ["cd", "mu", "als"])
+def test_options_are_passed_on(solver, X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X)
+    args = ["factorize", str(path), "-k", "4", "--solver", solver, "--max-iter", "30",
+            "--tol", "0", "--init", "random", "--random-state", "7"]
+    assert main(args) == 0
+    saved = _check_output(tmp_path / "data.nmf.npz", X, k=4, solver=solver)
+    assert int(saved["n_iter"]) == 30 and not saved["converged"]
+    ref = fastnmf.nmf(X, 4, solver=solver, max_iter=30, tol=0, init="random",
+                      random_state=7)
+    np.testing.assert_array_equal(saved["W"], ref.W)
+    out, _ = capsys.readouterr()
+    assert f"solver {solver}" in out and "30 iterations (max_iter reached)" in out
+
+
+def test_k_larger_than_the_matrix_uses_random_init(X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X[:5, :4])
+    assert main(["factorize", str(path), "-k", "6"]) == 0
+    _check_output(tmp_path / "data.nmf.npz", X[:5, :4], k=6)
+
+
+# --- every error -----------------------------------------------------------------------------
+
+def _npy(folder, X, name="data.npy"):
+    np.save(folder / name, X)
+    return folder / name
+
+
+def _text(folder, name, text):
+    (folder / name).write_text(text)
+    return folder / name
+
+
+# (id, make(tmp_path, X) -> argv, substrings the one error line must contain)
+ERRORS = [
+    ("missing-file", lambda d, X: ["factorize", str(d / "nope.csv"), "-k", "2"],
+     ["nope.csv", "no such file"]),
+    ("unknown-extension", lambda d, X: ["factorize", str(_text(d, "m.txt", "1,2\n")), "-k", "1"],
+     ["m.txt", "'.txt'", ".csv", ".mtx", ".npy"]),
+    ("no-extension", lambda d, X: ["factorize", str(_text(d, "matrix", "1,2\n")), "-k", "1"],
+     ["matrix", "no extension"]),
+    ("directory", lambda d, X: (os.mkdir(d / "dir.csv"), ["factorize", str(d / "dir.csv"),
+                                                          "-k", "1"])[1],
+     ["dir.csv", "directory"]),
+    ("csv-not-numeric", lambda d, X: ["factorize", str(_text(d, "d.csv", "a,b\n1,2\n3,x\n")),
+                                      "-k", "1"],
+     ["d.csv", "line 3, column 2", "'x'", "not a number"]),
+    ("csv-ragged", lambda d, X: ["factorize", str(_text(d, "d.csv", "1,2,3\n4,5\n")), "-k", "1"],
+     ["d.csv", "line 2 has 2 values", "line 1 has 3"]),
+    ("csv-empty", lambda d, X: ["factorize", str(_text(d, "d.csv", "")), "-k", "1"],
+     ["d.csv", "no numbers"]),
+    ("csv-header-only", lambda d, X: ["factorize", str(_text(d, "d.csv", "a,b\n")), "-k", "1"],
+     ["d.csv", "no numbers"]),
+    ("csv-not-text", lambda d, X: (
+        (d / "d.csv").write_bytes(b"\xff\xfe\x00\x81binary"), ["factorize", str(d / "d.csv"),
+                                                               "-k", "1"])[1],
+     ["d.csv", "not a text file"]),
+    ("tsv-with-commas", lambda d, X: ["factorize", str(_text(d, "d.tsv", "1\t2\n3,4\t5\n")),
+                                      "-k", "1"],
+     ["d.tsv", "line 2, column 1", "not a number"]),
+    ("negative", lambda d, X: ["factorize", str(_npy(d, X - 1.0)), "-k", "2"],
+     ["data.npy", "non-negative", "minimum"]),
+    ("nan", lambda d, X: ["factorize", str(_text(d, "d.csv", "1,2\nnan,4\n")), "-k", "1"],
+     ["d.csv", "NaN"]),
+    ("inf", lambda d, X: ["factorize", str(_text(d, "d.csv", "1,inf\n3,4\n")), "-k", "1"],
+     ["d.csv", "infinity"]),
+    ("one-dimensional", lambda d, X: ["factorize", str(_npy(d, np.ones(5))), "-k", "1"],
+     ["data.npy", "2-D", "(5,)"]),
+    ("three-dimensional", lambda d, X: ["factorize", str(_npy(d, np.ones((2, 3, 4)))), "-k", "1"],
+     ["data.npy", "2-D"]),
+    ("empty-array", lambda d, X: ["factorize", str(_npy(d, np.ones((0, 3)))), "-k", "1"],
+     ["data.npy", "empty"]),
+    ("complex", lambda d, X: ["factorize", str(_npy(d, X + 1j)), "-k", "1"],
+     ["data.npy", "real numbers", "complex"]),
+    ("object-npy", lambda d, X: ["factorize", str(_npy(d, np.array([[1, None]], dtype=object))),
+                                 "-k", "1"],
+     ["data.npy", "cannot read"]),
+    ("garbage-npy", lambda d, X: ["factorize", str(_text(d, "g.npy", "hello\n")), "-k", "1"],
+     ["g.npy", "not a NumPy .npy file"]),
+    ("garbage-npz", lambda d, X: ["factorize", str(_text(d, "g.npz", "hello\n")), "-k", "1"],
+     ["g.npz", "not a NumPy .npz file"]),
+    ("npz-several-no-X", lambda d, X: (
+        np.savez(d / "s.npz", a=X, b=X), ["factorize", str(d / "s.npz"), "-k", "1"])[1],
+     ["s.npz", "2 arrays", "a, b", "none named 'X'"]),
+    ("npz-empty", lambda d, X: (np.savez(d / "e.npz"), ["factorize", str(d / "e.npz"),
+                                                        "-k", "1"])[1],
+     ["e.npz", "no array"]),
+    ("mtx-garbage", lambda d, X: ["factorize", str(_text(d, "g.mtx", "hello\n")), "-k", "1"],
+     ["g.mtx", "cannot read"]),
+    ("mtx-negative", lambda d, X: (
+        scipy.io.mmwrite(d / "n.mtx", sp.coo_matrix(-np.eye(3))),
+        ["factorize", str(d / "n.mtx"), "-k", "1"])[1],
+     ["n.mtx", "non-negative"]),
+    ("k-zero", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "0"],
+     ["-k/--n-components", ">= 1", "'0'"]),
+    ("k-negative", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "-3"],
+     ["-k/--n-components"]),
+    ("k-not-int", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2.5"],
+     ["-k/--n-components", "'2.5'"]),
+    ("k-missing", lambda d, X: ["factorize", str(_npy(d, X))],
+     ["required", "-k/--n-components"]),
+    ("k-too-large-for-nndsvd", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "99",
+                                             "--init", "nndsvda"],
+     ["data.npy", "n_components", "min(n, m) = 15"]),
+    ("input-missing", lambda d, X: ["factorize", "-k", "2"],
+     ["required", "INPUT"]),
+    ("bad-solver", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "--solver", "sgd"],
+     ["--solver", "'sgd'", "'cd'", "'als'", "'mu'"]),
+    ("bad-init", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "--init", "svd"],
+     ["--init", "'svd'", "'nndsvda'"]),
+    ("max-iter-zero", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "--max-iter", "0"],
+     ["--max-iter", ">= 1"]),
+    ("tol-negative", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "--tol", "-1"],
+     ["--tol", ">= 0", "'-1'"]),
+    ("tol-nan", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "--tol", "nan"],
+     ["--tol", "'nan'"]),
+    ("random-state-bad", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
+                                       "--random-state", "-1"],
+     ["--random-state", "'-1'"]),
+    ("output-folder-missing", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
+                                            "-o", str(d / "no" / "out.npz")],
+     ["-o/--output", "out.npz", "does not exist"]),
+    ("output-is-directory", lambda d, X: (os.mkdir(d / "od"), [
+        "factorize", str(_npy(d, X)), "-k", "2", "-o", str(d / "od")])[1],
+     ["-o/--output", "od", "is a directory"]),
+    ("output-is-input", lambda d, X: (np.savez(d / "in.npz", X=X), [
+        "factorize", str(d / "in.npz"), "-k", "2", "-o", str(d / "." / "in.npz")])[1],
+     ["-o/--output", "in.npz", "is the input file"]),
+    ("unknown-option", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "--fast"],
+     ["unrecognized arguments", "--fast"]),
+    ("no-command", lambda d, X: [],
+     ["required", "factorize"]),
+    ("unknown-command", lambda d, X: ["fit"],
+     ["invalid choice", "'fit'"]),
+    ("demo-extra-argument", lambda d, X: ["demo", "now"],
+     ["unrecognized arguments", "now"]),
+    ("bench-unknown-option", lambda d, X: ["bench", "--all"],
+     ["unrecognized arguments", "--all"]),
+]
+
+
+@pytest.mark.parametrize("make, needles", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_errors_exit_2_with_one_line(make, needles, X, tmp_path, capsys):
+    argv = make(tmp_path, X)
+    before = _files(tmp_path)
+    assert main(argv) == 2
+    line, out = _one_error_line(capsys)
+    for needle in needles:
+        assert needle in line, line
+    assert out == ""
+    assert _files(tmp_path) == before  # no output, no temporary file
+
+
+def test_error_while_solving_leaves_no_file(X, tmp_path, capsys, monkeypatch):
+    path = _npy(tmp_path, X)
+
+    def broken(*args, **kwargs):
+        raise ValueError("beta_loss must be a float; got 'x'.")
+
+    monkeypatch.setattr(fastnmf._api, "nmf", broken)
+    assert main(["factorize", str(path), "-k", "2", "-o", str(tmp_path / "o.npz")]) == 2
+    line, _ = _one_error_line(capsys)
+    assert line == f"fastnmf: error: {path}: beta_loss must be a float; got 'x'."
+    assert _files(tmp_path) == ["data.npy"]
+
+
+def test_write_error_leaves_no_file(X, tmp_path, capsys, monkeypatch):
+    path = _npy(tmp_path, X)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    assert main(["factorize", str(path), "-k", "2"]) == 2
+    line, _ = _one_error_line(capsys)
+    assert "data.nmf.npz" in line and "No space left on device" in line
+    assert _files(tmp_path) == ["data.npy"]
+
+
+def test_unwritable_output_folder(X, tmp_path, capsys, monkeypatch):
+    # (Folder permissions do not stop root, so the refusal is simulated at os.open.)
+    path = _npy(tmp_path, X)
+    real_open = os.open
+
+    def refuse_temp_files(file, *args, **kwargs):
+        if str(file).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_temp_files)
+    assert main(["factorize", str(path), "-k", "2", "-o", str(tmp_path / "o.npz")]) == 2
+    line, _ = _one_error_line(capsys)
+    assert line == f"fastnmf: error: -o/--output {tmp_path / 'o.npz'}: cannot write: " \
+                   "Permission denied"
+    assert _files(tmp_path) == ["data.npy"]
+
+
+def test_keyboard_interrupt_exits_130(X, tmp_path, capsys, monkeypatch):
+    path = _npy(tmp_path, X)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastnmf._api, "nmf", interrupted)
+    assert main(["factorize", str(path), "-k", "2"]) == 130
+    line, out = _one_error_line(capsys)
+    assert line == "fastnmf: error: interrupted"
+    assert _files(tmp_path) == ["data.npy"]
+
+
+def test_help_exits_0(capsys):
+    assert main(["--help"]) == 0
+    out, err = capsys.readouterr()
+    assert "factorize" in out and "demo" in out and "bench" in out and err == ""
+    assert main(["factorize", "--help"]) == 0
+    out, _ = capsys.readouterr()
+    for option in ("-k", "--output", "--solver", "--max-iter", "--tol", "--init"):
+        assert option in out
+    assert "--quick" not in out  # hidden
+    assert main(["bench", "--help"]) == 0
+    assert "--quick" not in capsys.readouterr().out
+
+
+# --- progress --------------------------------------------------------------------------------
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_for_long_runs(X, tmp_path, capsys, monkeypatch):
+    path = _npy(tmp_path, X)
+    real_nmf = fastnmf._api.nmf
+
+    def slow_nmf(*args, **kwargs):
+        time.sleep(0.5)
+        return real_nmf(*args, **kwargs)
+
+    monkeypatch.setattr(fastnmf._api, "nmf", slow_nmf)
+    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.05)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["factorize", str(path), "-k", "2"]) == 0
+    shown = terminal.getvalue()
+    assert shown.startswith("\rfastnmf: factorizing data.npy (20x15, k=2, cd) ")
+    assert shown.count("\r") >= 3  # first frame, at least one refresh, the erasure
+    assert "\n" not in shown  # one self-overwriting line
+    last = shown.rsplit("\r", 2)
+    assert last[-1] == "" and set(last[-2]) == {" "}  # erased at the end
+    out, _ = capsys.readouterr()
+    assert "data.nmf.npz" in out and len(out.splitlines()) == 1
+
+
+def test_no_progress_on_a_terminal_for_short_runs(X, tmp_path, capsys, monkeypatch):
+    path = _npy(tmp_path, X)
+    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 600.0)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["factorize", str(path), "-k", "2"]) == 0
+    assert terminal.getvalue() == ""
+
+
+def test_progress_is_erased_before_an_error(X, tmp_path, capsys, monkeypatch):
+    path = _npy(tmp_path, X)
+
+    def slow_failure(*args, **kwargs):
+        time.sleep(0.3)
+        raise ValueError("n_components is wrong; got 3.")
+
+    monkeypatch.setattr(fastnmf._api, "nmf", slow_failure)
+    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.05)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["factorize", str(path), "-k", "2"]) == 2
+    progress, _, error = terminal.getvalue().rpartition("\r")
+    assert progress.startswith("\rfastnmf: factorizing")
+    assert error == f"fastnmf: error: {path}: n_components is wrong; got 3.\n"
+
+
+# --- demo and bench --------------------------------------------------------------------------
+
+def test_demo_recovers_the_parts(capsys):
+    assert main(["demo"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "17 of 17 true parts" in out
+    assert "fastnmf.nmf(X, 17, solver='cd'" in out
+    assert "torso" in out and "left arm" in out and "right leg" in out
+    assert "@" in out  # the ASCII images
+    fast = next(line for line in out.splitlines() if line.startswith("  fastnmf "))
+    err_value = float(fast.split()[1])
+    assert err_value < 1e-3
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        assert "scikit-learn is not installed" in out
+    else:
+        assert any(line.strip().startswith("scikit-learn ") for line in out.splitlines())
+
+
+def test_demo_without_sklearn(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.decomposition", None)
+    assert main(["demo"]) == 0
+    out, err = capsys.readouterr()
+    assert "scikit-learn is not installed" in out and "17 of 17" in out and err == ""
+
+
+def test_demo_matching_is_one_to_one():
+    from fastnmf._datasets import swimmer_parts
+
+    P = swimmer_parts()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(17)
+    H = 2.0 * P[order] + 0.01 * rng.random((17, 1024))
+    component, sim = _cli.match_parts(H, P)
+    np.testing.assert_array_equal(order[component], np.arange(17))
+    assert sim.min() > 0.95
+
+
+def test_demo_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["demo", "--plot", str(tmp_path / "p.png")]) == 2
+    line, out = _one_error_line(capsys)
+    assert "--plot" in line and "matplotlib" in line
+    assert out == "" and _files(tmp_path) == []
+
+
+def test_demo_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out_png = tmp_path / "swimmer.png"
+    assert main(["demo", "--plot", str(out_png)]) == 0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _files(tmp_path) == ["swimmer.png"]
+    assert str(out_png) in capsys.readouterr().out
+
+
+def test_bench_quick(capsys):
+    assert main(["bench", "--quick"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("size"))
+    assert "fastnmf" in lines[header] and "reference" in lines[header]
+    rows = [line.split() for line in lines[header + 2:] if line and line[0].isdigit()]
+    assert len(rows) == 6  # two sizes x three solvers
+    assert {row[3] for row in rows} == {"cd", "mu", "als"}
+    for row in rows:
+        errors = [float(v) for v in row[-3:] if v != "-"]
+        assert len(errors) >= 2  # fastnmf and reference at least
+        # Same start, same iterations: fastnmf and the reference reach the same error.
+        np.testing.assert_allclose(errors[0], errors[1], rtol=1e-6)
+        assert 0 < errors[0] < 0.1
+    assert "x)" in out  # speed ratios
+
+
+# --- the real entry points -------------------------------------------------------------------
+
+def _run(cmd, cwd):
+    # Any warning would show on stderr, which the tests require to be empty (or one line).
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_python_m_fastnmf_factorize(X, tmp_path):
+    path = _write_csv_header(tmp_path, X)
+    proc = _run([sys.executable, "-m", "fastnmf", "factorize", "data.csv", "-k", "3",
+                 "--tol", "0", "--max-iter", "40"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "40 iterations" in proc.stdout and "data.nmf.npz" in proc.stdout
+    _check_output(tmp_path / "data.nmf.npz", _cli.read_matrix(path))
+
+
+def test_python_m_fastnmf_demo(tmp_path):
+    proc = _run([sys.executable, "-m", "fastnmf", "demo"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "17 of 17 true parts" in proc.stdout
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.skipif(shutil.which("fastnmf") is None, reason="console script not on PATH")
+def test_console_script_error(tmp_path):
+    (tmp_path / "bad.csv").write_text("1,2\n-3,4\n")
+    proc = _run(["fastnmf", "factorize", "bad.csv", "-k", "1"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "fastnmf: error: bad.csv: the data must be non-negative; its minimum is -3."]
+    assert _files(tmp_path) == ["bad.csv"]
+
+
+def test_ctrl_c_during_a_long_run(tmp_path):
+    # A factorization that would run for minutes; Ctrl-C (SIGINT) once it has started must
+    # end the program at once with status 130, one line, and no output file.
+    np.save(tmp_path / "big.npy", low_rank(600, 400, 20, seed=0))
+    code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+            "sys.argv = ['fastnmf', 'factorize', 'big.npy', '-k', '20', '--max-iter', "
+            "'1000000', '--tol', '0']; runpy.run_module('fastnmf', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        # The temporary output file appears right before the factorization starts.
+        while not any(name.endswith(".tmp") for name in os.listdir(tmp_path)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the factorization did not start"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert out == ""
+    assert err == "fastnmf: error: interrupted\n"
+    assert _files(tmp_path) == ["big.npy"]
