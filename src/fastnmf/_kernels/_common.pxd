@@ -64,6 +64,9 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
                     floating* T) noexcept nogil
 cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
                     const floating* B, const floating* G, const floating* A) noexcept nogil
+cdef double accurate_loss_sq(const XData* x, Py_ssize_t k, const floating* Wt,
+                            const floating* H, double err_sq, floating* T,
+                            Py_ssize_t T_len) noexcept nogil
 cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
                          const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil
 cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,

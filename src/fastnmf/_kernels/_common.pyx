@@ -137,6 +137,20 @@ cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* 
     return x.sqnorm - 2 * dot(k * p, F, B) + dot(k * k, G, A)
 
 
+cdef double accurate_loss_sq(const XData* x, Py_ssize_t k, const floating* Wt,
+                            const floating* H, double err_sq, floating* T,
+                            Py_ssize_t T_len) noexcept nogil:
+    """``err_sq`` from the expanded formula, or — when the relative error is so small that
+    the formula cancels (below 1e-6 in float64, 1e-3 in float32) and X is dense — the
+    error formed directly (NMF-MATH.md, "What every half-step needs")."""
+    cdef double near = 1e-12 if floating is double else 1e-6
+    cdef double d
+    if x.sparse or not err_sq < near * x.sqnorm:
+        return err_sq
+    d = direct_error(x, k, Wt, H, T, T_len)
+    return d * d
+
+
 cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
                          const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil:
     """‖X − WH‖_F for dense X, formed a block of rows at a time in T (no n × m temporary)."""

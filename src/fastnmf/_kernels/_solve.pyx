@@ -15,7 +15,7 @@ from libc.stdint cimport uint64_t
 
 from ._common cimport (
     XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SOLVER_CD, SOLVER_ALS, SOLVER_MU,
-    prepare_x, workspace_len, product_W, product_H, loss_sq, record, finish,
+    prepare_x, workspace_len, product_W, product_H, loss_sq, accurate_loss_sq, record, finish,
 )
 from ._blas cimport gram
 from ._cd cimport cd_half
@@ -72,7 +72,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     err_sq = loss_sq(x, k, n, Wt, B, G, A)
     if not isfinite(err_sq):
         return STATUS_NONFINITE
-    err0 = prev = record(t, err_sq, 0, p)
+    err0 = prev = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len), 0, p)
     for it in range(1, p.max_iter + 1):
         if it > 1 and p.update_H:
             product_W(x, k, H, B, T)
@@ -92,7 +92,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
             return STATUS_NONFINITE
         if it % p.check_every:
             continue
-        err = record(t, err_sq, it, p)
+        err = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len), it, p)
         if solver == SOLVER_MU:
             conv = err0 == 0 or (prev - err) / err0 < p.tol
             prev = err
