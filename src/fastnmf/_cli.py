@@ -697,16 +697,13 @@ _BENCH_BUDGET = 2.0
 def _bench(args):
     import scipy
 
+    from ._bench import batch_rows, interleaved, sklearn_nnf
+
     from . import _api, reference
     from ._datasets import low_rank
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import sklearn
-            from sklearn.decomposition import non_negative_factorization
-    except ImportError:
-        sklearn = non_negative_factorization = None
+    non_negative_factorization = sklearn_nnf()
+    sklearn = sys.modules.get("sklearn") if non_negative_factorization else None
 
     sizes = _BENCH_QUICK if args.quick else _BENCH_SIZES
     versions = f"numpy {np.__version__}, scipy {scipy.__version__}"
@@ -730,19 +727,8 @@ def _bench(args):
             if non_negative_factorization is not None and solver != "als":
                 impls["scikit-learn"] = lambda kw=kw: _sklearn_nnf(
                     non_negative_factorization, X, k, kw)
-            errors, first = {}, 0.0
-            for name, fn in impls.items():  # warm-up; gives the errors and the run length
-                t0 = time.perf_counter()
-                errors[name] = _rel_error(fn(), X, norm)
-                first += time.perf_counter() - t0
-            repeats = max(1, min(max_repeats, int(_BENCH_BUDGET / max(first, 1e-9))))
-            times = {name: [] for name in impls}
-            for _ in range(repeats):  # interleaved, so that a slow spell hits all alike
-                for name, fn in impls.items():
-                    t0 = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - t0)
-            med = {name: float(np.median(t)) for name, t in times.items()}
+            med, results = interleaved(impls, budget=_BENCH_BUDGET, max_repeats=max_repeats)
+            errors = {name: _rel_error(r, X, norm) for name, r in results.items()}
             base = med["fastnmf"]
             cells = [f"{n}x{m}", str(k), str(iters), solver, _fmt_time(base)]
             for name in ("reference", "scikit-learn"):
@@ -758,6 +744,13 @@ def _bench(args):
         notes.append("scikit-learn has no 'als' solver")
     if notes:
         print(f"\n({'; '.join(notes)})")
+    count, n, m, k, iters = (20, 50, 40, 5, 20) if args.quick else (200, 100, 80, 8, 200)
+    print(f"\nmany matrices: {count} matrices of {n}x{m}, k={k}, {iters} iterations, "
+          f"init='nndsvda', tol=0")
+    for name, rate, ratio, err in batch_rows(count, n, m, k, iters,
+                                             budget=1.0 if args.quick else 6.0):
+        print(f"  {name:<22} {rate:9.1f} matrices/s  {ratio:5.2f}x n_jobs=1  "
+              f"relative error {err:.4g}")
     return 0
 
 

@@ -23,37 +23,34 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
                    &beta, C, &ldc)
 
 
-cdef inline void gram(int k, int p, const floating* F, int ldf, floating* C) noexcept nogil:
-    """C (k×k, row-major, both triangles) = F Fᵀ for row-major F (k×p)."""
-    # Column-major F is Fᵀ (p×k): C = (Fᵀ)ᵀ Fᵀ, syrk with trans='T' fills col-major upper,
-    # which is the row-major lower triangle; copy it up.
+cdef inline void syrk(bint outer, int k, int p, const floating* F, int ldf,
+                      floating* C) noexcept nogil:
+    """For row-major F (k×p): C = F Fᵀ (k×k) if ``outer``, else C = Fᵀ F (p×p); row-major,
+    both triangles filled."""
+    # Column-major F is Fᵀ (p×k) =: Fc; F Fᵀ = Fcᵀ Fc (trans 'T'), Fᵀ F = Fc Fcᵀ (trans 'N').
+    # syrk fills the column-major upper triangle, the row-major lower one; copy it up.
     cdef char uplo = 85  # 'U'
-    cdef char tr = 84    # 'T'
+    cdef char tr = 84 if outer else 78
+    cdef int size = k if outer else p, depth = p if outer else k
     cdef floating one = 1.0, zero = 0.0
     cdef Py_ssize_t i, j
     if floating is double:
-        blas.dsyrk(&uplo, &tr, &k, &p, &one, <double*> F, &ldf, &zero, C, &k)
+        blas.dsyrk(&uplo, &tr, &size, &depth, &one, <double*> F, &ldf, &zero, C, &size)
     else:
-        blas.ssyrk(&uplo, &tr, &k, &p, &one, <float*> F, &ldf, &zero, C, &k)
-    for i in range(k):
-        for j in range(i + 1, k):
-            C[i * k + j] = C[j * k + i]
+        blas.ssyrk(&uplo, &tr, &size, &depth, &one, <float*> F, &ldf, &zero, C, &size)
+    for i in range(size):
+        for j in range(i + 1, size):
+            C[i * size + j] = C[j * size + i]
+
+
+cdef inline void gram(int k, int p, const floating* F, int ldf, floating* C) noexcept nogil:
+    """C (k×k) = F Fᵀ for row-major F (k×p)."""
+    syrk(True, k, p, F, ldf, C)
 
 
 cdef inline void gram_t(int k, int p, const floating* F, int ldf, floating* C) noexcept nogil:
-    """C (p×p, row-major, both triangles) = Fᵀ F for row-major F (k×p)."""
-    # Column-major F is Fᵀ (p×k) =: Fc, and Fᵀ F = Fc Fcᵀ: syrk with trans='N'.
-    cdef char uplo = 85  # 'U'
-    cdef char tr = 78    # 'N'
-    cdef floating one = 1.0, zero = 0.0
-    cdef Py_ssize_t i, j
-    if floating is double:
-        blas.dsyrk(&uplo, &tr, &p, &k, &one, <double*> F, &ldf, &zero, C, &p)
-    else:
-        blas.ssyrk(&uplo, &tr, &p, &k, &one, <float*> F, &ldf, &zero, C, &p)
-    for i in range(p):
-        for j in range(i + 1, p):
-            C[i * p + j] = C[j * p + i]
+    """C (p×p) = Fᵀ F for row-major F (k×p)."""
+    syrk(False, k, p, F, ldf, C)
 
 
 cdef inline int top_eigen(int s, floating* C, int k, floating* w, floating* Z, int* isuppz,
