@@ -79,7 +79,7 @@ cdef int factor_system(Py_ssize_t k, const floating* A, double l2, floating* C) 
 cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                      const floating* B, double l1, double l2, floating* T, floating* C,
                      floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
-                     uint64_t* rng) noexcept nogil:
+                     uint64_t* rng, bint measure) noexcept nogil:
     """Update F (k×p) in place; T (k×p) holds the proposal. Returns the kept sweep's
     violation (Σ |projected gradient|)."""
     cdef Py_ssize_t i, kp = k * p
@@ -87,7 +87,7 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
     cdef double viol_P, viol_F
     next_permutation(k, perm, shuffle, rng)
     if factor_system(k, A, l2, C) != 0:
-        return hals_sweep(k, p, F, A, B, l1, l2, perm, v)
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
     for i in range(kp):
         T[i] = B[i] - fl1
     chol_solve(<int> k, <int> p, C, T)
@@ -95,9 +95,9 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
         if not T[i] > 0:  # also clears a NaN from a near-singular solve
             T[i] = 0
     if kills_component(k, p, T, F):
-        return hals_sweep(k, p, F, A, B, l1, l2, perm, v)
-    viol_P = hals_sweep(k, p, T, A, B, l1, l2, perm, v)
-    viol_F = hals_sweep(k, p, F, A, B, l1, l2, perm, v)
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
+    viol_P = hals_sweep(k, p, T, A, B, l1, l2, perm, v, measure)
+    viol_F = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
     if half_objective(k, p, T, A, B, l1, l2, S) < half_objective(k, p, F, A, B, l1, l2, S):
         memcpy(F, T, kp * sizeof(floating))
         return viol_P

@@ -5,4 +5,4 @@ from libc.stdint cimport uint64_t
 cdef double cd_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                     const floating* B, double l1, double l2, floating* T, floating* C,
                     floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
-                    uint64_t* rng) noexcept nogil
+                    uint64_t* rng, bint measure) noexcept nogil

@@ -71,7 +71,7 @@ cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
                          const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil
 cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                        const floating* B, double l1, double l2, const Py_ssize_t* perm,
-                       floating* g) noexcept nogil
+                       floating* g, bint measure) noexcept nogil
 cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
                            uint64_t* state) noexcept nogil
 cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept nogil

@@ -180,13 +180,14 @@ cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
 
 cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                        const floating* B, double l1, double l2, const Py_ssize_t* perm,
-                       floating* g) noexcept nogil:
+                       floating* g, bint measure) noexcept nogil:
     """One HALS / coordinate-descent sweep over the rows of F (k×p), in place.
 
     For t in perm: F[t] ← max(0, F[t] − (A[t]·F + l2·F[t] − B[t] + l1) / (A[t, t] + l2)),
     NMF-MATH.md's cd update with scikit-learn's regularization. Columns are independent,
     so the sweep runs block by block of columns (same result, cache-resident rows).
-    Returns Σ |projected gradient| over the sweep (scikit-learn's violation).
+    Returns Σ |projected gradient| over the sweep (scikit-learn's violation) if
+    ``measure``, else 0.
     """
     cdef Py_ssize_t j0, jb, s, t, r, j
     cdef floating a, hess, gj, fl1 = l1, fl2 = l2
@@ -210,12 +211,13 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
                     for j in range(jb):
                         g[j] += a * Fr[j]
             hess = A[t * k + t] + fl2
-            for j in range(jb):
-                gj = g[j]
-                if Ft[j] > 0:
-                    viol += fabs(gj)
-                elif gj < 0:
-                    viol -= gj
+            if measure:
+                for j in range(jb):
+                    gj = g[j]
+                    if Ft[j] > 0:
+                        viol += fabs(gj)
+                    elif gj < 0:
+                        viol -= gj
             if hess > 0:
                 for j in range(jb):
                     Ft[j] = Ft[j] - g[j] / hess

@@ -17,7 +17,7 @@ cdef double MU_EPS = 1.1920928955078125e-07
 cdef double mu_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                     const floating* B, double l1, double l2, floating* T, floating* C,
                     floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
-                    uint64_t* rng) noexcept nogil:
+                    uint64_t* rng, bint measure) noexcept nogil:
     """Update F (k×p) in place; T (k×p) holds the denominator. Returns 0 (no violation)."""
     cdef Py_ssize_t i, kp = k * p
     cdef floating den, fl1 = l1, fl2 = l2, eps = <floating> MU_EPS
