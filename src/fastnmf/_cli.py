@@ -529,7 +529,7 @@ def _demo(args):
 
     if args.plot is not None:
         try:
-            import matplotlib
+            import matplotlib  # noqa: F401  (only: is it installed?)
         except ImportError:
             raise CLIError("argument --plot: needs matplotlib, which is not installed")
         plot = _AtomicFile(args.plot, "argument --plot")
