@@ -87,11 +87,15 @@ def test_small_problems(p):
 
     # The errors come from ‖X‖² − 2⟨W, XHᵀ⟩ + ⟨WᵀW, HHᵀ⟩: rounding of ‖X‖² leaves about
     # sqrt(eps)·‖X‖ of noise on an error near zero. Anything above that is a real increase.
-    norm = float(np.linalg.norm(X.astype(np.float64)))
+    # (norms taken on X / max X: squares of entries near the float64 limits under/overflow)
+    scale = float(X.max()) or 1.0
+    X64 = X.astype(np.float64) / scale
+    norm = float(np.linalg.norm(X64)) * scale
     slack = 4 * np.sqrt(np.finfo(dtype).eps) * norm
     assert np.all(np.diff(h) <= slack), h
 
-    direct = float(np.linalg.norm(X.astype(np.float64) - res.W.astype(np.float64) @ res.H))
+    WH = (res.W.astype(np.float64) / np.sqrt(scale)) @ (res.H.astype(np.float64) / np.sqrt(scale))
+    direct = float(np.linalg.norm(X64 - WH)) * scale
     assert res.reconstruction_err == pytest.approx(direct, rel=1e-3, abs=slack)
     if len(h) > 1 and res.n_iter % CADENCE[solver] == 0:
         assert h[-1] == pytest.approx(res.reconstruction_err, rel=1e-3, abs=slack)

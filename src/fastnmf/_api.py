@@ -118,9 +118,8 @@ def run(prob, solvers):
 def make_result(prob, e, W, H, n_iter, converged, history, err):
     """The NMFResult of ``prob``, undoing a scaling of X by 2⁻ᵉ."""
     if e:
-        half = prob.dtype.type(2.0 ** (e // 2))
-        W, history, err = W * half, history * 2.0**e, err * 2.0**e
-        H = H * half if prob.update_H else prob.H
+        W, history, err = np.ldexp(W, e // 2), np.ldexp(history, e), float(np.ldexp(err, e))
+        H = np.ldexp(H, e // 2) if prob.update_H else prob.H
     return NMFResult(W=W, H=H, n_iter=int(n_iter), converged=bool(converged),
                      reconstruction_err=float(err), history=history, solver=prob.solver)
 

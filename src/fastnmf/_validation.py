@@ -62,13 +62,16 @@ class Problem:
     def scaled(self, e):
         """This problem with X · 2⁻ᵉ: the solution is (W, H) · 2^(−e/2), the regularization
         is rescaled to match (the L1 terms by 2^(−3e/2), the L2 terms by 2⁻ᵉ)."""
-        X = self.X * self.dtype.type(2.0**-e)
+        if sp.issparse(self.X):
+            X = self.X.copy()
+            X.data = np.ldexp(X.data, -e)
+        else:
+            X = np.ldexp(self.X, -e)  # exact, and no 2^-e factor to overflow the dtype
         sqnorm, xmax = _scan(X.data if sp.issparse(X) else X, "X")
-        half = self.dtype.type(2.0 ** (-e // 2))
         kw = {name: getattr(self, name) for name in self.__slots__}
         kw.update(X=X, sqnorm=sqnorm, xmax=xmax,
-                  W=None if self.W is None else self.W * half,
-                  H=None if self.H is None else self.H * half,
+                  W=None if self.W is None else np.ldexp(self.W, -e // 2),
+                  H=None if self.H is None else np.ldexp(self.H, -e // 2),
                   l1_W=_ldexp(self.l1_W, -3 * e // 2), l1_H=_ldexp(self.l1_H, -3 * e // 2),
                   l2_W=_ldexp(self.l2_W, -e), l2_H=_ldexp(self.l2_H, -e))
         return Problem(**kw)
