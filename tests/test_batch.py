@@ -200,6 +200,11 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="Xs must be"):
         fastnmf.nmf_batch(np.ones((3, 3)), 2)
     assert fastnmf.nmf_batch([], 3) == []
+    with pytest.raises(TypeError, match="Xs must be"):
+        fastnmf.nmf_batch(3.0, 2)
+    from_generator = fastnmf.nmf_batch((X for X in Xs), 3, **KW)  # any iterable of matrices
+    for X, r in zip(Xs, from_generator):
+        _assert_same(r, fastnmf.nmf(X, 3, **KW))
 
 
 def test_extreme_scale_items_are_solved():

@@ -107,7 +107,7 @@ def _as_items(Xs):
             raise ValueError(error_message("Xs", "must be a sequence of 2-D matrices or a 3-D "
                                            "array", got=f"an array of shape {Xs.shape}"))
         return list(Xs)
-    if sp.issparse(Xs) or isinstance(Xs, (str, bytes)) or not hasattr(Xs, "__len__"):
+    if sp.issparse(Xs) or isinstance(Xs, (str, bytes)) or not hasattr(Xs, "__iter__"):
         raise TypeError(error_message("Xs", "must be a sequence of 2-D matrices or a 3-D array",
                                       got=type(Xs).__name__))
     return list(Xs)
