@@ -80,11 +80,13 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                      const floating* B, double l1, double l2, floating* T, floating* C,
                      floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
                      uint64_t* rng, bint measure) noexcept nogil:
-    """Update F (k×p) in place; T (k×p) holds the proposal. Returns the kept sweep's
-    violation (Σ |projected gradient|)."""
+    """Update F (k×p) in place; T (k×p) holds the proposal. Returns the violation
+    (Σ |projected gradient|) of the sweep from F, that is at the incoming point as cd's is:
+    the proposal's would be near zero from the first iteration on when the least-squares
+    solution is already feasible, and the stopping test relative to it would never hold."""
     cdef Py_ssize_t i, kp = k * p
     cdef floating fl1 = l1
-    cdef double viol_P, viol_F
+    cdef double viol
     next_permutation(k, perm, shuffle, rng)
     if factor_system(k, A, l2, C) != 0:
         return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
@@ -96,9 +98,8 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
             T[i] = 0
     if kills_component(k, p, T, F):
         return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
-    viol_P = hals_sweep(k, p, T, A, B, l1, l2, perm, v, measure)
-    viol_F = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
+    hals_sweep(k, p, T, A, B, l1, l2, perm, v, False)
+    viol = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
     if half_objective(k, p, T, A, B, l1, l2, S) < half_objective(k, p, F, A, B, l1, l2, S):
         memcpy(F, T, kp * sizeof(floating))
-        return viol_P
-    return viol_F
+    return viol

@@ -43,12 +43,11 @@ def als_half(F, A, B, l1, l2, rng, shuffle):
     P = np.where(P > 0, P, 0).astype(F.dtype, copy=False)
     if np.any(~P.any(axis=1) & F.any(axis=1)):  # clipping zeroed a live component
         return hals_sweep(F, A, B, l1, l2, order)
-    violation_P = hals_sweep(P, A, B, l1, l2, order)
-    violation_F = hals_sweep(F, A, B, l1, l2, order)
+    hals_sweep(P, A, B, l1, l2, order)
+    violation = hals_sweep(F, A, B, l1, l2, order)  # measured at the incoming F, as cd's
     if half_objective(P, A, B, l1, l2) < half_objective(F, A, B, l1, l2):
         F[...] = P
-        return violation_P
-    return violation_F
+    return violation
 
 
 def als(prob, W, H, seed):
