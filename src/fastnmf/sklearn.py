@@ -1,0 +1,358 @@
+"""fastnmf.sklearn.NMF: a drop-in for ``sklearn.decomposition.NMF`` on fastnmf's solvers.
+
+This module imports scikit-learn (>= 1.6); the core package never imports it.
+
+>>> import numpy as np
+>>> from fastnmf.sklearn import NMF
+>>> X = np.array([[1, 1], [2, 1], [3, 1.2], [4, 1], [5, 0.8], [6, 1]])
+>>> model = NMF(n_components=2, init='random', random_state=0, max_iter=1000)
+>>> W = model.fit_transform(X)
+>>> W.shape, model.components_.shape
+((6, 2), (2, 2))
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import sklearn
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, check_non_negative
+
+try:  # a function since scikit-learn 1.6, like the tags API used below
+    from sklearn.utils.validation import validate_data
+except ImportError as exc:  # pragma: no cover - depends on the installed scikit-learn
+    raise ImportError(
+        f"fastnmf.sklearn needs scikit-learn >= 1.6; found {sklearn.__version__}"
+    ) from exc
+
+from ._api import nmf
+
+__all__ = ["NMF"]
+
+_BETA_LOSS_FLOAT = {"frobenius": 2, "kullback-leibler": 1, "itakura-saito": 0}
+
+
+def _beta_loss_to_float(beta_loss):
+    return _BETA_LOSS_FLOAT[beta_loss] if isinstance(beta_loss, str) else beta_loss
+
+
+def _check_init(A, shape, whom):
+    """scikit-learn's check of a custom W or H (same messages); returns A as an array."""
+    A = check_array(A)
+    if shape[0] != "auto" and A.shape[0] != shape[0]:
+        raise ValueError(
+            f"Array with wrong first dimension passed to {whom}. Expected {shape[0]}, "
+            f"but got {A.shape[0]}."
+        )
+    if shape[1] != "auto" and A.shape[1] != shape[1]:
+        raise ValueError(
+            f"Array with wrong second dimension passed to {whom}. Expected {shape[1]}, "
+            f"but got {A.shape[1]}."
+        )
+    check_non_negative(A, whom)
+    if np.max(A) == 0:
+        raise ValueError(f"Array passed to {whom} is full of zeros.")
+    return A
+
+
+class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Non-Negative Matrix Factorization (NMF), computed by fastnmf's compiled solvers.
+
+    A drop-in for :class:`sklearn.decomposition.NMF`: the same parameters, defaults,
+    methods, fitted attributes, parameter validation and warnings. Find two
+    non-negative matrices W (n_samples × n_components) and H (n_components × n_features)
+    minimizing ½‖X − WH‖²_F plus scikit-learn's L1/L2 regularization of W and H.
+    ``fit_transform`` returns W; ``components_`` is H; ``transform`` solves W for new
+    data with H fixed.
+
+    Parameters
+    ----------
+    n_components : int, {'auto'} or None, default='auto'
+        Number of components. None: n_features. 'auto': inferred from the shapes of W
+        and H when ``init='custom'``, else n_features.
+    init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'}, default=None
+        Initialization; None means 'nndsvda' if n_components <= min(n_samples,
+        n_features), else 'random' (as scikit-learn).
+    solver : {'cd', 'mu', 'als'}, default='cd'
+        'cd': coordinate descent (HALS), 'mu': multiplicative updates, 'als': fastnmf's
+        monotone projected alternating least squares.
+    beta_loss : float or {'frobenius', 'kullback-leibler', 'itakura-saito'}, default='frobenius'
+        Passed to :func:`fastnmf.nmf` (non-Frobenius losses: solver 'mu' only).
+    tol : float, default=1e-4
+        Tolerance of the stopping condition; 0 runs exactly ``max_iter`` iterations.
+    max_iter : int, default=200
+        Maximum number of iterations.
+    random_state : int, RandomState instance or None, default=None
+        Used by init 'random' and 'nndsvdar' (and the randomized SVD of large X) and by
+        ``shuffle``. An int gives scikit-learn's random start.
+    alpha_W : float, default=0.0
+        Regularization of W (scikit-learn's scaling by n_features).
+    alpha_H : float or 'same', default='same'
+        Regularization of H (scaled by n_samples); 'same' takes alpha_W.
+    l1_ratio : float, default=0.0
+        The L1 share of the regularization, in [0, 1].
+    verbose : int, default=0
+        Print the error at each convergence check.
+    shuffle : bool, default=False
+        cd/als: randomize the order of the components in each sweep.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        The factor H.
+    n_components_ : int
+        Number of components.
+    reconstruction_err_ : float
+        ‖X − WH‖_F of the training data (for another beta_loss, sqrt(2·divergence)).
+    n_iter_ : int
+        Iterations performed.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen during fit, when X has string column names.
+
+    Notes
+    -----
+    Differences from scikit-learn: the extra solver 'als'; ``transform`` accepts X of
+    another float dtype than the fitted model (scikit-learn raises TypeError) and then
+    computes in X's dtype.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            None,
+            StrOptions({"auto"}),
+        ],
+        "init": [
+            StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}),
+            None,
+        ],
+        "solver": [StrOptions({"cd", "mu", "als"})],
+        "beta_loss": [
+            StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}),
+            Real,
+        ],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "alpha_W": [Interval(Real, 0, None, closed="left")],
+        "alpha_H": [Interval(Real, 0, None, closed="left"), StrOptions({"same"})],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "verbose": ["verbose"],
+        "shuffle": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_components="auto",
+        *,
+        init=None,
+        solver="cd",
+        beta_loss="frobenius",
+        tol=1e-4,
+        max_iter=200,
+        random_state=None,
+        alpha_W=0.0,
+        alpha_H="same",
+        l1_ratio=0.0,
+        verbose=0,
+        shuffle=False,
+    ):
+        self.n_components = n_components
+        self.init = init
+        self.solver = solver
+        self.beta_loss = beta_loss
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
+        self.verbose = verbose
+        self.shuffle = shuffle
+
+    def fit(self, X, y=None, **params):
+        """Learn an NMF model for the data X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (CSR/CSC matrices are used without densifying).
+        y : Ignored
+        **params : kwargs
+            Passed to ``fit_transform`` (``W`` and ``H`` when ``init='custom'``).
+
+        Returns
+        -------
+        self : object
+        """
+        self.fit_transform(X, **params)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None, W=None, H=None):
+        """Learn an NMF model for the data X and return the transformed data W.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+        W : array-like of shape (n_samples, n_components), default=None
+            Initial W when ``init='custom'``.
+        H : array-like of shape (n_components, n_features), default=None
+            Initial H when ``init='custom'``.
+
+        Returns
+        -------
+        W : ndarray of shape (n_samples, n_components)
+        """
+        X = validate_data(
+            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32]
+        )
+        res = self._solve(X, W=W, H=H, update_H=True)
+        self.reconstruction_err_ = res.reconstruction_err
+        self.n_components_ = res.H.shape[0]
+        self.components_ = res.H.copy()  # writable, as scikit-learn's
+        self.n_iter_ = res.n_iter
+        return res.W.copy()
+
+    def transform(self, X):
+        """Transform X with the fitted model: solve W >= 0 with H = ``components_`` fixed.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        W : ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=("csr", "csc"),
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_non_negative=True,
+        )
+        return self._solve(X, W=None, H=self.components_, update_H=False).W.copy()
+
+    def inverse_transform(self, X):
+        """Transform data back to its original space: ``X @ components_``.
+
+        Parameters
+        ----------
+        X : {ndarray, sparse matrix} of shape (n_samples, n_components)
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        return X @ self.components_
+
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features."""
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # -- the work ------------------------------------------------------------------
+
+    def _solve(self, X, *, W, H, update_H):
+        """scikit-learn's checks of ``_fit_transform``, then ``fastnmf.nmf``."""
+        beta_loss = _beta_loss_to_float(self.beta_loss)
+        if self.solver != "mu" and self.beta_loss not in (2, "frobenius"):
+            raise ValueError(
+                f"Invalid beta_loss parameter: solver {self.solver!r} does not handle "
+                f"beta_loss = {self.beta_loss!r}"
+            )
+        if update_H and self.solver == "mu" and self.init == "nndsvd":
+            warnings.warn(
+                "The multiplicative update ('mu') solver cannot update zeros present in "
+                "the initialization, and so leads to poorer results when used jointly "
+                "with init='nndsvd'. You may try init='nndsvda' or init='nndsvdar' "
+                "instead.",
+                UserWarning,
+            )
+        if X.min() == 0 and beta_loss <= 0:
+            raise ValueError(
+                "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
+                "Please add small values to X, or use a positive beta_loss."
+            )
+
+        n_samples, n_features = X.shape
+        k = self.n_components if update_H else self.n_components_
+        if k is None:
+            k = n_features
+        if update_H and self.init == "custom":
+            H = _check_init(H, (k, n_features), "NMF (input H)")
+            W = _check_init(W, (n_samples, k), "NMF (input W)")
+            if k == "auto":
+                k = H.shape[0]
+            if H.dtype != X.dtype or W.dtype != X.dtype:
+                raise TypeError(
+                    "H and W should have the same dtype as X. Got "
+                    f"H.dtype = {H.dtype} and W.dtype = {W.dtype}."
+                )
+        elif update_H:
+            if W is not None or H is not None:
+                warnings.warn(
+                    "When init!='custom', provided W or H are ignored. Set "
+                    " init='custom' to use them as initialization.",
+                    RuntimeWarning,
+                )
+            W = H = None
+            if k == "auto":
+                k = n_features
+            check_non_negative(X, "NMF initialization")
+            if self.init not in (None, "random") and k > min(n_samples, n_features):
+                raise ValueError(
+                    f"init = '{self.init}' can only be used when "
+                    "n_components <= min(n_samples, n_features)"
+                )
+        # else (transform): H = components_, W starts as scikit-learn's (inside nmf).
+
+        res = nmf(
+            X,
+            k,
+            solver=self.solver,
+            init=self.init if update_H else None,
+            W=W,
+            H=H,
+            update_H=update_H,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            beta_loss=self.beta_loss,
+            alpha_W=self.alpha_W,
+            alpha_H=self.alpha_H,
+            l1_ratio=self.l1_ratio,
+            random_state=self.random_state,
+            shuffle=self.shuffle,
+            verbose=bool(self.verbose),
+        )
+        if res.n_iter == self.max_iter and self.tol > 0:
+            warnings.warn(
+                "Maximum number of iterations %d reached. Increase "
+                "it to improve convergence." % self.max_iter,
+                ConvergenceWarning,
+            )
+        return res
