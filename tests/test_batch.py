@@ -268,3 +268,12 @@ def test_results_pickle_and_stay_read_only():
     r2 = pickle.loads(pickle.dumps(r))
     _assert_same(r, r2)
     assert not r2.W.flags.writeable and not r2.H.flags.writeable
+
+
+@pytest.mark.parametrize("beta", ["kullback-leibler", 0.5])
+def test_beta_divergence_batch(beta):
+    Xs = _ragged()[:2] + [_stack(count=1)[0]]
+    got = fastnmf.nmf_batch(Xs, 3, n_jobs=2, solver="mu", beta_loss=beta, random_state=0,
+                            **KW)
+    for X, r in zip(Xs, got):
+        _assert_same(r, fastnmf.nmf(X, 3, solver="mu", beta_loss=beta, random_state=0, **KW))

@@ -286,3 +286,20 @@ def test_valid_neighbours_accepted(entry, kw):
     assert np.all(np.isfinite(res.W)) and np.all(res.W >= 0)
     assert np.all(np.isfinite(res.H)) and np.all(res.H >= 0)
     assert res.W.shape == (np.shape(X)[0], k)
+
+
+@pytest.mark.parametrize("entry", [fastnmf.nmf, fastnmf.reference.nmf])
+def test_beta_loss_rules(entry):
+    X = np.random.default_rng(0).random((6, 5))
+    with pytest.raises(ValueError, match=r"beta_loss.*solver='mu'"):
+        entry(X, 2, solver="cd", beta_loss="kullback-leibler")
+    with pytest.raises(ValueError, match=r"beta_loss.*solver='mu'"):
+        entry(X, 2, solver="als", beta_loss=1.5)
+    X[0, 0] = 0
+    for beta in ("itakura-saito", -0.5, 0):
+        with pytest.raises(ValueError, match=r"X contains zeros.*β <= 0"):
+            entry(X, 2, solver="mu", beta_loss=beta)
+        with pytest.raises(ValueError, match=r"X contains zeros.*β <= 0"):
+            entry(sp.csr_matrix(X), 2, solver="mu", beta_loss=beta)  # an implicit zero
+        full = sp.csr_matrix(X + 1)  # sparse format, no zero at all: accepted
+        assert np.isfinite(entry(full, 2, solver="mu", beta_loss=beta, max_iter=5).W).all()

@@ -30,6 +30,7 @@ Bounds (float64), each a relative max-abs difference ``max|a − b| / max|b|``:
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import fastnmf
 import fastnmf.reference
@@ -219,3 +220,46 @@ def test_als_rank_deficient_final_error_close(init, seed):
     for res in (c, r):
         assert np.all(np.diff(res.history) <= 1e-12 * res.history[0])
         assert res.reconstruction_err <= 1e-2 * norm
+
+
+BETAS = ["kullback-leibler", "itakura-saito", 0.5, 1.5, 3.0]
+
+
+def _beta_data(fmt, beta, dtype=np.float64):
+    rng = np.random.default_rng(3)
+    X = rng.random((40, 5)) @ rng.random((5, 30))
+    if beta == "itakura-saito":
+        X += 0.05  # β <= 0 needs X without zeros
+    else:
+        X[X < np.quantile(X, 0.25)] = 0  # zeros: read only at the non-zeros when sparse
+    X = X.astype(dtype)
+    return {"C": X, "F": np.asfortranarray(X), "csr": sp.csr_matrix(X),
+            "csc": sp.csc_matrix(X)}[fmt]
+
+
+@pytest.mark.parametrize("beta, fmt", [
+    (beta, fmt) for beta in BETAS for fmt in ("C", "F", "csr", "csc")
+    # a sparse X has zeros, which β <= 0 rejects (see test_errors)
+    if not (beta == "itakura-saito" and fmt in ("csr", "csc"))])
+@pytest.mark.parametrize("update_H", [True, False])
+def test_beta_divergence_matches_reference(beta, fmt, update_H):
+    """mu for β ≠ 2: kernel = reference (same formulas and guards), bound 1e-8 as mu's."""
+    X = _beta_data(fmt, beta)
+    kw = dict(solver="mu", beta_loss=beta, init="random", random_state=2, tol=0,
+              max_iter=40, alpha_W=0.001, l1_ratio=0.5)
+    if not update_H:
+        kw.update(H=np.random.default_rng(4).random((K, X.shape[1])) + 0.1, update_H=False)
+    c, r = both(X, K, **kw)
+    assert_same_run(c, r, "mu")
+    assert np.all(np.diff(c.history) <= 1e-9 * c.history[0])  # monotone (MM updates)
+
+
+@pytest.mark.parametrize("beta", ["kullback-leibler", 0.5])
+def test_beta_divergence_float32_close_to_float64(beta):
+    X64 = _beta_data("C", beta)
+    kw = dict(solver="mu", beta_loss=beta, init="random", random_state=2, tol=0, max_iter=40)
+    c64 = fastnmf.nmf(X64, K, **kw)
+    c32 = fastnmf.nmf(X64.astype(np.float32), K, **kw)
+    assert c32.W.dtype == np.float32
+    assert abs(c32.reconstruction_err - c64.reconstruction_err) <= (
+        RTOL_FLOAT32 * c64.reconstruction_err)

@@ -44,8 +44,11 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         Maximum number of iterations (>= 1).
     tol : float, default=1e-4
         Stopping tolerance; 0 runs exactly max_iter iterations.
-    beta_loss : 'frobenius' or 2, default='frobenius'
-        Only the Frobenius loss is supported so far.
+    beta_loss : {'frobenius', 'kullback-leibler', 'itakura-saito'} or float, default='frobenius'
+        The β-divergence minimized (2, 1, 0 for the three names); other than 'frobenius',
+        solver 'mu' only, with scikit-learn's updates. β <= 0 needs X without zeros. A
+        sparse X is read only at its non-zeros for β = 1 (for other β the loss needs WH
+        everywhere, formed a row at a time).
     alpha_W, alpha_H, l1_ratio : float, default=0.0, 'same', 0.0
         scikit-learn's regularization: alpha_W · l1_ratio · m · ‖W‖₁ +
         ½ alpha_W (1 − l1_ratio) m ‖W‖²_F and the same for H with n; alpha_H='same' takes
@@ -82,7 +85,8 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
     projected gradients of the sweep falls to ``tol`` times its value at the first
     iteration (scikit-learn's cd rule); 'mu' checks every 10 iterations and stops when
     (previous error − error) / initial error < ``tol`` (scikit-learn's mu rule).
-    ``history`` holds the error at the start and at each check.
+    ``history`` holds the error at the start and at each check. For another ``beta_loss``
+    the error is sqrt(2 · D_β(X ‖ WH)), as scikit-learn's ``reconstruction_err_``.
 
     Examples
     --------
@@ -145,7 +149,8 @@ def _compiled(prob, W, H, seed):
     n_iter, converged, history, err, status = solve(
         prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
         l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
-        update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose)
+        update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
+        beta=prob.beta)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
     return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
 

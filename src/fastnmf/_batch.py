@@ -194,9 +194,10 @@ def _run_group(probs, indices, n_threads, monitor, results):
     by_solver = {}
     for j, i in enumerate(indices):
         p = probs[i]
-        by_solver.setdefault((p.solver, p.max_iter, p.tol, p.update_H, p.shuffle), []).append(j)
+        by_solver.setdefault((p.solver, p.max_iter, p.tol, p.update_H, p.shuffle, p.beta),
+                             []).append(j)
     done = np.zeros(8 * n_threads, dtype=np.int64)
-    for (solver, max_iter, tol, update_H, shuffle), js in by_solver.items():
+    for (solver, max_iter, tol, update_H, shuffle, beta), js in by_solver.items():
         if monitor is not None:
             monitor.watch(done)
         n_iter, converged, histories, errs, status = solve_many(
@@ -207,7 +208,7 @@ def _run_group(probs, indices, n_threads, monitor, results):
             np.array([fills[j] for j in js], dtype=np.float64),
             np.array([in_kernel[j] for j in js], dtype=np.int8),
             max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
-            n_threads=n_threads, done=done)
+            n_threads=n_threads, done=done, beta=beta)
         if monitor is not None:
             monitor.unwatch(done)
         for q, j in enumerate(js):

@@ -41,7 +41,7 @@ class Problem:
     """A validated factorization problem (internal)."""
 
     __slots__ = (
-        "X", "sqnorm", "xmax", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
+        "X", "sqnorm", "xmax", "beta", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
         "max_iter", "tol", "l1_W", "l2_W", "l1_H", "l2_H", "random_state", "shuffle",
         "verbose",
     )
@@ -205,8 +205,12 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
     if init is not None and (not isinstance(init, str) or init not in INITS):
         raise ValueError(error_message("init", "must be None or one of", _choices(INITS),
                                        got=f"{init!r}"))
-    _check_beta_loss(beta_loss)
+    beta = _check_beta_loss(beta_loss, solver)
     X, sqnorm, xmax = check_X(X)
+    if beta <= 0 and _has_zeros(X):
+        raise ValueError(error_message(
+            "X", f"contains zeros, which beta_loss={beta_loss!r} (β <= 0) cannot fit (the "
+            "divergence is infinite there); add a small value to X or use β > 0"))
     n, m = X.shape
     k = _check_int(n_components, "n_components", 1)
     max_iter = _check_int(max_iter, "max_iter", 1)
@@ -243,7 +247,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
                 "n_components", f"must be <= min(n, m) = {min(n, m)} with init={init!r}",
                 "(use init='random' for more components)", got=f"{k}"))
     return Problem(
-        X=X, sqnorm=sqnorm, xmax=xmax, n=n, m=m, k=k, dtype=dtype, solver=solver, init=init, W=W, H=H,
+        X=X, sqnorm=sqnorm, xmax=xmax, beta=beta, n=n, m=m, k=k, dtype=dtype, solver=solver, init=init, W=W, H=H,
         update_H=update_H, max_iter=max_iter, tol=tol,
         l1_W=m * alpha_W * l1_ratio, l2_W=m * alpha_W * (1.0 - l1_ratio),
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
@@ -251,19 +255,32 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
     )
 
 
-def _check_beta_loss(beta_loss):
+_BETA_VALUES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
+
+
+def _check_beta_loss(beta_loss, solver):
+    """The β of ``beta_loss`` (2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito, or a float)."""
     if isinstance(beta_loss, str):
         if beta_loss not in BETA_LOSSES:
             raise ValueError(error_message("beta_loss", "must be a float or one of",
                                            _choices(BETA_LOSSES), got=f"{beta_loss!r}"))
-        if beta_loss == "frobenius":
-            return
+        beta = _BETA_VALUES[beta_loss]
     elif isinstance(beta_loss, numbers.Real) and not isinstance(beta_loss, bool):
-        if beta_loss == 2:
-            return
+        beta = float(beta_loss)
+        if not math.isfinite(beta):
+            raise ValueError(error_message("beta_loss", "must be finite",
+                                           got=f"{beta_loss!r}"))
     else:
         raise TypeError(error_message("beta_loss", "must be a float or one of",
                                       _choices(BETA_LOSSES), got=f"{beta_loss!r}"))
-    raise ValueError(error_message(
-        "beta_loss", "other than 'frobenius' (2) is not supported yet: only",
-        "'frobenius'", got=f"{beta_loss!r}"))
+    if beta != 2 and solver != "mu":
+        raise ValueError(error_message(
+            "beta_loss", f"other than 'frobenius' (2) needs solver='mu' (solver {solver!r} "
+            "minimizes the Frobenius norm)", got=f"{beta_loss!r}"))
+    return beta
+
+
+def _has_zeros(X):
+    if sp.issparse(X):
+        return X.nnz < X.shape[0] * X.shape[1] or bool((X.data == 0).any())
+    return bool(X.min() == 0)

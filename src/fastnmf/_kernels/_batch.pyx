@@ -49,7 +49,7 @@ cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Param
 def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
                double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
                const char[::1] init_in_kernel, *, int max_iter, double tol, bint update_H,
-               bint shuffle, int n_threads, int64_t[::1] done):
+               bint shuffle, int n_threads, int64_t[::1] done, double beta=2):
     """Initialize (where ``init_in_kernel[i]``) and solve every item in one nogil prange.
 
     operands[i]: X_i as ``_solve.solve`` takes it; Wts[i] (k×n_i), Hs[i] (k×m_i): the
@@ -61,16 +61,17 @@ def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms
     if Wts and Wts[0].dtype == np.float32:
         return _solve_many[float](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
                                   init_in_kernel, max_iter, tol, update_H, shuffle,
-                                  n_threads, done)
+                                  n_threads, done, beta)
     return _solve_many[double](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
                                init_in_kernel, max_iter, tol, update_H, shuffle, n_threads,
-                               done)
+                               done, beta)
 
 
 cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
                  double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
                  const char[::1] init_in_kernel, int max_iter, double tol, bint update_H,
-                 bint shuffle, int n_threads, int64_t[::1] done, floating kind=0):
+                 bint shuffle, int n_threads, int64_t[::1] done, double beta,
+                 floating kind=0):
     cdef Py_ssize_t count = len(Wts), i, n, m, s
     cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
     cdef int solver_id = SOLVER_IDS[solver], check_every = CHECK_EVERY[solver]
@@ -107,8 +108,9 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].seed = seeds[i]
         ps[i].check_every = check_every
         ps[i].verbose = False
+        ps[i].beta = beta
         ts[i].history = &hist[i, 0]
-        wlen = max(wlen, workspace_len(n, m, k))
+        wlen = max(wlen, workspace_len(n, m, k, beta))
         if init_in_kernel[i]:
             s = min(n, m)
             wlen = max(wlen, nndsvd_workspace_len(n, m, k))

@@ -41,6 +41,7 @@ cdef struct Params:
     uint64_t seed
     int check_every
     bint verbose
+    double beta             # the β of the loss: 2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito
 
 cdef struct Trace:
     double* history         # capacity max_iter // check_every + 1
@@ -54,9 +55,11 @@ cdef struct Trace:
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
 #   v (max(k, SWEEP_BLOCK))
+#   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
-cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
+                              double beta) noexcept nogil
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
                     floating* T) noexcept nogil

@@ -44,15 +44,19 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     return 0
 
 
-cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil:
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
+                              double beta) noexcept nogil:
     cdef Py_ssize_t P = n if n > m else m
     cdef Py_ssize_t v = k if k > SWEEP_BLOCK else SWEEP_BLOCK
-    return 4 * k * k + 2 * k * P + v
+    cdef Py_ssize_t size = 4 * k * k + 2 * k * P + v
+    if beta != 2:
+        size += 2 * k * P + 2 * P + 2 * k
+    return size
 
 
-def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k):
+def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta=2):
     """Entries of the one workspace a solver call allocates for an n × m problem at rank k."""
-    return workspace_len(n, m, k)
+    return workspace_len(n, m, k, beta)
 
 
 def scan(const floating[::1] values):

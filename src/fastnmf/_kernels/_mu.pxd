@@ -6,3 +6,8 @@ cdef double mu_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                     const floating* B, double l1, double l2, floating* T, floating* C,
                     floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
                     uint64_t* rng, bint measure) noexcept nogil
+
+from ._common cimport XData, Params, Trace
+
+cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
+                      floating* work, const Params* p, Trace* t) noexcept nogil

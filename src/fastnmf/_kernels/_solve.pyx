@@ -20,7 +20,7 @@ from ._common cimport (
 from ._blas cimport gram
 from ._cd cimport cd_half
 from ._als cimport als_half
-from ._mu cimport mu_half
+from ._mu cimport mu_half, mu_beta_core
 
 SOLVER_IDS = {"cd": SOLVER_CD, "als": SOLVER_ALS, "mu": SOLVER_MU}
 # Iterations between two convergence checks (and history entries), per solver.
@@ -64,6 +64,8 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef double err_sq, err, err0, prev, viol, viol0 = 0
     cdef bint conv, measure
     cdef int it
+    if solver == SOLVER_MU and p.beta != 2:
+        return mu_beta_core(x, k, Wt, H, work, p, t)
     t.n_hist = 0
     t.n_iter = 0
     t.converged = False
@@ -112,7 +114,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
 
 def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm, *,
           int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H,
-          bint update_H, bint shuffle, uint64_t seed, bint verbose):
+          bint update_H, bint shuffle, uint64_t seed, bint verbose, double beta=2):
     """Run ``solver`` on Wt (k×n) and H (k×m) in place.
 
     X is a dense ndarray (C- or F-contiguous, the dtype of Wt) or a tuple
@@ -134,8 +136,9 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.seed = seed
     p.check_every = CHECK_EVERY[solver]
     p.verbose = verbose
+    p.beta = beta
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[::1] work = np.empty(workspace_len(n, m, k), dtype=dtype)
+    cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta), dtype=dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)
     history = np.empty(max_iter // p.check_every + 1, dtype=np.float64)
     cdef double[::1] hist = history
