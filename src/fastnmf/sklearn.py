@@ -223,6 +223,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         res = self._solve(X, W=W, H=H, update_H=True)
         self.reconstruction_err_ = res.reconstruction_err
         self.n_components_ = res.H.shape[0]
+        # the resolved n_components under scikit-learn's private name, which its own
+        # tests read (test_nmf_n_components_auto)
+        self._n_components = self.n_components_
         self.components_ = res.H.copy()  # writable, as scikit-learn's
         self.n_iter_ = res.n_iter
         return res.W.copy()
@@ -285,7 +288,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"Invalid beta_loss parameter: solver {self.solver!r} does not handle "
                 f"beta_loss = {self.beta_loss!r}"
             )
-        if update_H and self.solver == "mu" and self.init == "nndsvd":
+        if self.solver == "mu" and self.init == "nndsvd":  # in transform too, as sklearn
             warnings.warn(
                 "The multiplicative update ('mu') solver cannot update zeros present in "
                 "the initialization, and so leads to poorer results when used jointly "
@@ -304,6 +307,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if k is None:
             k = n_features
         if update_H and self.init == "custom":
+            # scikit-learn skips this check with init='custom' (and then returns
+            # negative factors); the core would reject X anyway, this keeps
+            # scikit-learn's wording for it (as MiniBatchNMF's "(input X)")
+            check_non_negative(X, "NMF (input X)")
             H = _check_init(H, (k, n_features), "NMF (input H)")
             W = _check_init(W, (n_samples, k), "NMF (input W)")
             if k == "auto":
