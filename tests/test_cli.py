@@ -7,7 +7,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -380,7 +382,7 @@ def test_error_while_solving_leaves_no_file(X, tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("beta_loss must be a float; got 'x'.")
 
-    monkeypatch.setattr(fastnmf._api, "nmf", broken)
+    monkeypatch.setattr(fastnmf._api, "nmf_live", broken)
     assert main(["factorize", str(path), "-k", "2", "-o", str(tmp_path / "o.npz")]) == 2
     line, _ = _one_error_line(capsys)
     assert line == f"fastnmf: error: {path}: beta_loss must be a float; got 'x'."
@@ -424,7 +426,7 @@ def test_keyboard_interrupt_exits_130(X, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fastnmf._api, "nmf", interrupted)
+    monkeypatch.setattr(fastnmf._api, "nmf_live", interrupted)
     assert main(["factorize", str(path), "-k", "2"]) == 130
     line, out = _one_error_line(capsys)
     assert line == "fastnmf: error: interrupted"
@@ -453,13 +455,13 @@ class _Terminal(io.StringIO):
 
 def test_progress_on_a_terminal_for_long_runs(X, tmp_path, capsys, monkeypatch):
     path = _npy(tmp_path, X)
-    real_nmf = fastnmf._api.nmf
+    real_nmf = fastnmf._api.nmf_live
 
     def slow_nmf(*args, **kwargs):
         time.sleep(0.5)
         return real_nmf(*args, **kwargs)
 
-    monkeypatch.setattr(fastnmf._api, "nmf", slow_nmf)
+    monkeypatch.setattr(fastnmf._api, "nmf_live", slow_nmf)
     monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.05)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -490,7 +492,7 @@ def test_progress_is_erased_before_an_error(X, tmp_path, capsys, monkeypatch):
         time.sleep(0.3)
         raise ValueError("n_components is wrong; got 3.")
 
-    monkeypatch.setattr(fastnmf._api, "nmf", slow_failure)
+    monkeypatch.setattr(fastnmf._api, "nmf_live", slow_failure)
     monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.05)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -640,3 +642,25 @@ def test_ctrl_c_during_a_long_run(tmp_path):
     assert out == ""
     assert err == "fastnmf: error: interrupted\n"
     assert _files(tmp_path) == ["big.npy"]
+
+
+def test_progress_shows_iteration_and_error(X, monkeypatch):
+    """The kernel writes (iteration, error) of each check into the array the display reads."""
+    from fastnmf import _api
+
+    live = np.full(2, np.nan)
+    res = _api.nmf_live(X, 2, live, solver="cd", tol=0, max_iter=7, random_state=0)
+    assert live[0] == 7 and live[1] == res.history[-1]
+    seen = []
+    real = _cli.run_with_progress
+
+    def capture(fn, label, stream=None, status=None):
+        out = real(fn, label, stream, status)
+        seen.append(status())
+        return out
+
+    monkeypatch.setattr(_cli, "run_with_progress", capture)
+    path = Path(tempfile.mkdtemp()) / "d.npy"
+    np.save(path, X)
+    assert main(["factorize", str(path), "-k", "2", "--max-iter", "5", "--tol", "0"]) == 0
+    assert seen and seen[0].startswith(", iteration 5, error ")

@@ -1,5 +1,8 @@
 """fastnmf.nmf: validate, initialize, dispatch to a solver, wrap the result."""
 
+import functools
+import inspect
+
 import numpy as np
 
 from ._init import LazyRNG, initialize
@@ -7,7 +10,7 @@ from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
 from ._validation import SOLVERS, check_nmf_args
 
-__all__ = ["nmf", "run", "make_result"]
+__all__ = ["nmf", "nmf_live", "run", "make_result", "NMF_DEFAULTS"]
 
 
 def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=True,
@@ -141,7 +144,7 @@ def _sparse_operands(X):
     )
 
 
-def _compiled(prob, W, H, seed):
+def _compiled(prob, W, H, seed, live=None):
     """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
     Wt = np.ascontiguousarray(W.T)
     X = prob.X
@@ -150,9 +153,24 @@ def _compiled(prob, W, H, seed):
         prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
         l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
         update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
-        beta=prob.beta)
+        beta=prob.beta, live=live)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
     return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
 
 
 _SOLVERS = {name: _compiled for name in SOLVERS}
+
+# The keyword arguments of nmf and their defaults (shared by reference.nmf and nmf_batch).
+NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}
+
+
+def nmf_live(X, n_components, live, **kwargs):
+    """``nmf`` that also writes (iteration, error) of each convergence check into ``live``
+    (a float64 array of 2) while it runs, for a progress display in another thread."""
+    unknown = set(kwargs) - set(NMF_DEFAULTS)
+    if unknown:
+        raise TypeError(f"nmf() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    prob = check_nmf_args(X, n_components, **{**NMF_DEFAULTS, **kwargs})
+    solver = functools.partial(_compiled, live=live)
+    return run(prob, {name: solver for name in SOLVERS})

@@ -1,7 +1,6 @@
 """fastnmf.nmf_batch: many factorizations on all cores (threads, the GIL released) or on any
 concurrent.futures executor (a Dask cluster's among them)."""
 
-import inspect
 import math
 import os
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from ._api import _sparse_operands, make_result, nmf
+from ._api import NMF_DEFAULTS, _sparse_operands, make_result
 from ._init import LazyRNG, initialize, nndsvd_fill_in_kernel
 from ._kernels._batch import STATUS_INIT_FAILED, solve_many
 from ._result import raise_for_status
@@ -20,8 +19,6 @@ from ._validation import check_nmf_args, error_message
 
 __all__ = ["nmf_batch", "BatchError"]
 
-_NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
-                 if p.kind is p.KEYWORD_ONLY}
 _ERRORS = ("raise", "return")
 
 
@@ -83,12 +80,12 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
     if errors not in _ERRORS:
         raise ValueError(error_message("errors", "must be one of", "'raise', 'return'",
                                        got=f"{errors!r}"))
-    unknown = set(nmf_kwargs) - set(_NMF_DEFAULTS)
+    unknown = set(nmf_kwargs) - set(NMF_DEFAULTS)
     if unknown:
         raise TypeError(f"nmf_batch() got an unexpected keyword argument {sorted(unknown)[0]!r}")
     items = _as_items(Xs)
     seeds = _split_random_state(nmf_kwargs.pop("random_state", None), len(items))
-    kwargs = {**_NMF_DEFAULTS, **nmf_kwargs}
+    kwargs = {**NMF_DEFAULTS, **nmf_kwargs}
     probs = [_check_item(i, X, n_components, kwargs, seeds[i]) for i, X in enumerate(items)]
     if executor is not None:
         results = _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs,

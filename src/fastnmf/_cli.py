@@ -363,12 +363,12 @@ def _isatty(stream):
         return False
 
 
-def run_with_progress(fn, label, stream=None):
+def run_with_progress(fn, label, stream=None, status=None):
     """Call ``fn()`` in a worker thread and return its result (or raise its exception).
 
     When ``stream`` (default: stderr) is a terminal and the call lasts more than
-    ``_PROGRESS_DELAY`` seconds, a spinner with the elapsed time is shown on it and erased
-    at the end; otherwise nothing is written. The main thread only waits, so Ctrl-C is
+    ``_PROGRESS_DELAY`` seconds, a spinner with the elapsed time (and ``status()``, if
+    given) is shown on it and erased at the end; otherwise nothing is written. The main thread only waits, so Ctrl-C is
     handled at once (the kernels release the GIL, so the worker does not slow it down).
     """
     stream = sys.stderr if stream is None else stream
@@ -393,6 +393,8 @@ def run_with_progress(fn, label, stream=None):
         try:
             for frame in _spin():
                 text = f"{label} {frame} {time.perf_counter() - t0:.1f} s"
+                if status is not None:
+                    text += status()
                 if len(text) > columns:  # a wrapped line could not be redrawn with \r
                     text = "..." + text[len(text) - columns + 3:]
                 width = max(width, len(text))
@@ -428,7 +430,7 @@ def _write(stream, text):
 # --- factorize -------------------------------------------------------------------------------
 
 def _factorize(args):
-    from ._api import nmf
+    from ._api import nmf_live
     from ._validation import check_X
 
     path = Path(args.input)
@@ -447,13 +449,19 @@ def _factorize(args):
         sparse = not isinstance(X, np.ndarray)
         shape = f"{n}x{m}" + (f" sparse (nnz {X.nnz})" if sparse else "")
         label = f"{PROG}: factorizing {path.name} ({shape}, k={args.k}, {args.solver})"
+        live = np.full(2, np.nan)  # (iteration, error), written by the kernel as it runs
+
+        def status():
+            it, err = live
+            return "" if np.isnan(it) else f", iteration {int(it)}, error {err:.6g}"
+
         t0 = time.perf_counter()
         try:
             res = run_with_progress(
-                lambda: nmf(X, args.k, solver=args.solver, init=args.init,
-                            max_iter=args.max_iter, tol=args.tol,
-                            random_state=args.random_state),
-                label)
+                lambda: nmf_live(X, args.k, live, solver=args.solver, init=args.init,
+                                 max_iter=args.max_iter, tol=args.tol,
+                                 random_state=args.random_state),
+                label, status=status)
         except (ValueError, TypeError, OverflowError) as exc:
             raise CLIError(f"{path}: {exc}")
         seconds = time.perf_counter() - t0

@@ -49,6 +49,7 @@ cdef struct Trace:
     int n_iter
     bint converged
     double final_err
+    double* live            # NULL, or 2 doubles: (iteration, error) of the latest check
 
 # Workspace (one array per call, in the computation dtype), in this order:
 #   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor

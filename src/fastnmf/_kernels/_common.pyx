@@ -260,6 +260,9 @@ cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept no
         err = err_sq
     t.history[t.n_hist] = err
     t.n_hist += 1
+    if t.live != NULL:  # read by a progress display in another thread
+        t.live[1] = err
+        t.live[0] = it
     if p.verbose:
         printf(b"fastnmf: iteration %d, error %.10g\n", it, err)
         fflush(stdout)

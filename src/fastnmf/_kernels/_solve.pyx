@@ -114,12 +114,15 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
 
 def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm, *,
           int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H,
-          bint update_H, bint shuffle, uint64_t seed, bint verbose, double beta=2):
+          bint update_H, bint shuffle, uint64_t seed, bint verbose, double beta=2,
+          double[::1] live=None):
     """Run ``solver`` on Wt (k×n) and H (k×m) in place.
 
     X is a dense ndarray (C- or F-contiguous, the dtype of Wt) or a tuple
     (data, indptr, indices, data_t, indptr_t, indices_t) of X's CSR and Xᵀ's CSR, with
-    int64 indptr and int32 indices. Returns (n_iter, converged, history, final_err, status).
+    int64 indptr and int32 indices. ``live`` (2 float64), if given, receives the iteration
+    and error of each check as the loop runs. Returns (n_iter, converged, history,
+    final_err, status).
     """
     cdef XData x
     cdef Params p
@@ -143,6 +146,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     history = np.empty(max_iter // p.check_every + 1, dtype=np.float64)
     cdef double[::1] hist = history
     t.history = &hist[0]
+    t.live = &live[0] if live is not None else NULL
     with nogil:
         status = solve_core(solver_id, &x, k, &Wt[0, 0], &H[0, 0], &work[0], &perm[0],
                             &p, &t)

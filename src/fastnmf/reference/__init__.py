@@ -7,7 +7,7 @@ compiled kernels against these functions.
 
 import inspect
 
-from .._api import nmf as _compiled_nmf, run
+from .._api import NMF_DEFAULTS, nmf as _compiled_nmf, run
 from .._validation import check_nmf_args
 from ._als import als
 from ._cd import cd
@@ -17,18 +17,15 @@ __all__ = ["nmf", "SOLVERS"]
 
 SOLVERS = {"cd": cd, "als": als, "mu": mu}
 
-_SIGNATURE = inspect.signature(_compiled_nmf)
-_DEFAULTS = {name: p.default for name, p in _SIGNATURE.parameters.items()
-             if p.kind is p.KEYWORD_ONLY}
 
 
 def nmf(X, n_components, **kwargs):
     """``fastnmf.nmf`` computed by the NumPy reference solvers (same arguments, same result)."""
-    unknown = set(kwargs) - set(_DEFAULTS)
+    unknown = set(kwargs) - set(NMF_DEFAULTS)
     if unknown:
         raise TypeError(f"nmf() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-    prob = check_nmf_args(X, n_components, **{**_DEFAULTS, **kwargs})
+    prob = check_nmf_args(X, n_components, **{**NMF_DEFAULTS, **kwargs})
     return run(prob, SOLVERS)
 
 
-nmf.__signature__ = _SIGNATURE
+nmf.__signature__ = inspect.signature(_compiled_nmf)
