@@ -596,6 +596,38 @@ def test_python_m_fastnmf_factorize(X, tmp_path):
     _check_output(tmp_path / "data.nmf.npz", _cli.read_matrix(path))
 
 
+@pytest.mark.parametrize("fmt", ["npy", "npz", "csv", "tsv", "mtx"])
+def test_console_script_factorizes_every_format(X, tmp_path, fmt):
+    """As a user types it: the installed `fastnmf` command on each input format."""
+    exe = shutil.which("fastnmf")
+    assert exe is not None, "the console script must be installed with the package"
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "npy":
+        np.save(path, X)
+    elif fmt == "npz":
+        np.savez(path, X=X)
+    elif fmt == "mtx":
+        scipy.io.mmwrite(path, sp.csr_matrix(X))
+    else:
+        sep = "," if fmt == "csv" else "\t"
+        path.write_text("\n".join(sep.join(f"{v:.17g}" for v in row) for row in X) + "\n")
+    proc = _run([exe, "factorize", path.name, "-k", "2", "--max-iter", "30", "--tol", "0"],
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    res = np.load(tmp_path / "data.nmf.npz")
+    assert res["W"].shape == (X.shape[0], 2) and res["H"].shape == (2, X.shape[1])
+    assert int(res["n_iter"]) == 30
+    assert float(res["reconstruction_err"]) == pytest.approx(
+        np.linalg.norm(X - res["W"] @ res["H"]), rel=1e-6)
+
+
+def test_console_script_bench_quick(tmp_path):
+    proc = _run([shutil.which("fastnmf"), "bench", "--quick"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "matrices/s" in proc.stdout and "50x30" in proc.stdout
+
+
 def test_python_m_fastnmf_demo(tmp_path):
     proc = _run([sys.executable, "-m", "fastnmf", "demo"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -604,7 +636,6 @@ def test_python_m_fastnmf_demo(tmp_path):
     assert _files(tmp_path) == []
 
 
-@pytest.mark.skipif(shutil.which("fastnmf") is None, reason="console script not on PATH")
 def test_console_script_error(tmp_path):
     (tmp_path / "bad.csv").write_text("1,2\n-3,4\n")
     proc = _run(["fastnmf", "factorize", "bad.csv", "-k", "1"], cwd=tmp_path)
