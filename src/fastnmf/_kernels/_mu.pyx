@@ -79,6 +79,23 @@ cdef void wh_block(Py_ssize_t k, Py_ssize_t n, Py_ssize_t m, const floating* Wt,
          <int> m, <floating> 0, out, <int> m)
 
 
+cdef inline void rows_major(Py_ssize_t k, Py_ssize_t n, Py_ssize_t m, const floating* Wt,
+                            const floating* H, floating* Wr, floating* Ht) noexcept nogil:
+    """Wr (n×k) = W and Ht (m×k) = Hᵀ, row-major: the k-vectors a sparse pass gathers."""
+    cdef Py_ssize_t c, i, j
+    for c in range(k):
+        for i in range(n):
+            Wr[i * k + c] = Wt[c * n + i]
+        for j in range(m):
+            Ht[j * k + c] = H[c * m + j]
+
+
+cdef inline Py_ssize_t block_rows(Py_ssize_t n, Py_ssize_t m, Py_ssize_t Y_len) noexcept nogil:
+    """Rows of X (and of WH) per block of a dense pass: as many as Y_len entries hold."""
+    cdef Py_ssize_t b = Y_len // m
+    return b if b < n else n
+
+
 cdef void beta_products(const XData* x, double beta, Py_ssize_t k, const floating* Wt,
                         const floating* H, bint for_W, floating* num, floating* den,
                         floating* Y1, floating* Y2, Py_ssize_t Y_len,
@@ -100,12 +117,9 @@ cdef void beta_products(const XData* x, double beta, Py_ssize_t k, const floatin
     cdef floating acc
     cdef floating* Wr
     cdef floating* Ht
-    cdef floating* row
-    cdef double wh, v
+    cdef double wh, v, xv
     if not x.sparse:
-        b = Y_len // m
-        if b > n:
-            b = n
+        b = block_rows(n, m, Y_len)
         r0 = 0
         while r0 < n:
             rb = b if r0 + b <= n else n - r0
@@ -113,7 +127,8 @@ cdef void beta_products(const XData* x, double beta, Py_ssize_t k, const floatin
             for i in range(rb):
                 for j in range(m):
                     wh = Y2[i * m + j]
-                    Y1[i * m + j] = <floating> numerator_term(beta, x_at(<const floating*> x.dense, x, r0 + i, j), wh)
+                    xv = x_at(<const floating*> x.dense, x, r0 + i, j)
+                    Y1[i * m + j] = <floating> numerator_term(beta, xv, wh)
                     if beta != 1:
                         Y2[i * m + j] = <floating> denominator_term(beta, wh)
             if for_W:  # columns r0.. of num, den (k×n) = H (k×m) · Y[rb×m]ᵀ
@@ -134,11 +149,7 @@ cdef void beta_products(const XData* x, double beta, Py_ssize_t k, const floatin
     # Sparse: W row-major (n×k) in Y1, Hᵀ (m×k) in Y2; the rows of X (for W) or of Xᵀ (for
     # H) are gathered; z holds a dense row of WH (P) and its transformed copy (P).
     Wr, Ht = Y1, Y2
-    for c in range(k):
-        for i in range(n):
-            Wr[i * k + c] = Wt[c * n + i]
-        for j in range(m):
-            Ht[j * k + c] = H[c * m + j]
+    rows_major(k, n, m, Wt, H, Wr, Ht)
     if for_W:
         mine, other = Wr, Ht
     else:
@@ -206,9 +217,7 @@ cdef double beta_error(const XData* x, double beta, Py_ssize_t k, const floating
     cdef floating* Wr
     cdef floating* Ht
     if not x.sparse:
-        b = Y_len // m
-        if b > n:
-            b = n
+        b = block_rows(n, m, Y_len)
         r0 = 0
         while r0 < n:
             rb = b if r0 + b <= n else n - r0
@@ -225,11 +234,7 @@ cdef double beta_error(const XData* x, double beta, Py_ssize_t k, const floating
             r0 += rb
     else:
         Wr, Ht = Y1, Y2
-        for c in range(k):
-            for i in range(n):
-                Wr[i * k + c] = Wt[c * n + i]
-            for j in range(m):
-                Ht[j * k + c] = H[c * m + j]
+        rows_major(k, n, m, Wt, H, Wr, Ht)
         for i in range(n):
             for p in range(x.rptr[i], x.rptr[i + 1]):
                 xv = (<const floating*> x.rdata)[p]
