@@ -109,8 +109,9 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].check_every = check_every
         ps[i].verbose = False
         ps[i].beta = beta
+        ps[i].n_threads = 1  # the items are the parallel loop
         ts[i].history = &hist[i, 0]
-        wlen = max(wlen, workspace_len(n, m, k, beta))
+        wlen = max(wlen, workspace_len(n, m, k, beta, 1))
         if init_in_kernel[i]:
             s = min(n, m)
             wlen = max(wlen, nndsvd_workspace_len(n, m, k))

@@ -42,6 +42,7 @@ cdef struct Params:
     int check_every
     bint verbose
     double beta             # the β of the loss: 2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito
+    int n_threads           # OpenMP threads for the sparse products (1 inside a batch)
 
 cdef struct Trace:
     double* history         # capacity max_iter // check_every + 1
@@ -55,17 +56,17 @@ cdef struct Trace:
 #   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
-#   v (max(k, SWEEP_BLOCK))
+#   v (max(k · n_threads, SWEEP_BLOCK))
 #   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
-cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
-                              double beta) noexcept nogil
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
+                              int n_threads) noexcept nogil
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
-                    floating* T) noexcept nogil
+                    floating* T, int n_threads) noexcept nogil
 cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
-                    floating* T) noexcept nogil
+                    floating* T, int n_threads) noexcept nogil
 cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
                     const floating* B, const floating* G, const floating* A) noexcept nogil
 cdef double accurate_loss_sq(const XData* x, Py_ssize_t k, const floating* Wt,

@@ -6,6 +6,8 @@ from libc.math cimport sqrt, fabs, isfinite
 from libc.stdio cimport printf, fflush, stdout
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy
+from cython.parallel cimport prange, threadid
+cimport openmp
 
 from ._blas cimport gemm, gram, dot
 
@@ -44,19 +46,25 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     return 0
 
 
-cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
-                              double beta) noexcept nogil:
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
+                              int n_threads) noexcept nogil:
     cdef Py_ssize_t P = n if n > m else m
-    cdef Py_ssize_t v = k if k > SWEEP_BLOCK else SWEEP_BLOCK
+    cdef Py_ssize_t v = k * n_threads if k * n_threads > SWEEP_BLOCK else SWEEP_BLOCK
     cdef Py_ssize_t size = 4 * k * k + 2 * k * P + v
     if beta != 2:
         size += 2 * k * P + 2 * P + 2 * k
     return size
 
 
-def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta=2):
+def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta=2,
+                   int n_threads=1):
     """Entries of the one workspace a solver call allocates for an n × m problem at rank k."""
-    return workspace_len(n, m, k, beta)
+    return workspace_len(n, m, k, beta, n_threads)
+
+
+def max_threads():
+    """OpenMP's thread count for the sparse products: all cores, or threadpoolctl's limit."""
+    return openmp.omp_get_max_threads()
 
 
 def scan(const floating[::1] values):
@@ -89,28 +97,43 @@ cdef inline void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F,
 
 cdef void sparse_times(Py_ssize_t rows, const int64_t* ptr, const int32_t* ind,
                        const floating* data, Py_ssize_t k, const floating* Ft,
-                       floating* out) noexcept nogil:
-    """out (k×rows, component-major) = (Y · Ftᵀ)ᵀ for CSR Y (rows×q) and row-major Ft (q×k)."""
+                       floating* out, floating* acc, int n_threads) noexcept nogil:
+    """out (k×rows, component-major) = (Y · Ftᵀ)ᵀ for CSR Y (rows×q) and row-major Ft (q×k).
+
+    Rows are shared among ``n_threads`` OpenMP threads; each row gathers the k-vectors Ft[j]
+    of its non-zeros into its thread's ``acc`` (k contiguous entries: the loop vectorizes),
+    then stores them as column r of ``out``. A row's sum is the same whatever the threads.
+    """
     cdef Py_ssize_t r, c, p
     cdef floating v
     cdef const floating* row
-    for r in range(rows):
+    cdef floating* a
+    for r in prange(rows, schedule="static", num_threads=n_threads):
+        a = acc + threadid() * k
         for c in range(k):
-            out[c * rows + r] = 0
+            a[c] = 0
         for p in range(ptr[r], ptr[r + 1]):
             v = data[p]
             row = Ft + <Py_ssize_t> ind[p] * k
             for c in range(k):
-                out[c * rows + r] += v * row[c]
+                a[c] += v * row[c]
+        for c in range(k):
+            out[c * rows + r] = a[c]
 
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
-                    floating* T) noexcept nogil:
-    """B (k×n) = H Xᵀ: the product the W half-step needs (X Hᵀ, stored transposed)."""
+                    floating* T, int n_threads) noexcept nogil:
+    """B (k×n) = H Xᵀ: the product the W half-step needs (X Hᵀ, stored transposed).
+
+    T (k×P, P = max(n, m)) and the k · n_threads entries after it are scratch for a
+    sparse X.
+    """
     cdef int n = x.n, m = x.m, kk = k
+    cdef Py_ssize_t P = n if n > m else m
     if x.sparse:
         transpose(k, m, H, T)  # Hᵀ (m×k)
-        sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B)
+        sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B, T + k * P,
+                     n_threads)
     elif x.fortran:  # stored Xᵀ is m×n
         gemm(False, False, kk, n, m, <floating> 1, H, m, <const floating*> x.dense, n,
              <floating> 0, B, n)
@@ -120,12 +143,14 @@ cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B
 
 
 cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
-                    floating* T) noexcept nogil:
-    """B (k×m) = Wᵀ X: the product the H half-step needs."""
+                    floating* T, int n_threads) noexcept nogil:
+    """B (k×m) = Wᵀ X: the product the H half-step needs (scratch as product_W)."""
     cdef int n = x.n, m = x.m, kk = k
+    cdef Py_ssize_t P = n if n > m else m
     if x.sparse:
         transpose(k, n, Wt, T)  # W (n×k)
-        sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B)
+        sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B, T + k * P,
+                     n_threads)
     elif x.fortran:
         gemm(False, True, kk, m, n, <floating> 1, Wt, n, <const floating*> x.dense, n,
              <floating> 0, B, m)

@@ -60,11 +60,11 @@ cdef int nndsvd_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H, do
     if by_rows:  # Z holds u (k×n); v = Xᵀ u / σ goes to H
         for j in range(k * n):
             Wt[j] = Z[j]
-        product_H(x, k, Z, H, NULL)
+        product_H(x, k, Z, H, NULL, 1)
     else:        # Z holds v (k×m); u = X v / σ goes to Wt
         for j in range(k * m):
             H[j] = Z[j]
-        product_W(x, k, Z, Wt, NULL)
+        product_W(x, k, Z, Wt, NULL, 1)
     sig = ework  # free again after syevr: σ in leading-first order
     for c in range(k):
         sig[c] = sqrt(w[k - 1 - c]) if w[k - 1 - c] > 0 else 0

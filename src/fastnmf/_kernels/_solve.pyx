@@ -70,7 +70,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     t.n_iter = 0
     t.converged = False
     gram(<int> k, <int> m, H, <int> m, A)
-    product_W(x, k, H, B, T)
+    product_W(x, k, H, B, T, p.n_threads)
     gram(<int> k, <int> n, Wt, <int> n, G)
     err_sq = loss_sq(x, k, n, Wt, B, G, A)
     if not isfinite(err_sq):
@@ -78,7 +78,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     err0 = prev = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len), 0, p)
     for it in range(1, p.max_iter + 1):
         if it > 1 and p.update_H:
-            product_W(x, k, H, B, T)
+            product_W(x, k, H, B, T, p.n_threads)
         # The violation is needed at every check when tol > 0; with tol = 0 only for the
         # first iteration and the last (the `converged` flag): skip its cost in between.
         measure = p.tol > 0 or it == 1 or it == p.max_iter
@@ -86,7 +86,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
                          p.shuffle, &rng, measure)
         gram(<int> k, <int> n, Wt, <int> n, G)
         if p.update_H:
-            product_H(x, k, Wt, B, T)
+            product_H(x, k, Wt, B, T, p.n_threads)
             viol += half_step(solver, k, m, H, G, B, p.l1_H, p.l2_H, T, C, S, v, perm,
                               p.shuffle, &rng, measure)
             gram(<int> k, <int> m, H, <int> m, A)
@@ -115,7 +115,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
 def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm, *,
           int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H,
           bint update_H, bint shuffle, uint64_t seed, bint verbose, double beta=2,
-          double[::1] live=None):
+          double[::1] live=None, int n_threads=1):
     """Run ``solver`` on Wt (k×n) and H (k×m) in place.
 
     X is a dense ndarray (C- or F-contiguous, the dtype of Wt) or a tuple
@@ -140,8 +140,9 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.check_every = CHECK_EVERY[solver]
     p.verbose = verbose
     p.beta = beta
+    p.n_threads = max(n_threads, 1)
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta), dtype=dtype)
+    cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta, p.n_threads), dtype=dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)
     history = np.empty(max_iter // p.check_every + 1, dtype=np.float64)
     cdef double[::1] hist = history
