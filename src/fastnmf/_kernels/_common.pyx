@@ -7,7 +7,6 @@ from libc.stdio cimport printf, fflush, stdout
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy
 from cython.parallel cimport prange, threadid
-cimport openmp
 
 from ._blas cimport gemm, gram, dot
 
@@ -61,10 +60,6 @@ def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta=2,
     """Entries of the one workspace a solver call allocates for an n × m problem at rank k."""
     return workspace_len(n, m, k, beta, n_threads)
 
-
-def max_threads():
-    """OpenMP's thread count for the sparse products: all cores, or threadpoolctl's limit."""
-    return openmp.omp_get_max_threads()
 
 
 def scan(const floating[::1] values):
