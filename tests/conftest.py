@@ -63,3 +63,13 @@ def make_X():
 def rng():
     """A fresh seeded NumPy Generator."""
     return np.random.default_rng(12345)
+
+
+def sklearn_random_start(X, k, seed):
+    """scikit-learn's ``init='random'`` start, built with NumPy: H is drawn first, then W."""
+    X = np.asarray(X)
+    avg = np.sqrt(X.mean() / k)
+    rs = np.random.RandomState(seed)
+    H = np.abs(avg * rs.standard_normal(size=(k, X.shape[1])).astype(X.dtype, copy=False))
+    W = np.abs(avg * rs.standard_normal(size=(X.shape[0], k)).astype(X.dtype, copy=False))
+    return W, H

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnmf
+from conftest import sklearn_random_start
 
 SOLVERS = ("cd", "als", "mu")
 # Iterations between two entries of ``history`` (API.md: every iteration for cd, every 10 for mu;
@@ -31,16 +32,6 @@ def make_X(n=30, m=20, rank=None, seed=0, dtype=np.float64, noise=0.1):
     else:
         X = rng.random((n, rank)) @ rng.random((rank, m)) + noise * rng.random((n, m))
     return X.astype(dtype)
-
-
-def sklearn_random_start(X, k, seed):
-    """scikit-learn's ``init='random'`` start, built with NumPy: H is drawn first, then W."""
-    X = np.asarray(X)
-    avg = np.sqrt(X.mean() / k)
-    rs = np.random.RandomState(seed)
-    H = np.abs(avg * rs.standard_normal(size=(k, X.shape[1])).astype(X.dtype, copy=False))
-    W = np.abs(avg * rs.standard_normal(size=(X.shape[0], k)).astype(X.dtype, copy=False))
-    return W, H
 
 
 def assert_same_result(a, b):

@@ -18,6 +18,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import fastnmf
 from fastnmf._init import LazyRNG, initialize
 from fastnmf._validation import check_nmf_args
+from conftest import sklearn_random_start
 
 NNDSVDS = ("nndsvd", "nndsvda", "nndsvdar")
 INITS = ("random",) + NNDSVDS
@@ -64,14 +65,6 @@ def reference_nndsvd(X, k, eps=1e-6):
             H[j] = lbd * v / np.linalg.norm(v)
     W[W < eps] = 0
     H[H < eps] = 0
-    return W, H
-
-
-def sklearn_random_start(X, k, seed):
-    avg = np.sqrt(X.mean() / k)
-    rs = np.random.RandomState(seed)
-    H = np.abs(avg * rs.standard_normal(size=(k, X.shape[1])).astype(X.dtype, copy=False))
-    W = np.abs(avg * rs.standard_normal(size=(X.shape[0], k)).astype(X.dtype, copy=False))
     return W, H
 
 
