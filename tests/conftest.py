@@ -73,3 +73,13 @@ def sklearn_random_start(X, k, seed):
     H = np.abs(avg * rs.standard_normal(size=(k, X.shape[1])).astype(X.dtype, copy=False))
     W = np.abs(avg * rs.standard_normal(size=(X.shape[0], k)).astype(X.dtype, copy=False))
     return W, H
+
+
+def dense_matrix(n=30, m=20, rank=None, seed=0, dtype=np.float64, noise=0.1):
+    """A non-negative (n, m) matrix: low rank plus noise when ``rank`` is given."""
+    rng = np.random.default_rng(seed)
+    if rank is None:
+        X = rng.random((n, m))
+    else:
+        X = rng.random((n, rank)) @ rng.random((rank, m)) + noise * rng.random((n, m))
+    return X.astype(dtype)

@@ -16,22 +16,12 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnmf
-from conftest import sklearn_random_start
+from conftest import dense_matrix as make_X, sklearn_random_start
 
 SOLVERS = ("cd", "als", "mu")
 # Iterations between two entries of ``history`` (API.md: every iteration for cd, every 10 for mu;
 # als is documented in fastnmf.nmf's docstring as checking every iteration, like cd).
 CADENCE = {"cd": 1, "als": 1, "mu": 10}
-
-
-def make_X(n=30, m=20, rank=None, seed=0, dtype=np.float64, noise=0.1):
-    """A non-negative (n, m) matrix: low rank plus noise when ``rank`` is given."""
-    rng = np.random.default_rng(seed)
-    if rank is None:
-        X = rng.random((n, m))
-    else:
-        X = rng.random((n, rank)) @ rng.random((rank, m)) + noise * rng.random((n, m))
-    return X.astype(dtype)
 
 
 def assert_same_result(a, b):

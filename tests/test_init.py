@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import fastnmf
 from fastnmf._init import LazyRNG, initialize
 from fastnmf._validation import check_nmf_args
-from conftest import sklearn_random_start
+from conftest import dense_matrix, sklearn_random_start
 
 NNDSVDS = ("nndsvd", "nndsvda", "nndsvdar")
 INITS = ("random",) + NNDSVDS
@@ -37,12 +37,7 @@ def start(X, k, init, random_state=0):
 
 
 def make_X(n=30, m=20, seed=0, dtype=np.float64, rank=None, noise=0.01):
-    rng = np.random.default_rng(seed)
-    if rank is None:
-        X = rng.random((n, m))
-    else:
-        X = rng.random((n, rank)) @ rng.random((rank, m)) + noise * rng.random((n, m))
-    return X.astype(dtype)
+    return dense_matrix(n, m, rank=rank, seed=seed, dtype=dtype, noise=noise)
 
 
 def reference_nndsvd(X, k, eps=1e-6):
