@@ -252,25 +252,3 @@ def test_large_sparse_is_never_densified(monkeypatch):
             assert np.isfinite(res.reconstruction_err)
     finally:
         tracemalloc.stop()
-
-
-@pytest.mark.parametrize("fmt", ["csr", "csc"])
-def test_sparse_products_do_not_depend_on_threads(fmt):
-    """The kernels' sparse products share rows among OpenMP threads: any count, same bits."""
-    from fastnmf._api import _sparse_operands
-    from fastnmf._kernels._solve import solve
-
-    rng = np.random.default_rng(5)
-    X = sp.random(300, 200, density=0.05, format=fmt, random_state=5)
-    Wt0, H0 = rng.random((4, 300)), rng.random((4, 200))
-    runs = []
-    for n_threads in (1, 2, 3):
-        Wt, H = Wt0.copy(), H0.copy()
-        out = solve("cd", _sparse_operands(X), Wt, H, float((X.data ** 2).sum()),
-                    max_iter=20, tol=0.0, l1_W=0.0, l2_W=0.0, l1_H=0.0, l2_H=0.0,
-                    update_H=True, shuffle=False, seed=0, verbose=False, n_threads=n_threads)
-        runs.append((Wt.copy(), H.copy(), out[2]))
-    for Wt, H, hist in runs[1:]:
-        np.testing.assert_array_equal(Wt, runs[0][0])
-        np.testing.assert_array_equal(H, runs[0][1])
-        np.testing.assert_array_equal(hist, runs[0][2])

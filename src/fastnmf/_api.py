@@ -1,13 +1,16 @@
 """fastnmf.nmf: validate, initialize, dispatch to a solver, wrap the result."""
 
+import contextlib
 import functools
 import inspect
 
 import numpy as np
 
 from ._init import LazyRNG, initialize
+from ._kernels._common import THREADED_WORK
 from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
+from ._threads import single_threaded_blas
 from ._validation import SOLVERS, check_nmf_args
 
 __all__ = ["nmf", "nmf_live", "run", "make_result", "NMF_DEFAULTS"]
@@ -15,7 +18,7 @@ __all__ = ["nmf", "nmf_live", "run", "make_result", "NMF_DEFAULTS"]
 
 def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=True,
         max_iter=200, tol=1e-4, beta_loss="frobenius", alpha_W=0.0, alpha_H="same",
-        l1_ratio=0.0, random_state=None, shuffle=False, verbose=False):
+        l1_ratio=0.0, random_state=None, shuffle=False, verbose=False, n_threads=None):
     """Non-negative matrix factorization: find W, H >= 0 with X ≈ W @ H.
 
     Minimizes ½‖X − WH‖²_F plus scikit-learn's regularization, with compiled solvers
@@ -63,6 +66,11 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         cd and als: visit the components in a random order in each sweep.
     verbose : bool, default=False
         Print the error at each convergence check.
+    n_threads : int, default=None
+        Threads of this call for the large products with X and the sweeps (None: all cores;
+        a negative int counts back from all cores). Small problems run on one thread
+        whatever it says; results do not depend on it. Within ``nmf_batch`` every matrix
+        runs on one thread (``n_jobs`` sets the parallelism there).
 
     Returns
     -------
@@ -104,7 +112,8 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
     prob = check_nmf_args(
         X, n_components, solver=solver, init=init, W=W, H=H, update_H=update_H,
         max_iter=max_iter, tol=tol, beta_loss=beta_loss, alpha_W=alpha_W, alpha_H=alpha_H,
-        l1_ratio=l1_ratio, random_state=random_state, shuffle=shuffle, verbose=verbose)
+        l1_ratio=l1_ratio, random_state=random_state, shuffle=shuffle, verbose=verbose,
+        n_threads=n_threads)
     return run(prob, _SOLVERS)
 
 
@@ -144,22 +153,20 @@ def _sparse_operands(X):
     )
 
 
-# OpenMP threads of the sparse products (results do not depend on it). 1 for now: on the
-# 2-core machines, 2 threads measured 10 % slower on CSR 20000 x 5000 at 1 %, k = 30 (the
-# gathers are latency-bound and the threads contend with OpenBLAS' spinning workers).
-_SPARSE_THREADS = 1
-
-
 def _compiled(prob, W, H, seed, live=None):
     """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
     Wt = np.ascontiguousarray(W.T)
     X = prob.X
     operands = _sparse_operands(X) if not isinstance(X, np.ndarray) else X
-    n_iter, converged, history, err, status = solve(
-        prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
-        l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
-        update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
-        beta=prob.beta, live=live, n_threads=_SPARSE_THREADS)
+    # BLAS at one thread while the kernels share the work among their own threads; a small
+    # problem (single-threaded in BLAS anyway) skips the few microseconds that costs.
+    work = (X.nnz if not isinstance(X, np.ndarray) else X.size) * prob.k
+    with single_threaded_blas if work >= THREADED_WORK else contextlib.nullcontext():
+        n_iter, converged, history, err, status = solve(
+            prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
+            l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
+            update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
+            beta=prob.beta, live=live, n_threads=prob.n_threads)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
     return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
 

@@ -2,20 +2,19 @@
 concurrent.futures executor (a Dask cluster's among them)."""
 
 import math
-import os
 import sys
 import threading
 import time
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from ._api import NMF_DEFAULTS, _sparse_operands, make_result
 from ._init import LazyRNG, initialize, nndsvd_fill_in_kernel
 from ._kernels._batch import STATUS_INIT_FAILED, solve_many
 from ._result import raise_for_status
-from ._validation import check_nmf_args, error_message
+from ._threads import single_threaded_blas
+from ._validation import check_nmf_args, error_message, resolve_threads
 
 __all__ = ["nmf_batch", "BatchError"]
 
@@ -138,13 +137,7 @@ def _check_item(i, X, n_components, kwargs, random_state):
 
 
 def _resolve_n_jobs(n_jobs):
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if n_jobs is None:
-        return 1
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
-        raise ValueError(error_message("n_jobs", "must be None, a positive int, or a negative "
-                                       "int counting back from all cores", got=f"{n_jobs!r}"))
-    return int(n_jobs) if n_jobs > 0 else max(1, cores + 1 + int(n_jobs))
+    return 1 if n_jobs is None else resolve_threads(n_jobs, "n_jobs")
 
 
 def _run_local(probs, n_threads, progress):
@@ -155,9 +148,8 @@ def _run_local(probs, n_threads, progress):
     for i, prob in enumerate(probs):
         groups.setdefault(prob.dtype, []).append(i)
     monitor = _Progress(len(probs), n_threads) if progress else None
-    with threadpool_limits(limits=1, user_api="blas"):
-        for dtype, indices in groups.items():
-            _run_group(probs, indices, n_threads, monitor, results)
+    for dtype, indices in groups.items():
+        _run_group(probs, indices, n_threads, monitor, results)
     if monitor is not None:
         monitor.close()
     return results
@@ -197,15 +189,16 @@ def _run_group(probs, indices, n_threads, monitor, results):
     for (solver, max_iter, tol, update_H, shuffle, beta), js in by_solver.items():
         if monitor is not None:
             monitor.watch(done)
-        n_iter, converged, histories, errs, status = solve_many(
-            solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
-            np.array([sqnorms[j] for j in js], dtype=np.float64),
-            np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
-            np.array([seeds[j] for j in js], dtype=np.uint64),
-            np.array([fills[j] for j in js], dtype=np.float64),
-            np.array([in_kernel[j] for j in js], dtype=np.int8),
-            max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
-            n_threads=n_threads, done=done, beta=beta)
+        with single_threaded_blas:  # the starts above used BLAS as fastnmf.nmf does
+            n_iter, converged, histories, errs, status = solve_many(
+                solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
+                np.array([sqnorms[j] for j in js], dtype=np.float64),
+                np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
+                np.array([seeds[j] for j in js], dtype=np.uint64),
+                np.array([fills[j] for j in js], dtype=np.float64),
+                np.array([in_kernel[j] for j in js], dtype=np.int8),
+                max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
+                n_threads=n_threads, done=done, beta=beta)
         if monitor is not None:
             monitor.unwatch(done)
         for q, j in enumerate(js):

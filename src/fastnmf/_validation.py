@@ -14,8 +14,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._kernels._common import scan
+from ._threads import cores
 
-__all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message"]
+__all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message",
+           "resolve_threads"]
 
 SOLVERS = ("cd", "als", "mu")
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -43,7 +45,7 @@ class Problem:
     __slots__ = (
         "X", "sqnorm", "xmax", "beta", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
         "max_iter", "tol", "l1_W", "l2_W", "l1_H", "l2_H", "random_state", "shuffle",
-        "verbose",
+        "verbose", "n_threads",
     )
 
     def __init__(self, **kw):
@@ -197,7 +199,8 @@ def check_random_state(random_state):
 
 
 def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, tol,
-                   beta_loss, alpha_W, alpha_H, l1_ratio, random_state, shuffle, verbose):
+                   beta_loss, alpha_W, alpha_H, l1_ratio, random_state, shuffle, verbose,
+                   n_threads):
     """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`."""
     if not isinstance(solver, str) or solver not in SOLVERS:
         raise ValueError(error_message("solver", "must be one of", _choices(SOLVERS),
@@ -223,6 +226,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
     alpha_H = _check_real(alpha_H, "alpha_H")
     l1_ratio = _check_real(l1_ratio, "l1_ratio", 0.0, 1.0)
     random_state = check_random_state(random_state)
+    n_threads = resolve_threads(n_threads, "n_threads")
     dtype = X.dtype
     hint = f"for X of shape {X.shape} and n_components={k}"
     update_H = bool(update_H)
@@ -252,7 +256,21 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         l1_W=m * alpha_W * l1_ratio, l2_W=m * alpha_W * (1.0 - l1_ratio),
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
         random_state=random_state, shuffle=bool(shuffle), verbose=bool(verbose),
+        n_threads=n_threads,
     )
+
+
+def resolve_threads(value, name):
+    """None → all cores; a positive int as it is; a negative int counts back from all cores
+    (-1 = all)."""
+    if value is None:
+        return cores()
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(error_message(name, "must be None or an int", got=type(value).__name__))
+    if value == 0:
+        raise ValueError(error_message(name, "must be None, a positive int, or a negative int "
+                                       "counting back from all cores", got="0"))
+    return int(value) if value > 0 else max(1, cores() + 1 + int(value))
 
 
 _BETA_VALUES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}

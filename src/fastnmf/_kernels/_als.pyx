@@ -14,7 +14,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from ._blas cimport gram, cholesky, chol_solve, dot
-from ._common cimport hals_sweep, next_permutation
+from ._common cimport Params, hals_sweep, next_permutation
 
 # Ridge tries when A + l2 I is not numerically positive definite.
 cdef int RIDGE_TRIES = 8
@@ -78,8 +78,8 @@ cdef int factor_system(Py_ssize_t k, const floating* A, double l2, floating* C) 
 
 cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                      const floating* B, double l1, double l2, floating* T, floating* C,
-                     floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
-                     uint64_t* rng, bint measure) noexcept nogil:
+                     floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
+                     bint measure, const Params* prm) noexcept nogil:
     """Update F (k×p) in place; T (k×p) holds the proposal. Returns the violation
     (Σ |projected gradient|) of the sweep from F, that is at the incoming point as cd's is:
     the proposal's would be near zero from the first iteration on when the least-squares
@@ -87,9 +87,9 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
     cdef Py_ssize_t i, kp = k * p
     cdef floating fl1 = l1
     cdef double viol
-    next_permutation(k, perm, shuffle, rng)
+    next_permutation(k, perm, prm.shuffle, rng)
     if factor_system(k, A, l2, C) != 0:
-        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads)
     for i in range(kp):
         T[i] = B[i] - fl1
     chol_solve(<int> k, <int> p, C, T)
@@ -97,9 +97,9 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
         if not T[i] > 0:  # also clears a NaN from a near-singular solve
             T[i] = 0
     if kills_component(k, p, T, F):
-        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
-    hals_sweep(k, p, T, A, B, l1, l2, perm, v, False)
-    viol = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure)
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads)
+    hals_sweep(k, p, T, A, B, l1, l2, perm, v, False, prm.n_threads)
+    viol = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads)
     if half_objective(k, p, T, A, B, l1, l2, S) < half_objective(k, p, F, A, B, l1, l2, S):
         memcpy(F, T, kp * sizeof(floating))
     return viol

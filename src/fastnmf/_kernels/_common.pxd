@@ -19,6 +19,10 @@ cdef enum:
 cdef enum:
     SWEEP_BLOCK = 512
 
+# Multiply-adds below which a product or sweep runs on one thread.
+cdef enum:
+    PARALLEL_MIN_WORK = 262144
+
 cdef struct XData:
     Py_ssize_t n, m
     bint sparse
@@ -42,7 +46,7 @@ cdef struct Params:
     int check_every
     bint verbose
     double beta             # the β of the loss: 2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito
-    int n_threads           # OpenMP threads for the sparse products (1 inside a batch)
+    int n_threads           # OpenMP threads of the products and sweeps (1 inside a batch)
 
 cdef struct Trace:
     double* history         # capacity max_iter // check_every + 1
@@ -56,12 +60,15 @@ cdef struct Trace:
 #   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
-#   v (max(k · n_threads, SWEEP_BLOCK))
+#   v (vectors_len: per-thread vectors, per-block violations)
 #   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
                               int n_threads) noexcept nogil
+
+cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil
+cdef int threads_for(int n_threads, double work) noexcept nogil
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
                     floating* T, int n_threads) noexcept nogil
@@ -76,7 +83,7 @@ cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
                          const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil
 cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                        const floating* B, double l1, double l2, const Py_ssize_t* perm,
-                       floating* g, bint measure) noexcept nogil
+                       floating* v, bint measure, int n_threads) noexcept nogil
 cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
                            uint64_t* state) noexcept nogil
 cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept nogil

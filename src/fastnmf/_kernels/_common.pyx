@@ -4,7 +4,7 @@
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite
 from libc.stdio cimport printf, fflush, stdout
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 from cython.parallel cimport prange, threadid
 
@@ -48,11 +48,45 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
                               int n_threads) noexcept nogil:
     cdef Py_ssize_t P = n if n > m else m
-    cdef Py_ssize_t v = k * n_threads if k * n_threads > SWEEP_BLOCK else SWEEP_BLOCK
-    cdef Py_ssize_t size = 4 * k * k + 2 * k * P + v
+    cdef Py_ssize_t size = 4 * k * k + 2 * k * P + vectors_len(k, P, n_threads)
     if beta != 2:
         size += 2 * k * P + 2 * P + 2 * k
     return size
+
+
+cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil:
+    """Entries of the workspace's region v: per thread max(SWEEP_BLOCK, k) (a sweep block's
+    gradient, a sparse row's accumulator), then a double per sweep block (its violation,
+    with room for alignment)."""
+    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
+    return n_threads * per + 2 * (P // SWEEP_BLOCK + 3)
+
+
+cdef inline double* block_sums(floating* v, Py_ssize_t k, int n_threads) noexcept nogil:
+    """The doubles after the per-thread vectors of region v (8-byte aligned)."""
+    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
+    cdef uintptr_t at = <uintptr_t> (v + n_threads * per)
+    return <double*> ((at + 7) & ~(<uintptr_t> 7))
+
+
+cdef int threads_for(int n_threads, double work) noexcept nogil:
+    """The threads worth starting for ``work`` multiply-adds: all of ``n_threads`` for a
+    large task, else 1 (waking a thread costs more than a small task)."""
+    return n_threads if work >= PARALLEL_MIN_WORK else 1
+
+
+cdef inline Py_ssize_t chunk_width(Py_ssize_t cols) noexcept nogil:
+    """Columns per chunk of a threaded dense product: at most 16 chunks of at least 256
+    (a multiple of 16). It depends on the shape only, so every thread count makes the
+    same BLAS calls and the same result."""
+    cdef Py_ssize_t c = (cols + 15) // 16
+    c = (c + 15) // 16 * 16
+    return c if c > 256 else 256
+
+
+# Multiply-adds from which a product runs threaded (the Python side holds BLAS to one
+# thread from there on).
+THREADED_WORK = PARALLEL_MIN_WORK
 
 
 def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta=2,
@@ -95,63 +129,107 @@ cdef void sparse_times(Py_ssize_t rows, const int64_t* ptr, const int32_t* ind,
                        floating* out, floating* acc, int n_threads) noexcept nogil:
     """out (k×rows, component-major) = (Y · Ftᵀ)ᵀ for CSR Y (rows×q) and row-major Ft (q×k).
 
-    Rows are shared among ``n_threads`` OpenMP threads; each row gathers the k-vectors Ft[j]
-    of its non-zeros into its thread's ``acc`` (k contiguous entries: the loop vectorizes),
-    then stores them as column r of ``out``. A row's sum is the same whatever the threads.
+    Rows are shared among up to ``n_threads`` OpenMP threads; each row gathers the
+    k-vectors Ft[j] of its non-zeros into its thread's accumulator (k contiguous entries
+    at acc + thread · max(SWEEP_BLOCK, k): the loop vectorizes), then stores them as
+    column r of ``out``. A row's sum is the same whatever the threads.
     """
     cdef Py_ssize_t r, c, p
+    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
+    cdef int nt = threads_for(n_threads, <double> ptr[rows] * k)
+    if nt == 1:
+        for r in range(rows):
+            sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc)
+        return
+    for r in prange(rows, schedule="static", num_threads=nt):
+        sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc + threadid() * per)
+
+
+cdef inline void sparse_row(Py_ssize_t r, const int64_t* ptr, const int32_t* ind,
+                            const floating* data, Py_ssize_t k, const floating* Ft,
+                            floating* out, Py_ssize_t rows, floating* a) noexcept nogil:
+    """Column r of sparse_times' ``out``, gathered in ``a`` (k entries)."""
+    cdef Py_ssize_t c, p
     cdef floating v
     cdef const floating* row
-    cdef floating* a
-    for r in prange(rows, schedule="static", num_threads=n_threads):
-        a = acc + threadid() * k
+    for c in range(k):
+        a[c] = 0
+    for p in range(ptr[r], ptr[r + 1]):
+        v = data[p]
+        row = Ft + <Py_ssize_t> ind[p] * k
         for c in range(k):
-            a[c] = 0
-        for p in range(ptr[r], ptr[r + 1]):
-            v = data[p]
-            row = Ft + <Py_ssize_t> ind[p] * k
-            for c in range(k):
-                a[c] += v * row[c]
-        for c in range(k):
-            out[c * rows + r] = a[c]
+            a[c] += v * row[c]
+    for c in range(k):
+        out[c * rows + r] = a[c]
+
+
+cdef inline void dense_W_part(const XData* x, Py_ssize_t k, const floating* H, floating* B,
+                              Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Columns c0..c1 of B (k×n) = H Xᵀ, that is rows c0..c1 of X."""
+    cdef int n = x.n, m = x.m, kk = k, w = c1 - c0
+    cdef const floating* X = <const floating*> x.dense
+    if w <= 0:
+        return
+    if x.fortran:  # stored Xᵀ is m×n
+        gemm(False, False, kk, w, m, <floating> 1, H, m, X + c0, n, <floating> 0, B + c0, n)
+    else:
+        gemm(False, True, kk, w, m, <floating> 1, H, m, X + c0 * m, m, <floating> 0,
+             B + c0, n)
+
+
+cdef inline void dense_H_part(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
+                              Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Columns c0..c1 of B (k×m) = Wᵀ X, that is columns c0..c1 of X."""
+    cdef int n = x.n, m = x.m, kk = k, w = c1 - c0
+    cdef const floating* X = <const floating*> x.dense
+    if w <= 0:
+        return
+    if x.fortran:
+        gemm(False, True, kk, w, n, <floating> 1, Wt, n, X + c0 * n, n, <floating> 0,
+             B + c0, m)
+    else:
+        gemm(False, False, kk, w, n, <floating> 1, Wt, n, X + c0, m, <floating> 0, B + c0, m)
 
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
                     floating* T, int n_threads) noexcept nogil:
     """B (k×n) = H Xᵀ: the product the W half-step needs (X Hᵀ, stored transposed).
 
-    T (k×P, P = max(n, m)) and the k · n_threads entries after it are scratch for a
-    sparse X.
+    A large dense X is split into chunks of rows (``chunk_width``), one single-threaded
+    BLAS call each (the caller holds BLAS to one thread: see _threads), shared among
+    ``n_threads`` threads. T (k×P, P = max(n, m)) and the
+    region v after it are scratch for a sparse X.
     """
-    cdef int n = x.n, m = x.m, kk = k
-    cdef Py_ssize_t P = n if n > m else m
+    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, w, c
     if x.sparse:
         transpose(k, m, H, T)  # Hᵀ (m×k)
         sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B, T + k * P,
                      n_threads)
-    elif x.fortran:  # stored Xᵀ is m×n
-        gemm(False, False, kk, n, m, <floating> 1, H, m, <const floating*> x.dense, n,
-             <floating> 0, B, n)
-    else:
-        gemm(False, True, kk, n, m, <floating> 1, H, m, <const floating*> x.dense, m,
-             <floating> 0, B, n)
+        return
+    if n * m * k < PARALLEL_MIN_WORK:
+        dense_W_part(x, k, H, B, 0, n)
+        return
+    w = chunk_width(n)
+    for c in prange((n + w - 1) // w, schedule="static", num_threads=n_threads):
+        dense_W_part(x, k, H, B, c * w, (c + 1) * w if (c + 1) * w < n else n)
 
 
 cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
                     floating* T, int n_threads) noexcept nogil:
-    """B (k×m) = Wᵀ X: the product the H half-step needs (scratch as product_W)."""
-    cdef int n = x.n, m = x.m, kk = k
-    cdef Py_ssize_t P = n if n > m else m
+    """B (k×m) = Wᵀ X: the product the H half-step needs (threads and scratch as
+    product_W, over blocks of columns of X)."""
+    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, w, c
     if x.sparse:
         transpose(k, n, Wt, T)  # W (n×k)
         sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B, T + k * P,
                      n_threads)
-    elif x.fortran:
-        gemm(False, True, kk, m, n, <floating> 1, Wt, n, <const floating*> x.dense, n,
-             <floating> 0, B, m)
-    else:
-        gemm(False, False, kk, m, n, <floating> 1, Wt, n, <const floating*> x.dense, m,
-             <floating> 0, B, m)
+        return
+    if n * m * k < PARALLEL_MIN_WORK:
+        dense_H_part(x, k, Wt, B, 0, m)
+        return
+    w = chunk_width(m)
+    for c in prange((m + w - 1) // w, schedule="static", num_threads=n_threads):
+        dense_H_part(x, k, Wt, B, c * w, (c + 1) * w if (c + 1) * w < m else m)
 
 
 cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
@@ -204,50 +282,72 @@ cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
 
 cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                        const floating* B, double l1, double l2, const Py_ssize_t* perm,
-                       floating* g, bint measure) noexcept nogil:
+                       floating* v, bint measure, int n_threads) noexcept nogil:
     """One HALS / coordinate-descent sweep over the rows of F (k×p), in place.
 
     For t in perm: F[t] ← max(0, F[t] − (A[t]·F + l2·F[t] − B[t] + l1) / (A[t, t] + l2)),
     NMF-MATH.md's cd update with scikit-learn's regularization. Columns are independent,
-    so the sweep runs block by block of columns (same result, cache-resident rows).
-    Returns Σ |projected gradient| over the sweep (scikit-learn's violation) if
-    ``measure``, else 0.
+    so the sweep runs block by block of SWEEP_BLOCK columns (same result, cache-resident
+    rows), the blocks shared among up to ``n_threads`` threads; v is the workspace region
+    of that name. Returns Σ |projected gradient| over the sweep (scikit-learn's violation),
+    summed block by block in order whatever the threads, if ``measure``, else 0.
     """
-    cdef Py_ssize_t j0, jb, s, t, r, j
-    cdef floating a, hess, gj, fl1 = l1, fl2 = l2
+    cdef Py_ssize_t nb = (p + SWEEP_BLOCK - 1) // SWEEP_BLOCK, b
+    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
+    cdef double* sums = block_sums(v, k, n_threads)
+    cdef double viol = 0
+    cdef floating fl1 = l1, fl2 = l2
+    cdef int nt = threads_for(n_threads, <double> k * k * p) if nb > 1 else 1
+    if nt == 1:
+        for b in range(nb):
+            viol += sweep_block(k, p, F, A, B, fl1, fl2, perm, v, b * SWEEP_BLOCK, measure)
+        return viol
+    for b in prange(nb, schedule="static", num_threads=nt):
+        sums[b] = sweep_block(k, p, F, A, B, fl1, fl2, perm, v + threadid() * per,
+                              b * SWEEP_BLOCK, measure)
+    for b in range(nb):
+        viol += sums[b]
+    return viol
+
+
+cdef double sweep_block(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
+                        const floating* B, floating fl1, floating fl2,
+                        const Py_ssize_t* perm, floating* g, Py_ssize_t j0,
+                        bint measure) noexcept nogil:
+    """hals_sweep on the columns j0 .. j0 + SWEEP_BLOCK of F (g: SWEEP_BLOCK scratch);
+    returns their violation (0 unless ``measure``)."""
+    cdef Py_ssize_t jb = SWEEP_BLOCK if j0 + SWEEP_BLOCK <= p else p - j0
+    cdef Py_ssize_t s, t, r, j
+    cdef floating a, hess, gj
     cdef floating* Ft
     cdef const floating* Fr
     cdef const floating* Bt
     cdef double viol = 0
-    j0 = 0
-    while j0 < p:
-        jb = SWEEP_BLOCK if j0 + SWEEP_BLOCK <= p else p - j0
-        for s in range(k):
-            t = perm[s]
-            Ft = F + t * p + j0
-            Bt = B + t * p + j0
+    for s in range(k):
+        t = perm[s]
+        Ft = F + t * p + j0
+        Bt = B + t * p + j0
+        for j in range(jb):
+            g[j] = fl1 - Bt[j] + fl2 * Ft[j]
+        for r in range(k):
+            a = A[t * k + r]
+            if a != 0:
+                Fr = F + r * p + j0
+                for j in range(jb):
+                    g[j] += a * Fr[j]
+        hess = A[t * k + t] + fl2
+        if measure:
             for j in range(jb):
-                g[j] = fl1 - Bt[j] + fl2 * Ft[j]
-            for r in range(k):
-                a = A[t * k + r]
-                if a != 0:
-                    Fr = F + r * p + j0
-                    for j in range(jb):
-                        g[j] += a * Fr[j]
-            hess = A[t * k + t] + fl2
-            if measure:
-                for j in range(jb):
-                    gj = g[j]
-                    if Ft[j] > 0:
-                        viol += fabs(gj)
-                    elif gj < 0:
-                        viol -= gj
-            if hess > 0:
-                for j in range(jb):
-                    Ft[j] = Ft[j] - g[j] / hess
-                    if Ft[j] < 0:
-                        Ft[j] = 0
-        j0 += jb
+                gj = g[j]
+                if Ft[j] > 0:
+                    viol += fabs(gj)
+                elif gj < 0:
+                    viol -= gj
+        if hess > 0:
+            for j in range(jb):
+                Ft[j] = Ft[j] - g[j] / hess
+                if Ft[j] < 0:
+                    Ft[j] = 0
     return viol
 
 

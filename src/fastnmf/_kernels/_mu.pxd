@@ -2,12 +2,14 @@
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
+from ._common cimport Params
+
 cdef double mu_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                     const floating* B, double l1, double l2, floating* T, floating* C,
-                    floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
-                    uint64_t* rng, bint measure) noexcept nogil
+                    floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
+                    bint measure, const Params* prm) noexcept nogil
 
-from ._common cimport XData, Params, Trace
+from ._common cimport XData, Trace
 
 cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
                       floating* work, const Params* p, Trace* t) noexcept nogil

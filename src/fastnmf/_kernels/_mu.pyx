@@ -11,7 +11,7 @@ from libc.stdint cimport uint64_t, int32_t, int64_t
 from libc.math cimport pow, log, sqrt, isfinite
 
 from ._blas cimport gemm
-from ._common cimport (XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SWEEP_BLOCK,
+from ._common cimport (XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, vectors_len,
                       record)
 
 # scikit-learn's EPSILON: numpy.finfo(numpy.float32).eps
@@ -20,8 +20,8 @@ cdef double MU_EPS = 1.1920928955078125e-07
 
 cdef double mu_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                     const floating* B, double l1, double l2, floating* T, floating* C,
-                    floating* S, floating* v, Py_ssize_t* perm, bint shuffle,
-                    uint64_t* rng, bint measure) noexcept nogil:
+                    floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
+                    bint measure, const Params* prm) noexcept nogil:
     """Update F (k×p) in place; T (k×p) holds the denominator. Returns 0 (no violation)."""
     cdef Py_ssize_t i, kp = k * p
     cdef floating den, fl1 = l1, fl2 = l2, eps = <floating> MU_EPS
@@ -295,7 +295,7 @@ cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
     cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, kk = k * k, c, i, j
     cdef floating* num = work + 4 * kk
     cdef floating* den = num + k * P
-    cdef floating* Y1 = den + k * P + (k if k > SWEEP_BLOCK else SWEEP_BLOCK)
+    cdef floating* Y1 = den + k * P + vectors_len(k, P, p.n_threads)
     cdef floating* Y2 = Y1 + k * P
     cdef floating* z = Y2 + k * P
     cdef floating* sums = z + 2 * P + k   # k row sums of the fixed factor (β = 1)

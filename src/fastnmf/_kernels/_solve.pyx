@@ -30,13 +30,13 @@ CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10}
 cdef inline double half_step(int solver, Py_ssize_t k, Py_ssize_t p, floating* F,
                              const floating* A, const floating* B, double l1, double l2,
                              floating* T, floating* C, floating* S, floating* v,
-                             Py_ssize_t* perm, bint shuffle, uint64_t* rng,
-                             bint measure) noexcept nogil:
+                             Py_ssize_t* perm, uint64_t* rng, bint measure,
+                             const Params* prm) noexcept nogil:
     if solver == SOLVER_CD:
-        return cd_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, shuffle, rng, measure)
+        return cd_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
     if solver == SOLVER_ALS:
-        return als_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, shuffle, rng, measure)
-    return mu_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, shuffle, rng, measure)
+        return als_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
+    return mu_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
 
 
 cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floating* H,
@@ -82,13 +82,13 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         # The violation is needed at every check when tol > 0; with tol = 0 only for the
         # first iteration and the last (the `converged` flag): skip its cost in between.
         measure = p.tol > 0 or it == 1 or it == p.max_iter
-        viol = half_step(solver, k, n, Wt, A, B, p.l1_W, p.l2_W, T, C, S, v, perm,
-                         p.shuffle, &rng, measure)
+        viol = half_step(solver, k, n, Wt, A, B, p.l1_W, p.l2_W, T, C, S, v, perm, &rng,
+                         measure, p)
         gram(<int> k, <int> n, Wt, <int> n, G)
         if p.update_H:
             product_H(x, k, Wt, B, T, p.n_threads)
             viol += half_step(solver, k, m, H, G, B, p.l1_H, p.l2_H, T, C, S, v, perm,
-                              p.shuffle, &rng, measure)
+                              &rng, measure, p)
             gram(<int> k, <int> m, H, <int> m, A)
             err_sq = loss_sq(x, k, m, H, B, G, A)
         else:
