@@ -18,7 +18,8 @@ __all__ = ["nmf", "nmf_live", "run", "make_result", "NMF_DEFAULTS"]
 
 def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=True,
         max_iter=200, tol=1e-4, beta_loss="frobenius", alpha_W=0.0, alpha_H="same",
-        l1_ratio=0.0, random_state=None, shuffle=False, verbose=False, n_threads=None):
+        l1_ratio=0.0, random_state=None, shuffle=False, verbose=False, n_threads=None,
+        accelerate=False):
     """Non-negative matrix factorization: find W, H >= 0 with X ≈ W @ H.
 
     Minimizes ½‖X − WH‖²_F plus scikit-learn's regularization, with compiled solvers
@@ -71,6 +72,13 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         a negative int counts back from all cores). Small problems run on one thread
         whatever it says; results do not depend on it. Within ``nmf_batch`` every matrix
         runs on one thread (``n_jobs`` sets the parallelism there).
+    accelerate : bool, default=False
+        'cd' only: accelerated HALS (Gillis & Glineur 2012). Each half-step repeats its
+        sweep, with the same products, while a sweep still moves the factor by more than
+        a tenth of the first sweep's move (at most 1 + ½ · (cost of a product with X) /
+        (cost of a sweep) sweeps). An iteration costs more, far fewer are needed for an
+        error: use it with a ``tol`` or a time budget, not to compare iteration counts.
+        False keeps scikit-learn's cd iterates.
 
     Returns
     -------
@@ -113,7 +121,7 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         X, n_components, solver=solver, init=init, W=W, H=H, update_H=update_H,
         max_iter=max_iter, tol=tol, beta_loss=beta_loss, alpha_W=alpha_W, alpha_H=alpha_H,
         l1_ratio=l1_ratio, random_state=random_state, shuffle=shuffle, verbose=verbose,
-        n_threads=n_threads)
+        n_threads=n_threads, accelerate=accelerate)
     return run(prob, _SOLVERS)
 
 
@@ -166,7 +174,7 @@ def _compiled(prob, W, H, seed, live=None):
             prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
             l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
             update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
-            beta=prob.beta, live=live, n_threads=prob.n_threads)
+            beta=prob.beta, live=live, n_threads=prob.n_threads, accelerate=prob.accelerate)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
     return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
 

@@ -183,10 +183,10 @@ def _run_group(probs, indices, n_threads, monitor, results):
     by_solver = {}
     for j, i in enumerate(indices):
         p = probs[i]
-        by_solver.setdefault((p.solver, p.max_iter, p.tol, p.update_H, p.shuffle, p.beta),
-                             []).append(j)
+        by_solver.setdefault((p.solver, p.max_iter, p.tol, p.update_H, p.shuffle, p.beta,
+                              p.accelerate), []).append(j)
     done = np.zeros(8 * n_threads, dtype=np.int64)
-    for (solver, max_iter, tol, update_H, shuffle, beta), js in by_solver.items():
+    for (solver, max_iter, tol, update_H, shuffle, beta, accelerate), js in by_solver.items():
         if monitor is not None:
             monitor.watch(done)
         with single_threaded_blas:  # the starts above used BLAS as fastnmf.nmf does
@@ -198,7 +198,7 @@ def _run_group(probs, indices, n_threads, monitor, results):
                 np.array([fills[j] for j in js], dtype=np.float64),
                 np.array([in_kernel[j] for j in js], dtype=np.int8),
                 max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
-                n_threads=n_threads, done=done, beta=beta)
+                n_threads=n_threads, done=done, beta=beta, accelerate=accelerate)
         if monitor is not None:
             monitor.unwatch(done)
         for q, j in enumerate(js):

@@ -45,7 +45,7 @@ class Problem:
     __slots__ = (
         "X", "sqnorm", "xmax", "beta", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
         "max_iter", "tol", "l1_W", "l2_W", "l1_H", "l2_H", "random_state", "shuffle",
-        "verbose", "n_threads",
+        "verbose", "n_threads", "accelerate",
     )
 
     def __init__(self, **kw):
@@ -200,7 +200,7 @@ def check_random_state(random_state):
 
 def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, tol,
                    beta_loss, alpha_W, alpha_H, l1_ratio, random_state, shuffle, verbose,
-                   n_threads):
+                   n_threads, accelerate):
     """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`."""
     if not isinstance(solver, str) or solver not in SOLVERS:
         raise ValueError(error_message("solver", "must be one of", _choices(SOLVERS),
@@ -209,6 +209,10 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise ValueError(error_message("init", "must be None or one of", _choices(INITS),
                                        got=f"{init!r}"))
     beta = _check_beta_loss(beta_loss, solver)
+    if accelerate and solver != "cd":
+        raise ValueError(error_message(
+            "accelerate", f"applies to solver='cd' only (repeated HALS sweeps); solver "
+            f"{solver!r} has no such option", got=f"{accelerate!r}"))
     X, sqnorm, xmax = check_X(X)
     if beta <= 0 and _has_zeros(X):
         raise ValueError(error_message(
@@ -256,7 +260,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         l1_W=m * alpha_W * l1_ratio, l2_W=m * alpha_W * (1.0 - l1_ratio),
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
         random_state=random_state, shuffle=bool(shuffle), verbose=bool(verbose),
-        n_threads=n_threads,
+        n_threads=n_threads, accelerate=bool(accelerate),
     )
 
 

@@ -89,7 +89,7 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
     cdef double viol
     next_permutation(k, perm, prm.shuffle, rng)
     if factor_system(k, A, l2, C) != 0:
-        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads)
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, NULL)
     for i in range(kp):
         T[i] = B[i] - fl1
     chol_solve(<int> k, <int> p, C, T)
@@ -97,9 +97,9 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
         if not T[i] > 0:  # also clears a NaN from a near-singular solve
             T[i] = 0
     if kills_component(k, p, T, F):
-        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads)
-    hals_sweep(k, p, T, A, B, l1, l2, perm, v, False, prm.n_threads)
-    viol = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads)
+        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, NULL)
+    hals_sweep(k, p, T, A, B, l1, l2, perm, v, False, prm.n_threads, NULL)
+    viol = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, NULL)
     if half_objective(k, p, T, A, B, l1, l2, S) < half_objective(k, p, F, A, B, l1, l2, S):
         memcpy(F, T, kp * sizeof(floating))
     return viol

@@ -10,7 +10,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t, int64_t
 
-from ._common cimport XData, Params, Trace, prepare_x, workspace_len
+from ._common cimport XData, Params, Trace, prepare_x, x_entries, workspace_len
 from ._nndsvd cimport nndsvd_core, nndsvd_workspace_len
 from ._solve cimport solve_core
 from ._solve import SOLVER_IDS, CHECK_EVERY
@@ -49,7 +49,8 @@ cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Param
 def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
                double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
                const char[::1] init_in_kernel, *, int max_iter, double tol, bint update_H,
-               bint shuffle, int n_threads, int64_t[::1] done, double beta=2):
+               bint shuffle, int n_threads, int64_t[::1] done, double beta=2,
+               bint accelerate=False):
     """Initialize (where ``init_in_kernel[i]``) and solve every item in one nogil prange.
 
     operands[i]: X_i as ``_solve.solve`` takes it; Wts[i] (k×n_i), Hs[i] (k×m_i): the
@@ -61,17 +62,17 @@ def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms
     if Wts and Wts[0].dtype == np.float32:
         return _solve_many[float](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
                                   init_in_kernel, max_iter, tol, update_H, shuffle,
-                                  n_threads, done, beta)
+                                  n_threads, done, beta, accelerate)
     return _solve_many[double](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
                                init_in_kernel, max_iter, tol, update_H, shuffle, n_threads,
-                               done, beta)
+                               done, beta, accelerate)
 
 
 cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
                  double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
                  const char[::1] init_in_kernel, int max_iter, double tol, bint update_H,
                  bint shuffle, int n_threads, int64_t[::1] done, double beta,
-                 floating kind=0):
+                 bint accelerate, floating kind=0):
     cdef Py_ssize_t count = len(Wts), i, n, m, s
     cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
     cdef int solver_id = SOLVER_IDS[solver], check_every = CHECK_EVERY[solver]
@@ -110,6 +111,8 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].verbose = False
         ps[i].beta = beta
         ps[i].n_threads = 1  # the items are the parallel loop
+        ps[i].accelerate = accelerate
+        ps[i].x_entries = x_entries(&xs[i])
         ts[i].history = &hist[i, 0]
         wlen = max(wlen, workspace_len(n, m, k, beta, 1))
         if init_in_kernel[i]:

@@ -47,6 +47,8 @@ cdef struct Params:
     bint verbose
     double beta             # the β of the loss: 2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito
     int n_threads           # OpenMP threads of the products and sweeps (1 inside a batch)
+    bint accelerate         # cd: repeat the sweeps before the next product (accelerated HALS)
+    double x_entries        # X's entries a product reads: n·m dense, nnz sparse (prepare_x)
 
 cdef struct Trace:
     double* history         # capacity max_iter // check_every + 1
@@ -64,6 +66,7 @@ cdef struct Trace:
 #   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
+cdef double x_entries(const XData* x) noexcept nogil
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
                               int n_threads) noexcept nogil
 
@@ -83,7 +86,8 @@ cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
                          const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil
 cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                        const floating* B, double l1, double l2, const Py_ssize_t* perm,
-                       floating* v, bint measure, int n_threads) noexcept nogil
+                       floating* v, bint measure, int n_threads,
+                       double* change) noexcept nogil
 cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
                            uint64_t* state) noexcept nogil
 cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept nogil

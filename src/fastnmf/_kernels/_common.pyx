@@ -45,6 +45,11 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     return 0
 
 
+cdef double x_entries(const XData* x) noexcept nogil:
+    """The entries of X a product reads: n·m dense, nnz sparse."""
+    return <double> x.rptr[x.n] if x.sparse else <double> x.n * x.m
+
+
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
                               int n_threads) noexcept nogil:
     cdef Py_ssize_t P = n if n > m else m
@@ -56,10 +61,10 @@ cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double b
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil:
     """Entries of the workspace's region v: per thread max(SWEEP_BLOCK, k) (a sweep block's
-    gradient, a sparse row's accumulator), then a double per sweep block (its violation,
-    with room for alignment)."""
+    gradient, a sparse row's accumulator), then two doubles per sweep block (its violation
+    and change), with room for alignment."""
     cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
-    return n_threads * per + 2 * (P // SWEEP_BLOCK + 3)
+    return n_threads * per + 4 * (P // SWEEP_BLOCK + 3)
 
 
 cdef inline double* block_sums(floating* v, Py_ssize_t k, int n_threads) noexcept nogil:
@@ -282,47 +287,57 @@ cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
 
 cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                        const floating* B, double l1, double l2, const Py_ssize_t* perm,
-                       floating* v, bint measure, int n_threads) noexcept nogil:
+                       floating* v, bint measure, int n_threads, double* change) noexcept nogil:
     """One HALS / coordinate-descent sweep over the rows of F (k×p), in place.
 
     For t in perm: F[t] ← max(0, F[t] − (A[t]·F + l2·F[t] − B[t] + l1) / (A[t, t] + l2)),
     NMF-MATH.md's cd update with scikit-learn's regularization. Columns are independent,
     so the sweep runs block by block of SWEEP_BLOCK columns (same result, cache-resident
     rows), the blocks shared among up to ``n_threads`` threads; v is the workspace region
-    of that name. Returns Σ |projected gradient| over the sweep (scikit-learn's violation),
-    summed block by block in order whatever the threads, if ``measure``, else 0.
+    of that name. Returns Σ |projected gradient| over the sweep (scikit-learn's violation)
+    if ``measure``, else 0; if ``change`` is not NULL, stores ‖F_after − F_before‖²_F there.
+    Both are summed block by block in order, whatever the threads.
     """
     cdef Py_ssize_t nb = (p + SWEEP_BLOCK - 1) // SWEEP_BLOCK, b
     cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
     cdef double* sums = block_sums(v, k, n_threads)
-    cdef double viol = 0
+    cdef double viol = 0, moved = 0
+    cdef bint track = change != NULL
     cdef floating fl1 = l1, fl2 = l2
     cdef int nt = threads_for(n_threads, <double> k * k * p) if nb > 1 else 1
     if nt == 1:
         for b in range(nb):
-            viol += sweep_block(k, p, F, A, B, fl1, fl2, perm, v, b * SWEEP_BLOCK, measure)
-        return viol
-    for b in prange(nb, schedule="static", num_threads=nt):
-        sums[b] = sweep_block(k, p, F, A, B, fl1, fl2, perm, v + threadid() * per,
-                              b * SWEEP_BLOCK, measure)
-    for b in range(nb):
-        viol += sums[b]
+            sums[0] = 0
+            viol += sweep_block(k, p, F, A, B, fl1, fl2, perm, v, b * SWEEP_BLOCK, measure,
+                                track, sums)
+            moved += sums[0]
+    else:
+        for b in prange(nb, schedule="static", num_threads=nt):
+            sums[2 * b + 1] = 0
+            sums[2 * b] = sweep_block(k, p, F, A, B, fl1, fl2, perm, v + threadid() * per,
+                                      b * SWEEP_BLOCK, measure, track, &sums[2 * b + 1])
+        for b in range(nb):
+            viol += sums[2 * b]
+            moved += sums[2 * b + 1]
+    if track:
+        change[0] = moved
     return viol
 
 
 cdef double sweep_block(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                         const floating* B, floating fl1, floating fl2,
-                        const Py_ssize_t* perm, floating* g, Py_ssize_t j0,
-                        bint measure) noexcept nogil:
+                        const Py_ssize_t* perm, floating* g, Py_ssize_t j0, bint measure,
+                        bint track, double* moved) noexcept nogil:
     """hals_sweep on the columns j0 .. j0 + SWEEP_BLOCK of F (g: SWEEP_BLOCK scratch);
-    returns their violation (0 unless ``measure``)."""
+    returns their violation (0 unless ``measure``); adds their squared change to
+    ``moved`` if ``track``."""
     cdef Py_ssize_t jb = SWEEP_BLOCK if j0 + SWEEP_BLOCK <= p else p - j0
     cdef Py_ssize_t s, t, r, j
-    cdef floating a, hess, gj
+    cdef floating a, hess, gj, old
     cdef floating* Ft
     cdef const floating* Fr
     cdef const floating* Bt
-    cdef double viol = 0
+    cdef double viol = 0, d, dsum = 0
     for s in range(k):
         t = perm[s]
         Ft = F + t * p + j0
@@ -344,10 +359,21 @@ cdef double sweep_block(Py_ssize_t k, Py_ssize_t p, floating* F, const floating*
                 elif gj < 0:
                     viol -= gj
         if hess > 0:
-            for j in range(jb):
-                Ft[j] = Ft[j] - g[j] / hess
-                if Ft[j] < 0:
-                    Ft[j] = 0
+            if track:
+                for j in range(jb):
+                    old = Ft[j]
+                    Ft[j] = Ft[j] - g[j] / hess
+                    if Ft[j] < 0:
+                        Ft[j] = 0
+                    d = Ft[j] - old
+                    dsum += d * d
+            else:
+                for j in range(jb):
+                    Ft[j] = Ft[j] - g[j] / hess
+                    if Ft[j] < 0:
+                        Ft[j] = 0
+    if track:
+        moved[0] += dsum
     return viol
 
 

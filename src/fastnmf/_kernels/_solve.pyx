@@ -15,7 +15,7 @@ from libc.stdint cimport uint64_t
 
 from ._common cimport (
     XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SOLVER_CD, SOLVER_ALS, SOLVER_MU,
-    prepare_x, workspace_len, product_W, product_H, loss_sq, accurate_loss_sq, record, finish,
+    prepare_x, x_entries, workspace_len, product_W, product_H, loss_sq, accurate_loss_sq, record, finish,
 )
 from ._blas cimport gram
 from ._cd cimport cd_half
@@ -115,7 +115,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
 def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm, *,
           int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H,
           bint update_H, bint shuffle, uint64_t seed, bint verbose, double beta=2,
-          double[::1] live=None, int n_threads=1):
+          double[::1] live=None, int n_threads=1, bint accelerate=False):
     """Run ``solver`` on Wt (k×n) and H (k×m) in place.
 
     X is a dense ndarray (C- or F-contiguous, the dtype of Wt) or a tuple
@@ -141,6 +141,8 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.verbose = verbose
     p.beta = beta
     p.n_threads = max(n_threads, 1)
+    p.accelerate = accelerate
+    p.x_entries = x_entries(&x)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta, p.n_threads), dtype=dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)

@@ -34,8 +34,8 @@ def factor_system(A, l2):
     return None
 
 
-def als_half(F, A, B, l1, l2, rng, shuffle):
-    order = rng.order(F.shape[0], shuffle)
+def als_half(F, A, B, l1, l2, rng, prob):
+    order = rng.order(F.shape[0], prob.shuffle)
     U = factor_system(A, l2)
     if U is None:
         return hals_sweep(F, A, B, l1, l2, order)

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["alternate", "hals_sweep", "SplitMix64"]
+__all__ = ["alternate", "hals_sweep", "x_entries", "SplitMix64"]
 
 _MASK = (1 << 64) - 1
 # Iterations between two convergence checks (and history entries), per solver.
@@ -38,6 +38,11 @@ class SplitMix64:
                 j = self.next() % (i + 1)
                 perm[i], perm[j] = perm[j], perm[i]
         return perm
+
+
+def x_entries(X):
+    """The entries of X a product reads: n·m dense, nnz sparse."""
+    return X.nnz if sp.issparse(X) else X.size
 
 
 def hals_sweep(F, A, B, l1, l2, order):
@@ -105,11 +110,11 @@ def alternate(prob, W, H, seed, half_step):
     for it in range(1, prob.max_iter + 1):
         if it > 1 and prob.update_H:
             B = product_W(X, H)
-        violation = half_step(Wt, A, B, prob.l1_W, prob.l2_W, rng, prob.shuffle)
+        violation = half_step(Wt, A, B, prob.l1_W, prob.l2_W, rng, prob)
         G = Wt @ Wt.T
         if prob.update_H:
             B = product_H(X, W)
-            violation += half_step(H, G, B, prob.l1_H, prob.l2_H, rng, prob.shuffle)
+            violation += half_step(H, G, B, prob.l1_H, prob.l2_H, rng, prob)
             A = H @ H.T
             err_sq = loss_sq(sqnorm, H, B, G, A)
         else:

@@ -12,7 +12,7 @@ EPS = np.finfo(np.float32).eps  # scikit-learn's: replaces a zero denominator
 EPS64 = np.finfo(np.float64).eps
 
 
-def mu_half(F, A, B, l1, l2, rng, shuffle):
+def mu_half(F, A, B, l1, l2, rng, prob):
     """F ← F ∘ B ⊘ (A F + l1 + l2 F)."""
     denominator = A @ F + l1 + l2 * F
     denominator[denominator == 0] = EPS
