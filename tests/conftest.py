@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from fastnmf._datasets import low_rank
 
-SOLVERS = ("cd", "als", "mu")
+SOLVERS = ("cd", "als", "mu", "bpp")
 DTYPES = (np.float32, np.float64)
 # How X is handed to fastnmf: dense C order, dense Fortran order, CSR, CSC.
 LAYOUTS = ("C", "F", "csr", "csc")

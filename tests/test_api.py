@@ -18,10 +18,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 import fastnmf
 from conftest import dense_matrix as make_X, sklearn_random_start
 
-SOLVERS = ("cd", "als", "mu")
+from conftest import SOLVERS  # noqa: E402
 # Iterations between two entries of ``history`` (API.md: every iteration for cd, every 10 for mu;
 # als is documented in fastnmf.nmf's docstring as checking every iteration, like cd).
-CADENCE = {"cd": 1, "als": 1, "mu": 10}
+CADENCE = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
 
 def assert_same_result(a, b):

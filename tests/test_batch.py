@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_info
 
 import fastnmf
 
-SOLVERS = ("cd", "als", "mu")
+from conftest import SOLVERS  # noqa: E402
 KW = dict(tol=0, max_iter=30)
 
 

@@ -22,7 +22,7 @@ from conftest import dense_matrix, sklearn_random_start
 
 NNDSVDS = ("nndsvd", "nndsvda", "nndsvdar")
 INITS = ("random",) + NNDSVDS
-SOLVERS = ("cd", "als", "mu")
+from conftest import SOLVERS  # noqa: E402
 _DEFAULTS = {name: p.default for name, p in inspect.signature(fastnmf.nmf).parameters.items()
              if p.kind is p.KEYWORD_ONLY}
 

@@ -28,8 +28,8 @@ with warnings.catch_warnings():
     except ImportError:
         pass
 
-SOLVERS = ("cd", "als", "mu")
-CADENCE = {"cd": 1, "als": 1, "mu": 10}
+from conftest import SOLVERS  # noqa: E402
+CADENCE = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
 
 @st.composite

@@ -21,7 +21,7 @@ import fastnmf.sklearn as fsk  # noqa: E402
 from fastnmf.sklearn import NMF  # noqa: E402
 
 
-SOLVERS = ("cd", "mu", "als")
+SOLVERS = ("cd", "mu", "als", "bpp")
 
 
 def _data(n=30, m=12, dtype=np.float64, seed=0):
@@ -52,6 +52,7 @@ def _check_name(check):
 @_estimator_checks([
     NMF(max_iter=500),
     NMF(solver="als", max_iter=500),
+    NMF(solver="bpp", max_iter=500),
     NMF(init="random", random_state=0, shuffle=True, alpha_W=0.01, l1_ratio=0.5,
         max_iter=500),
 ])

@@ -19,7 +19,7 @@ from ._threads import cores
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message",
            "resolve_threads"]
 
-SOLVERS = ("cd", "als", "mu")
+SOLVERS = ("cd", "als", "mu", "bpp")
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
 BETA_LOSSES = ("frobenius", "kullback-leibler", "itakura-saito")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

@@ -82,9 +82,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'}, default=None
         Initialization; None means 'nndsvda' if n_components <= min(n_samples,
         n_features), else 'random' (as scikit-learn).
-    solver : {'cd', 'mu', 'als'}, default='cd'
+    solver : {'cd', 'mu', 'als', 'bpp'}, default='cd'
         'cd': coordinate descent (HALS), 'mu': multiplicative updates, 'als': fastnmf's
-        monotone projected alternating least squares.
+        monotone projected alternating least squares, 'bpp': exact alternating
+        non-negative least squares by block principal pivoting.
     beta_loss : float or {'frobenius', 'kullback-leibler', 'itakura-saito'}, default='frobenius'
         Passed to :func:`fastnmf.nmf` (non-Frobenius losses: solver 'mu' only).
     tol : float, default=1e-4
@@ -122,7 +123,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Differences from scikit-learn: the extra solver 'als'; ``transform`` accepts X of
+    Differences from scikit-learn: the extra solvers 'als' and 'bpp'; ``transform`` accepts X of
     another float dtype than the fitted model (scikit-learn raises TypeError) and then
     computes in X's dtype.
     """
@@ -137,7 +138,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}),
             None,
         ],
-        "solver": [StrOptions({"cd", "mu", "als"})],
+        "solver": [StrOptions({"cd", "mu", "als", "bpp"})],
         "beta_loss": [
             StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}),
             Real,

@@ -8,3 +8,7 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                      const floating* B, double l1, double l2, floating* T, floating* C,
                      floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
                      bint measure, const Params* prm) noexcept nogil
+
+cdef double half_objective(Py_ssize_t k, Py_ssize_t p, const floating* F, const floating* A,
+                           const floating* B, double l1, double l2,
+                           floating* S) noexcept nogil

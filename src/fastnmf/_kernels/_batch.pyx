@@ -114,7 +114,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].accelerate = accelerate
         ps[i].x_entries = x_entries(&xs[i])
         ts[i].history = &hist[i, 0]
-        wlen = max(wlen, workspace_len(n, m, k, beta, 1))
+        wlen = max(wlen, workspace_len(n, m, k, beta, 1, solver_id))
         if init_in_kernel[i]:
             s = min(n, m)
             wlen = max(wlen, nndsvd_workspace_len(n, m, k))

@@ -99,6 +99,17 @@ cdef inline void chol_solve(int k, int p, const floating* U, floating* B) noexce
         blas.strsm(&side, &uplo, &tr, &nodiag, &p, &k, &one, <float*> U, &k, B, &p)
 
 
+cdef inline void chol_solve_cols(int s, int g, const floating* U, floating* R) noexcept nogil:
+    """In place: R ← C⁻¹ R for g right-hand sides of s entries each, stored one after the
+    other (column-major s×g), with U from ``cholesky(s, C)``."""
+    cdef char uplo = 85  # 'U'
+    cdef int info = 0
+    if floating is double:
+        lapack.dpotrs(&uplo, &s, &g, <double*> U, &s, R, &s, &info)
+    else:
+        lapack.spotrs(&uplo, &s, &g, <float*> U, &s, R, &s, &info)
+
+
 cdef inline double dot(Py_ssize_t n, const floating* x, const floating* y) noexcept nogil:
     """Σ x·y accumulated in double (four partial sums)."""
     cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0

@@ -14,6 +14,7 @@ cdef enum:
     SOLVER_CD = 0
     SOLVER_ALS = 1
     SOLVER_MU = 2
+    SOLVER_BPP = 3
 
 # Columns per block of a HALS sweep: k rows of this many entries stay in cache.
 cdef enum:
@@ -64,11 +65,13 @@ cdef struct Trace:
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
 #   v (vectors_len: per-thread vectors, per-block violations)
 #   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
+#   or for bpp: E (bpp_extra_len: B's columns, right-hand sides, passive sets, state)
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
 cdef double x_entries(const XData* x) noexcept nogil
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
-                              int n_threads) noexcept nogil
+                              int n_threads, int solver) noexcept nogil
+cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil
 cdef int threads_for(int n_threads, double work) noexcept nogil

@@ -51,12 +51,23 @@ cdef double x_entries(const XData* x) noexcept nogil:
 
 
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
-                              int n_threads) noexcept nogil:
+                              int n_threads, int solver) noexcept nogil:
     cdef Py_ssize_t P = n if n > m else m
     cdef Py_ssize_t size = 4 * k * k + 2 * k * P + vectors_len(k, P, n_threads)
     if beta != 2:
         size += 2 * k * P + 2 * P + 2 * k
+    if solver == SOLVER_BPP:
+        size += bpp_extra_len(k, P)
     return size
+
+
+cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil:
+    """Entries (of 4 bytes or more) of bpp's region E for a half-step of F (k×p), p <= P:
+    B's columns and one group's right-hand sides (k·P each), then the passive sets (P
+    bitmasks of ⌈k/64⌉ words), two int32 per column, sort keys (16 bytes), the list of
+    unsolved columns (8 bytes), with room for alignment."""
+    cdef Py_ssize_t byte_count = 8 * P * ((k + 63) // 64) + 8 * P + 4 * k + 16 * P + 8 * P + 64
+    return 2 * k * P + byte_count // 4 + 1
 
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil:
@@ -92,13 +103,6 @@ cdef inline Py_ssize_t chunk_width(Py_ssize_t cols) noexcept nogil:
 # Multiply-adds from which a product runs threaded (the Python side holds BLAS to one
 # thread from there on).
 THREADED_WORK = PARALLEL_MIN_WORK
-
-
-def workspace_size(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta=2,
-                   int n_threads=1):
-    """Entries of the one workspace a solver call allocates for an n × m problem at rank k."""
-    return workspace_len(n, m, k, beta, n_threads)
-
 
 
 def scan(const floating[::1] values):

@@ -15,27 +15,31 @@ from libc.stdint cimport uint64_t
 
 from ._common cimport (
     XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SOLVER_CD, SOLVER_ALS, SOLVER_MU,
+    SOLVER_BPP, vectors_len,
     prepare_x, x_entries, workspace_len, product_W, product_H, loss_sq, accurate_loss_sq, record, finish,
 )
 from ._blas cimport gram
 from ._cd cimport cd_half
 from ._als cimport als_half
 from ._mu cimport mu_half, mu_beta_core
+from ._bpp cimport bpp_half
 
-SOLVER_IDS = {"cd": SOLVER_CD, "als": SOLVER_ALS, "mu": SOLVER_MU}
+SOLVER_IDS = {"cd": SOLVER_CD, "als": SOLVER_ALS, "mu": SOLVER_MU, "bpp": SOLVER_BPP}
 # Iterations between two convergence checks (and history entries), per solver.
-CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10}
+CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
 
 cdef inline double half_step(int solver, Py_ssize_t k, Py_ssize_t p, floating* F,
                              const floating* A, const floating* B, double l1, double l2,
                              floating* T, floating* C, floating* S, floating* v,
                              Py_ssize_t* perm, uint64_t* rng, bint measure,
-                             const Params* prm) noexcept nogil:
+                             const Params* prm, floating* E) noexcept nogil:
     if solver == SOLVER_CD:
         return cd_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
     if solver == SOLVER_ALS:
         return als_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
+    if solver == SOLVER_BPP:
+        return bpp_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm, E)
     return mu_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
 
 
@@ -59,6 +63,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef floating* B = S + kk
     cdef floating* T = B + k * P
     cdef floating* v = T + k * P
+    cdef floating* E = v + vectors_len(k, P, p.n_threads)  # bpp's region
     cdef Py_ssize_t T_len = k * P
     cdef uint64_t rng = p.seed
     cdef double err_sq, err, err0, prev, viol, viol0 = 0
@@ -83,12 +88,12 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         # first iteration and the last (the `converged` flag): skip its cost in between.
         measure = p.tol > 0 or it == 1 or it == p.max_iter
         viol = half_step(solver, k, n, Wt, A, B, p.l1_W, p.l2_W, T, C, S, v, perm, &rng,
-                         measure, p)
+                         measure, p, E)
         gram(<int> k, <int> n, Wt, <int> n, G)
         if p.update_H:
             product_H(x, k, Wt, B, T, p.n_threads)
             viol += half_step(solver, k, m, H, G, B, p.l1_H, p.l2_H, T, C, S, v, perm,
-                              &rng, measure, p)
+                              &rng, measure, p, E)
             gram(<int> k, <int> m, H, <int> m, A)
             err_sq = loss_sq(x, k, m, H, B, G, A)
         else:
@@ -144,7 +149,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.accelerate = accelerate
     p.x_entries = x_entries(&x)
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta, p.n_threads), dtype=dtype)
+    cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta, p.n_threads, solver_id), dtype=dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)
     history = np.empty(max_iter // p.check_every + 1, dtype=np.float64)
     cdef double[::1] hist = history

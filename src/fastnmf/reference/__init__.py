@@ -10,12 +10,13 @@ import inspect
 from .._api import NMF_DEFAULTS, nmf as _compiled_nmf, run
 from .._validation import check_nmf_args
 from ._als import als
+from ._bpp import bpp
 from ._cd import cd
 from ._mu import mu
 
 __all__ = ["nmf", "SOLVERS"]
 
-SOLVERS = {"cd": cd, "als": als, "mu": mu}
+SOLVERS = {"cd": cd, "als": als, "mu": mu, "bpp": bpp}
 
 
 

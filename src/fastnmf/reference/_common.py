@@ -14,7 +14,7 @@ __all__ = ["alternate", "hals_sweep", "x_entries", "SplitMix64"]
 
 _MASK = (1 << 64) - 1
 # Iterations between two convergence checks (and history entries), per solver.
-CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10}
+CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
 
 class SplitMix64:

@@ -1,0 +1,298 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""bpp — ANLS by block principal pivoting (NMF-MATH.md, "bpp"; Kim & Park 2011).
+
+Each half-step solves min_{x ≥ 0} ½ xᵀ(A + l2 I)x − (b − l1)ᵀx exactly for every column x
+of F (k×p), b the matching column of B. Per column, a passive set P (the entries allowed
+to be positive; warm-started from F > 0) gives x_P = (A + l2 I)_PP⁻¹ (b − l1)_P, x = 0
+elsewhere, and the gradient y = (A + l2 I)x − (b − l1). The infeasible entries — x_i < 0
+in P, y_i < 0 outside — are exchanged between P and its complement: all of them while their
+number keeps falling (or for up to BACKUPS more rounds), else only the one of largest index
+(Kim & Park's backup rule, which guarantees termination). A column is solved when none is
+left. The solution is taken if it lowers the half-step objective g (als's) and keeps every
+live component alive, else the half-step is one HALS sweep from F (as in als): exact solves
+from a poor start can kill components for good, and on a singular Gram (k above the rank
+of the other factor) the ridged solves are not exact. Columns sharing a passive set share one Cholesky factorization: in each round the
+unsolved columns are sorted by their set and solved group by group. A dead component
+(A[t, t] + l2 = 0) stays out of every passive set.
+"""
+
+from cython cimport floating
+from libc.stdint cimport uint64_t, int64_t, int32_t, uintptr_t
+from libc.stdlib cimport qsort
+from libc.string cimport memcpy, memset
+from libc.math cimport fabs
+
+from ._blas cimport gemm, cholesky, chol_solve_cols
+from ._common cimport Params, hals_sweep, next_permutation
+from ._als cimport half_objective
+
+# Kim & Park's backup allowance: full exchanges tolerated without progress.
+cdef int BACKUPS = 3
+# Ridge tries when a passive block is not numerically positive definite.
+cdef int RIDGE_TRIES = 8
+
+cdef struct Key:
+    uint64_t key     # the passive set (k <= 64), else a hash of it
+    int64_t col
+
+
+cdef int compare_keys(const void* a, const void* b) noexcept nogil:
+    cdef const Key* x = <const Key*> a
+    cdef const Key* y = <const Key*> b
+    if x.key != y.key:
+        return -1 if x.key < y.key else 1
+    if x.col != y.col:
+        return -1 if x.col < y.col else 1
+    return 0
+
+
+cdef inline Py_ssize_t words(Py_ssize_t k) noexcept nogil:
+    return (k + 63) // 64
+
+
+cdef inline void* aligned(void* at) noexcept nogil:
+    return <void*> ((<uintptr_t> at + 15) & ~(<uintptr_t> 15))
+
+
+cdef inline bint in_set(const uint64_t* mask, Py_ssize_t i) noexcept nogil:
+    return (mask[i >> 6] >> (i & 63)) & 1
+
+
+cdef inline void flip(uint64_t* mask, Py_ssize_t i) noexcept nogil:
+    mask[i >> 6] ^= (<uint64_t> 1) << (i & 63)
+
+
+cdef inline uint64_t set_key(const uint64_t* mask, Py_ssize_t nw) noexcept nogil:
+    """The set itself for k <= 64, else an FNV-1a-style mix of its words."""
+    cdef uint64_t h = 1469598103934665603ULL
+    cdef Py_ssize_t w
+    if nw == 1:
+        return mask[0]
+    for w in range(nw):
+        h = (h ^ mask[w]) * 1099511628211ULL
+        h ^= h >> 29
+    return h
+
+
+cdef int factor_block(Py_ssize_t k, const floating* Aq, const int32_t* idx, Py_ssize_t s,
+                      floating* C) noexcept nogil:
+    """C ← Cholesky factor of Aq[idx, idx] (s×s), with a growing ridge if needed.
+    Returns 0 (exact), the number of ridge tries it took, or -1 (no factor)."""
+    cdef Py_ssize_t a, b
+    cdef double trace = 0, ridge = 0
+    cdef int info = 0, attempt
+    for a in range(s):
+        trace += Aq[idx[a] * k + idx[a]]
+    for attempt in range(RIDGE_TRIES + 1):
+        for a in range(s):
+            for b in range(s):
+                C[a * s + b] = Aq[idx[a] * k + idx[b]]
+            C[a * s + a] += <floating> ridge
+        info = cholesky(<int> s, C)
+        if info == 0:
+            return attempt
+        ridge = (trace / s) * (1e-10 if floating is double else 1e-5) if ridge == 0 \
+            else ridge * 100
+    return -1
+
+
+cdef bint solve_group(Py_ssize_t k, const floating* Aq, const floating* Bc, floating* Xc,
+                      const uint64_t* mask, const Key* keys, Py_ssize_t g,
+                      int32_t* idx, floating* C, floating* R) noexcept nogil:
+    """x_P = Aq_PP⁻¹ b_P, x = 0 elsewhere, for the g columns keys[0..g) whose passive set
+    is ``mask``: one factorization, g right-hand sides. Returns True if the block needed
+    a ridge (the solutions are then not exact)."""
+    cdef Py_ssize_t s = 0, i, c, a
+    cdef int64_t j
+    cdef int tries = 0
+    for i in range(k):
+        if in_set(mask, i):
+            idx[s] = <int32_t> i
+            s += 1
+    if s:
+        tries = factor_block(k, Aq, idx, s, C)
+        if tries < 0:
+            s = 0  # a hopeless block: leave these columns at zero this round
+    for c in range(g):
+        j = keys[c].col
+        for a in range(s):
+            R[c * s + a] = Bc[j * k + idx[a]]
+    if s:
+        chol_solve_cols(<int> s, <int> g, C, R)
+    for c in range(g):
+        j = keys[c].col
+        memset(Xc + j * k, 0, k * sizeof(floating))
+        for a in range(s):
+            Xc[j * k + idx[a]] = R[c * s + a]
+    return tries != 0
+
+
+cdef double projected_gradient(Py_ssize_t k, Py_ssize_t p, const floating* F,
+                               const floating* A, const floating* B, double l1, double l2,
+                               floating* T) noexcept nogil:
+    """Σ |projected gradient| of the half-step objective at F (scikit-learn's violation);
+    T (k×p) scratch."""
+    cdef Py_ssize_t i
+    cdef double g, viol = 0
+    gemm(False, False, <int> k, <int> p, <int> k, <floating> 1, A, <int> k, F, <int> p,
+         <floating> 0, T, <int> p)
+    for i in range(k * p):
+        g = <double> T[i] + l2 * F[i] - B[i] + l1
+        if F[i] > 0:
+            viol += fabs(g)
+        elif g < 0:
+            viol -= g
+    return viol
+
+
+cdef double bpp_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
+                     const floating* B, double l1, double l2, floating* T, floating* C,
+                     floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
+                     bint measure, const Params* prm, floating* E) noexcept nogil:
+    """Solve the half-step for F (k×p) exactly, in place. T (k×p), C, S (k×k) and E
+    (bpp_extra_len) are scratch. Returns the violation at the incoming F if ``measure``."""
+    cdef Py_ssize_t nw = words(k), i, j, c, g, a, start, n_active, n_next, rounds
+    cdef double viol = projected_gradient(k, p, F, A, B, l1, l2, T) if measure else 0
+    cdef floating* Xc = T                      # p×k: the columns of F, one per row
+    cdef floating* Bc = E                      # p×k: the columns of B − l1
+    cdef floating* R = E + k * p               # right-hand sides of one group
+    # (the layout bpp_extra_len in _common sizes)
+    cdef uint64_t* masks = <uint64_t*> aligned(E + 2 * k * p)
+    cdef int32_t* best = <int32_t*> (masks + p * nw)
+    cdef int32_t* backups = best + p
+    cdef int32_t* idx = backups + p            # k entries: one passive set's indices
+    cdef Key* keys = <Key*> aligned(idx + k)
+    cdef int64_t* active = <int64_t*> (keys + p)
+    cdef floating* Aq = S
+    cdef floating* x
+    cdef const floating* b
+    cdef uint64_t* mask
+    cdef int32_t bad
+    cdef double g_new, g_old
+    cdef bint inexact = False
+    # objectives this close (relative) are equal to rounding: near an exact fit the
+    # expanded g cancels, and an exact solution (no ridge, every column solved) is then
+    # taken
+    cdef double SAME_OBJECTIVE = 1e-13 if floating is double else 1e-6
+    cdef double y
+    cdef floating fl1 = l1
+    # Aq = A + l2 I; the columns of F and of B − l1, one per row
+    memcpy(Aq, A, k * k * sizeof(floating))
+    for i in range(k):
+        Aq[i * k + i] += <floating> l2
+    for i in range(k):
+        for j in range(p):
+            Xc[j * k + i] = F[i * p + j]
+            Bc[j * k + i] = B[i * p + j] - fl1
+    # warm start: P = {i : F[i, j] > 0}, dead components excluded
+    memset(masks, 0, p * nw * sizeof(uint64_t))
+    for j in range(p):
+        for i in range(k):
+            if Xc[j * k + i] > 0 and Aq[i * k + i] > 0:
+                flip(masks + j * nw, i)
+        best[j] = <int32_t> (k + 1)
+        backups[j] = BACKUPS
+        active[j] = j
+    n_active = p
+    rounds = 0
+    while n_active and rounds < 10 * k + 10:
+        rounds += 1
+        # solve every unsolved column, one factorization per distinct passive set
+        for c in range(n_active):
+            keys[c].col = active[c]
+            keys[c].key = set_key(masks + active[c] * nw, nw)
+        qsort(keys, n_active, sizeof(Key), compare_keys)
+        start = 0
+        while start < n_active:
+            mask = masks + keys[start].col * nw
+            g = 1
+            while (start + g < n_active and keys[start + g].key == keys[start].key
+                   and same_set(masks + keys[start + g].col * nw, mask, nw)):
+                g += 1
+            inexact |= solve_group(k, Aq, Bc, Xc, mask, keys + start, g, idx, C, R)
+            start += g
+        # exchange the infeasible entries of each column (listed in idx first)
+        n_next = 0
+        for c in range(n_active):
+            j = active[c]
+            x = Xc + j * k
+            b = Bc + j * k
+            mask = masks + j * nw
+            bad = 0
+            for i in range(k):
+                if in_set(mask, i):
+                    if x[i] < 0:
+                        idx[bad] = <int32_t> i
+                        bad += 1
+                elif Aq[i * k + i] > 0:
+                    y = -b[i]  # x is 0 outside P: the full row product is (Aq x)_i
+                    for a in range(k):
+                        y += <double> Aq[i * k + a] * x[a]
+                    if y < 0:
+                        idx[bad] = <int32_t> i
+                        bad += 1
+            if bad == 0:
+                continue
+            active[n_next] = j
+            n_next += 1
+            if bad < best[j]:
+                best[j] = bad
+                backups[j] = BACKUPS
+            elif backups[j] > 0:
+                backups[j] -= 1
+            else:  # the backup rule: exchange only the infeasible entry of largest index
+                flip(mask, idx[bad - 1])
+                continue
+            for a in range(bad):
+                flip(mask, idx[a])
+        n_active = n_next
+    # The solution, clipped where the round cap left a column unsolved, component-major
+    # in E. It is taken if it lowers the half-step objective and keeps every live
+    # component alive (a zeroed one would stay dead: its Gram diagonal becomes 0); else
+    # the half-step is one HALS sweep from F, as in als. (Exact solves from a poor start
+    # can kill components; on a singular Gram the ridge makes the solve inexact.)
+    for i in range(k):
+        for j in range(p):
+            E[i * p + j] = Xc[j * k + i] if Xc[j * k + i] > 0 else 0
+    inexact |= n_active > 0  # the round cap left columns unsolved
+    if not kills_component(k, p, E, F):
+        g_new = half_objective(k, p, E, A, B, l1, l2, C)
+        g_old = half_objective(k, p, F, A, B, l1, l2, C)
+        if g_new <= g_old + (0 if inexact else
+                             SAME_OBJECTIVE * (fabs(g_new) + fabs(g_old))):
+            memcpy(F, E, k * p * sizeof(floating))
+            return viol
+    next_permutation(k, perm, False, rng)
+    hals_sweep(k, p, F, A, B, l1, l2, perm, v, False, prm.n_threads, NULL)
+    return viol
+
+
+cdef bint kills_component(Py_ssize_t k, Py_ssize_t p, const floating* P,
+                          const floating* F) noexcept nogil:
+    """True if some component (row) is positive somewhere in F and nowhere in P (both
+    k×p)."""
+    cdef Py_ssize_t i, j
+    cdef bint was_live, stays_live
+    for i in range(k):
+        was_live = stays_live = False
+        for j in range(p):
+            if F[i * p + j] > 0:
+                was_live = True
+                break
+        if not was_live:
+            continue
+        for j in range(p):
+            if P[i * p + j] > 0:
+                stays_live = True
+                break
+        if not stays_live:
+            return True
+    return False
+
+
+cdef inline bint same_set(const uint64_t* a, const uint64_t* b, Py_ssize_t nw) noexcept nogil:
+    cdef Py_ssize_t w
+    for w in range(nw):
+        if a[w] != b[w]:
+            return False
+    return True
