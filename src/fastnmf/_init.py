@@ -9,7 +9,9 @@ import scipy.linalg
 import scipy.linalg.blas
 import scipy.sparse as sp
 
+from ._kernels._common import left_product
 from ._kernels._nndsvd import nndsvd as _k_nndsvd, split as _k_split
+from ._threads import single_threaded_blas
 
 __all__ = ["initialize", "LazyRNG", "randomized_svd", "nndsvd_fill_in_kernel"]
 
@@ -67,43 +69,49 @@ def initialize(prob, rng):
         np.abs(H, out=H)
         np.abs(W, out=W)
         return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H, dtype=dtype)
-    return _nndsvd(X, k, prob.init, rng, dtype)
+    return _nndsvd(X, k, prob.init, rng, dtype, prob.n_threads)
 
 
-def randomized_svd(X, k, rng, n_oversamples=10, n_iter=None):
-    """Leading k singular triplets of X by a randomized range finder (Halko et al. 2011).
+def randomized_svd(X, k, rng, n_oversamples=10, n_iter=1, n_threads=1):
+    """Leading k singular triplets of X by a randomized range finder (Halko, Martinsson &
+    Tropp 2011, algorithms 4.4 and 5.1) with ``n_iter`` power iterations, each normalized
+    by a QR factorization: 2 · n_iter + 2 passes over X, each a product with k + 10
+    columns, about n_iter + 1 solver iterations' worth. One power iteration is enough for
+    an NNDSVD start (measured on 8000 x 4000, k = 50: the error after 100 cd iterations
+    agrees to 3e-5 relative with 7 power iterations, at a third of the cost).
 
-    Power iterations are normalized by QR; the products go through X's own BLAS/sparse code.
+    A dense X goes through the solvers' own threaded products (BLAS held to one thread:
+    the caller's ``single_threaded_blas``); a sparse X through scipy.sparse.
     """
     n, m = X.shape
-    transpose = n < m
-    A = X.T if transpose else X
-    rows, cols = A.shape
-    ell = min(k + n_oversamples, cols)
-    if n_iter is None:
-        n_iter = 7 if k < 0.1 * min(n, m) else 4
-    Q = rng.get().standard_normal(size=(cols, ell)).astype(X.dtype, copy=False)
-    Q, _ = scipy.linalg.qr(_matmul(A, Q), mode="economic", check_finite=False)
+    ell = min(k + n_oversamples, n, m)
+    Omega = rng.get().standard_normal(size=(ell, m)).astype(X.dtype, copy=False)
+    Q = _orthonormal(_times(X, Omega, False, n_threads))  # n × ell, the range of X Ωᵀ
     for _ in range(n_iter):
-        Q, _ = scipy.linalg.qr(_matmul(A.T, Q), mode="economic", check_finite=False)
-        Q, _ = scipy.linalg.qr(_matmul(A, Q), mode="economic", check_finite=False)
-    B = np.asarray(_matmul(A.T, Q).T)  # (ell, cols) = Qᵀ A
-    Ub, s, Vt = scipy.linalg.svd(B, full_matrices=False, check_finite=False)
-    U = Q @ Ub
-    U, s, Vt = U[:, :k], s[:k], Vt[:k]
-    if transpose:
-        U, Vt = Vt.T, U.T
-    return U, s, Vt
+        Z = _orthonormal(_times(X, Q.T, True, n_threads))  # m × ell, the range of Xᵀ Q
+        Q = _orthonormal(_times(X, Z.T, False, n_threads))
+    Bt = _times(X, Q.T, True, n_threads)  # ell × m = Qᵀ X
+    Ub, s, Vt = scipy.linalg.svd(Bt, full_matrices=False, check_finite=False)
+    U = _matmul(Q, Ub)
+    return U[:, :k], s[:k], Vt[:k]
+
+
+def _times(X, F, transpose, n_threads):
+    """F Xᵀ (F: ell × m) or, with ``transpose``, F X (F: ell × n), as ell-row arrays."""
+    F = np.ascontiguousarray(F, dtype=X.dtype)
+    if sp.issparse(X):
+        return np.ascontiguousarray((X.T @ F.T).T if transpose else (X @ F.T).T)
+    return left_product(X, F, transpose, n_threads)
+
+
+def _orthonormal(Y):
+    """An orthonormal basis (p × ell, Fortran order) of the rows of Y (ell × p)."""
+    return scipy.linalg.qr(Y.T, mode="economic", check_finite=False, overwrite_a=True)[0]
 
 
 def _matmul(A, B):
-    """A @ B; a dense product goes through scipy's BLAS, the library the kernels use.
-
-    numpy and scipy wheels bundle separate OpenBLAS builds; alternating them in one call
-    leaves one library's threads spinning while the other works.
-    """
-    if sp.issparse(A):
-        return A @ B
+    """A @ B through scipy's BLAS, the library the kernels use (numpy and scipy wheels
+    bundle separate OpenBLAS builds; alternating them leaves one's threads spinning)."""
     gemm = scipy.linalg.blas.get_blas_funcs("gemm", (A, B))
     a, trans_a = (A, 0) if A.flags.f_contiguous else (A.T, 1)
     b, trans_b = (B, 0) if B.flags.f_contiguous else (B.T, 1)
@@ -120,7 +128,7 @@ def nndsvd_fill_in_kernel(prob):
     return None
 
 
-def _nndsvd(X, k, variant, rng, dtype):
+def _nndsvd(X, k, variant, rng, dtype, n_threads=1):
     """NNDSVD (Boutsidis & Gallopoulos 2008) and its a/ar variants, as factors (W, H).
 
     The singular triplets come from the compiled Gram eigen-decomposition when the smaller
@@ -135,7 +143,8 @@ def _nndsvd(X, k, variant, rng, dtype):
     if not sp.issparse(X) and min(n, m) <= _GRAM_SIDE_FACTOR * (k + 10):
         _k_nndsvd(X, k, fill, Wt, H)
     else:
-        U, s, Vt = randomized_svd(X, k, rng)
+        with single_threaded_blas:
+            U, s, Vt = randomized_svd(X, k, rng, n_threads=n_threads)
         Wt[...] = U.T
         H[...] = Vt
         _k_split(Wt, np.asarray(s, dtype=dtype), H, fill)

@@ -16,9 +16,12 @@ cdef enum:
     SOLVER_MU = 2
     SOLVER_BPP = 3
 
-# Columns per block of a HALS sweep: k rows of this many entries stay in cache.
+# Columns per block of a HALS sweep (at most SWEEP_BLOCK, at least SWEEP_MIN): its k rows
+# take about SWEEP_BYTES, to stay in the first-level cache.
 cdef enum:
     SWEEP_BLOCK = 512
+    SWEEP_MIN = 32
+    SWEEP_BYTES = 16384
 
 # Multiply-adds below which a product or sweep runs on one thread.
 cdef enum:

@@ -8,6 +8,8 @@ from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 from cython.parallel cimport prange, threadid
 
+import numpy as np
+
 from ._blas cimport gemm, gram, dot
 
 
@@ -75,7 +77,7 @@ cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept 
     gradient, a sparse row's accumulator), then two doubles per sweep block (its violation
     and change), with room for alignment."""
     cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
-    return n_threads * per + 4 * (P // SWEEP_BLOCK + 3)
+    return n_threads * per + 4 * (P // SWEEP_MIN + 3)
 
 
 cdef inline double* block_sums(floating* v, Py_ssize_t k, int n_threads) noexcept nogil:
@@ -91,11 +93,25 @@ cdef int threads_for(int n_threads, double work) noexcept nogil:
     return n_threads if work >= PARALLEL_MIN_WORK else 1
 
 
+cdef inline Py_ssize_t sweep_width(Py_ssize_t k, Py_ssize_t size) noexcept nogil:
+    """Columns per block of a sweep: the k rows of a block fill about SWEEP_BYTES (they
+    are read once per component: they should stay in the first-level cache), a multiple
+    of 16 between SWEEP_MIN and SWEEP_BLOCK. Depends on k and the dtype only."""
+    cdef Py_ssize_t w = SWEEP_BYTES // (k * size)
+    w -= w % 16
+    return SWEEP_MIN if w < SWEEP_MIN else (SWEEP_BLOCK if w > SWEEP_BLOCK else w)
+
+
+# Chunks of a threaded dense product (a multiple of the usual thread counts 1, 2, 4).
+cdef Py_ssize_t PRODUCT_CHUNKS = 4
+
+
 cdef inline Py_ssize_t chunk_width(Py_ssize_t cols) noexcept nogil:
-    """Columns per chunk of a threaded dense product: at most 16 chunks of at least 256
-    (a multiple of 16). It depends on the shape only, so every thread count makes the
-    same BLAS calls and the same result."""
-    cdef Py_ssize_t c = (cols + 15) // 16
+    """Columns per chunk of a threaded dense product: at most PRODUCT_CHUNKS chunks of at
+    least 256 (a multiple of 16); few, since each BLAS call packs the other factor anew.
+    It depends on the shape only, so every thread count makes the same BLAS calls and the
+    same result."""
+    cdef Py_ssize_t c = (cols + PRODUCT_CHUNKS - 1) // PRODUCT_CHUNKS
     c = (c + 15) // 16 * 16
     return c if c > 256 else 256
 
@@ -103,6 +119,27 @@ cdef inline Py_ssize_t chunk_width(Py_ssize_t cols) noexcept nogil:
 # Multiply-adds from which a product runs threaded (the Python side holds BLAS to one
 # thread from there on).
 THREADED_WORK = PARALLEL_MIN_WORK
+
+
+def left_product(X, floating[:, ::1] F, bint transpose, int n_threads=1):
+    """The solvers' threaded products with a dense X (n×m, C- or F-contiguous, F's dtype),
+    for the randomized range finder: F Xᵀ (l×n) for F (l×m), or with ``transpose`` F X
+    (l×m) for F (l×n). Bit-identical for any ``n_threads``; hold BLAS to one thread
+    around it (_threads.single_threaded_blas)."""
+    cdef XData x
+    cdef Py_ssize_t l = F.shape[0], n = X.shape[0], m = X.shape[1]
+    if F.shape[1] != (n if transpose else m):
+        raise ValueError("F does not match X")
+    dtype = np.float64 if floating is double else np.float32
+    out = np.empty((l, m if transpose else n), dtype=dtype)
+    cdef floating[:, ::1] B = out
+    prepare_x(&x, X, n, m, 0.0, F)
+    with nogil:
+        if transpose:
+            product_H(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
+        else:
+            product_W(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
+    return out
 
 
 def scan(const floating[::1] values):
@@ -302,7 +339,8 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
     if ``measure``, else 0; if ``change`` is not NULL, stores ‖F_after − F_before‖²_F there.
     Both are summed block by block in order, whatever the threads.
     """
-    cdef Py_ssize_t nb = (p + SWEEP_BLOCK - 1) // SWEEP_BLOCK, b
+    cdef Py_ssize_t width = sweep_width(k, sizeof(floating))
+    cdef Py_ssize_t nb = (p + width - 1) // width, b
     cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
     cdef double* sums = block_sums(v, k, n_threads)
     cdef double viol = 0, moved = 0
@@ -312,14 +350,14 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
     if nt == 1:
         for b in range(nb):
             sums[0] = 0
-            viol += sweep_block(k, p, F, A, B, fl1, fl2, perm, v, b * SWEEP_BLOCK, measure,
-                                track, sums)
+            viol += sweep_block(k, p, F, A, B, fl1, fl2, perm, v, b * width, width,
+                                measure, track, sums)
             moved += sums[0]
     else:
         for b in prange(nb, schedule="static", num_threads=nt):
             sums[2 * b + 1] = 0
             sums[2 * b] = sweep_block(k, p, F, A, B, fl1, fl2, perm, v + threadid() * per,
-                                      b * SWEEP_BLOCK, measure, track, &sums[2 * b + 1])
+                                      b * width, width, measure, track, &sums[2 * b + 1])
         for b in range(nb):
             viol += sums[2 * b]
             moved += sums[2 * b + 1]
@@ -330,12 +368,13 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
 
 cdef double sweep_block(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                         const floating* B, floating fl1, floating fl2,
-                        const Py_ssize_t* perm, floating* g, Py_ssize_t j0, bint measure,
-                        bint track, double* moved) noexcept nogil:
-    """hals_sweep on the columns j0 .. j0 + SWEEP_BLOCK of F (g: SWEEP_BLOCK scratch);
+                        const Py_ssize_t* perm, floating* g, Py_ssize_t j0,
+                        Py_ssize_t width, bint measure, bint track,
+                        double* moved) noexcept nogil:
+    """hals_sweep on the columns j0 .. j0 + width of F (g: width scratch);
     returns their violation (0 unless ``measure``); adds their squared change to
     ``moved`` if ``track``."""
-    cdef Py_ssize_t jb = SWEEP_BLOCK if j0 + SWEEP_BLOCK <= p else p - j0
+    cdef Py_ssize_t jb = width if j0 + width <= p else p - j0
     cdef Py_ssize_t s, t, r, j
     cdef floating a, hess, gj, old
     cdef floating* Ft
