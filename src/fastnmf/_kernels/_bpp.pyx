@@ -23,7 +23,7 @@ from libc.string cimport memcpy, memset
 from libc.math cimport fabs
 
 from ._blas cimport gemm, cholesky, chol_solve_cols
-from ._common cimport Params, hals_sweep, next_permutation
+from ._common cimport Params, hals_sweep, next_permutation, transpose
 from ._als cimport half_objective
 
 # Kim & Park's backup allowance: full exchanges tolerated without progress.
@@ -180,10 +180,11 @@ cdef double bpp_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
     memcpy(Aq, A, k * k * sizeof(floating))
     for i in range(k):
         Aq[i * k + i] += <floating> l2
-    for i in range(k):
-        for j in range(p):
-            Xc[j * k + i] = F[i * p + j]
-            Bc[j * k + i] = B[i * p + j] - fl1
+    transpose(k, p, F, Xc, prm.n_threads)
+    transpose(k, p, B, Bc, prm.n_threads)
+    if fl1 != 0:
+        for i in range(k * p):
+            Bc[i] -= fl1
     # warm start: P = {i : F[i, j] > 0}, dead components excluded
     memset(masks, 0, p * nw * sizeof(uint64_t))
     for j in range(p):
@@ -251,9 +252,10 @@ cdef double bpp_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
     # component alive (a zeroed one would stay dead: its Gram diagonal becomes 0); else
     # the half-step is one HALS sweep from F, as in als. (Exact solves from a poor start
     # can kill components; on a singular Gram the ridge makes the solve inexact.)
-    for i in range(k):
-        for j in range(p):
-            E[i * p + j] = Xc[j * k + i] if Xc[j * k + i] > 0 else 0
+    transpose(p, k, Xc, E, prm.n_threads)
+    for i in range(k * p):
+        if not E[i] > 0:
+            E[i] = 0
     inexact |= n_active > 0  # the round cap left columns unsolved
     if not kills_component(k, p, E, F):
         g_new = half_objective(k, p, E, A, B, l1, l2, C)

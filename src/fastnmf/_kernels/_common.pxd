@@ -79,6 +79,8 @@ cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil
 cdef int threads_for(int n_threads, double work) noexcept nogil
 
+cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F, floating* Ft,
+                    int n_threads) noexcept nogil
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
                     floating* T, int n_threads) noexcept nogil
 cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,

@@ -161,12 +161,24 @@ def scan(const floating[::1] values):
     return vmin, vmax, finite, s
 
 
-cdef inline void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F,
-                           floating* Ft) noexcept nogil:
-    """Ft (cols×rows) = Fᵀ for row-major F (rows×cols)."""
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(cols):
+cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F, floating* Ft,
+                    int n_threads) noexcept nogil:
+    """Ft (cols×rows) = Fᵀ for row-major F (rows×cols), by blocks of 64 columns of F
+    (rows short streams read, a contiguous block written), shared among threads."""
+    cdef Py_ssize_t nb = (cols + 63) // 64, b
+    if threads_for(n_threads, <double> rows * cols) == 1:
+        for b in range(nb):
+            transpose_block(rows, cols, F, Ft, b * 64)
+        return
+    for b in prange(nb, schedule="static", num_threads=n_threads):
+        transpose_block(rows, cols, F, Ft, b * 64)
+
+
+cdef inline void transpose_block(Py_ssize_t rows, Py_ssize_t cols, const floating* F,
+                                 floating* Ft, Py_ssize_t j0) noexcept nogil:
+    cdef Py_ssize_t i, j, j1 = j0 + 64 if j0 + 64 < cols else cols
+    for j in range(j0, j1):
+        for i in range(rows):
             Ft[j * rows + i] = F[i * cols + j]
 
 
@@ -248,7 +260,7 @@ cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B
     """
     cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, w, c
     if x.sparse:
-        transpose(k, m, H, T)  # Hᵀ (m×k)
+        transpose(k, m, H, T, n_threads)  # Hᵀ (m×k)
         sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B, T + k * P,
                      n_threads)
         return
@@ -266,7 +278,7 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
     product_W, over blocks of columns of X)."""
     cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, w, c
     if x.sparse:
-        transpose(k, n, Wt, T)  # W (n×k)
+        transpose(k, n, Wt, T, n_threads)  # W (n×k)
         sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B, T + k * P,
                      n_threads)
         return
