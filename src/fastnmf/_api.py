@@ -33,11 +33,23 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         X is never modified.
     n_components : int
         Rank k >= 1.
-    solver : {'cd', 'als', 'mu'}, default='cd'
-        'cd': coordinate descent (HALS), one exact sweep over each factor per iteration.
+    solver : {'cd', 'als', 'mu', 'bpp'}, default='cd'
+        'cd': coordinate descent (HALS), one exact sweep over each factor per iteration
+        (scikit-learn's cd; with ``accelerate=True``, several sweeps per product).
         'als': projected alternating least squares, each proposal accepted only if it
         lowers the half-step objective, followed by a HALS sweep (monotone).
         'mu': multiplicative updates (Lee & Seung).
+        'bpp': alternating non-negative least squares, each half-step solved exactly by
+        block principal pivoting (Kim & Park 2011).
+
+        Which wins (2-core machine, dense low rank plus noise): for a fixed number of
+        iterations 'cd' is the cheapest per iteration (close to the two products with X:
+        1.0-1.1x their time on 4000 x 2000, k = 40); to reach a given error, 'bpp' and
+        'cd' with ``accelerate=True`` need far fewer iterations (2000 x 1000, k = 20:
+        scikit-learn's error after 300 cd iterations in 40 bpp or 30 accelerated
+        iterations, 6.8x faster than scikit-learn). 'bpp' costs more per iteration as k
+        grows (about k³/3 per distinct passive set); 'mu' is the slowest to converge and
+        the only solver for the other β-divergences.
     init : {None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'}, default=None
         None means 'nndsvda' when n_components <= min(n, m), else 'random'.
     W : array-like of shape (n, k), default=None
@@ -64,7 +76,8 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         Seeds 'random', 'nndsvdar', the randomized SVD of 'nndsvd*' on large X, and
         ``shuffle``. An int gives scikit-learn's random start.
     shuffle : bool, default=False
-        cd and als: visit the components in a random order in each sweep.
+        cd and als: visit the components in a random order in each sweep (mu and bpp have
+        no sweep order).
     verbose : bool, default=False
         Print the error at each convergence check.
     n_threads : int, default=None
@@ -100,9 +113,9 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
     ‖X − WH‖² = ‖X‖² − 2⟨H, WᵀX⟩ + ⟨WᵀW, HHᵀ⟩ without forming WH. The final
     ``reconstruction_err`` of a dense X is computed directly, a block of rows at a time.
 
-    Stopping: 'cd' and 'als' check every iteration and stop when the sum of absolute
-    projected gradients of the sweep falls to ``tol`` times its value at the first
-    iteration (scikit-learn's cd rule); 'mu' checks every 10 iterations and stops when
+    Stopping: 'cd', 'als' and 'bpp' check every iteration and stop when the sum of
+    absolute projected gradients at the start of the half-steps falls to ``tol`` times
+    its value at the first iteration (scikit-learn's cd rule); 'mu' checks every 10 iterations and stops when
     (previous error − error) / initial error < ``tol`` (scikit-learn's mu rule).
     ``history`` holds the error at the start and at each check. For another ``beta_loss``
     the error is sqrt(2 · D_β(X ‖ WH)), as scikit-learn's ``reconstruction_err_``.
