@@ -32,6 +32,7 @@ cdef struct XData:
     bint sparse
     bint fortran            # dense X stored as its transpose (m×n, C-contiguous)
     const void* dense       # n×m (or m×n when fortran), the computation dtype
+    const void* other       # NULL, or a copy of X in the other order (small X: see solve)
     const void* rdata       # CSR of X: data, indptr (n+1), indices
     const int64_t* rptr
     const int32_t* rind
@@ -75,6 +76,7 @@ cdef double x_entries(const XData* x) noexcept nogil
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
                               int n_threads, int solver) noexcept nogil
 cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil
+cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil
 cdef int threads_for(int n_threads, double work) noexcept nogil

@@ -31,6 +31,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
         x.sparse = True
         x.fortran = False
         x.dense = NULL
+        x.other = NULL
         x.rdata = &rd[0] if rd.shape[0] else NULL
         x.rptr = &rptr[0]
         x.rind = &rind[0] if rind.shape[0] else NULL
@@ -44,6 +45,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     x.fortran = not X.flags.c_contiguous
     xd = X.ravel(order="K")  # a view: X is contiguous
     x.dense = &xd[0]
+    x.other = NULL
     return 0
 
 
@@ -60,7 +62,25 @@ cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double b
         size += 2 * k * P + 2 * P + 2 * k
     if solver == SOLVER_BPP:
         size += bpp_extra_len(k, P)
+    if n * m * k < PARALLEL_MIN_WORK:
+        size += n * m  # a small dense X in its other order, last (see other_order)
     return size
+
+
+cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil:
+    """For a small dense X, store X in its other order in the n·m entries before ``end``
+    (the workspace's end) and point x.other at it: both products then run as plain
+    (untransposed) BLAS calls, which OpenBLAS serves by its small-matrix kernels, several
+    times faster than its packing path at these sizes. Returns whether it did."""
+    cdef floating* O = end - x.n * x.m
+    if x.sparse or x.n * x.m * k >= PARALLEL_MIN_WORK:
+        return False
+    if x.fortran:  # X stored m×n: O is X in C order
+        transpose(x.m, x.n, <const floating*> x.dense, O, 1)
+    else:
+        transpose(x.n, x.m, <const floating*> x.dense, O, 1)
+    x.other = O
+    return True
 
 
 cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil:
@@ -228,7 +248,9 @@ cdef inline void dense_W_part(const XData* x, Py_ssize_t k, const floating* H, f
     cdef const floating* X = <const floating*> x.dense
     if w <= 0:
         return
-    if x.fortran:  # stored Xᵀ is m×n
+    if x.fortran or x.other != NULL:  # Xᵀ stored m×n
+        if not x.fortran:
+            X = <const floating*> x.other
         gemm(False, False, kk, w, m, <floating> 1, H, m, X + c0, n, <floating> 0, B + c0, n)
     else:
         gemm(False, True, kk, w, m, <floating> 1, H, m, X + c0 * m, m, <floating> 0,
@@ -242,11 +264,13 @@ cdef inline void dense_H_part(const XData* x, Py_ssize_t k, const floating* Wt, 
     cdef const floating* X = <const floating*> x.dense
     if w <= 0:
         return
-    if x.fortran:
+    if x.fortran and x.other == NULL:  # stored Xᵀ is m×n
         gemm(False, True, kk, w, n, <floating> 1, Wt, n, X + c0 * n, n, <floating> 0,
              B + c0, m)
-    else:
-        gemm(False, False, kk, w, n, <floating> 1, Wt, n, X + c0, m, <floating> 0, B + c0, m)
+        return
+    if x.fortran:  # X in C order
+        X = <const floating*> x.other
+    gemm(False, False, kk, w, n, <floating> 1, Wt, n, X + c0, m, <floating> 0, B + c0, m)
 
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,

@@ -16,7 +16,7 @@ from libc.stdint cimport uint64_t
 from ._common cimport (
     XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SOLVER_CD, SOLVER_ALS, SOLVER_MU,
     SOLVER_BPP, vectors_len,
-    prepare_x, x_entries, workspace_len, product_W, product_H, loss_sq, accurate_loss_sq, record, finish,
+    prepare_x, x_entries, workspace_len, other_order, product_W, product_H, loss_sq, accurate_loss_sq, record, finish,
 )
 from ._blas cimport gram
 from ._cd cimport cd_half
@@ -69,8 +69,11 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef double err_sq, err, err0, prev, viol, viol0 = 0
     cdef bint conv, measure
     cdef int it
+    cdef XData own = x[0]
     if solver == SOLVER_MU and p.beta != 2:
         return mu_beta_core(x, k, Wt, H, work, p, t)
+    if other_order(&own, k, work + workspace_len(n, m, k, p.beta, p.n_threads, solver)):
+        x = &own
     t.n_hist = 0
     t.n_iter = 0
     t.converged = False
