@@ -223,7 +223,25 @@ def test_output_file_mode_follows_umask(X, tmp_path, capsys):
     assert (tmp_path / "data.nmf.npz").stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("solver", ["cd", "mu", "als"])
+def test_accelerate_and_threads_are_passed_on(X, tmp_path):
+    path = _write_npy(tmp_path, X)
+    args = ["factorize", str(path), "-k", "4", "--max-iter", "20", "--tol", "0",
+            "--accelerate", "--threads", "1"]
+    assert main(args) == 0
+    saved = np.load(tmp_path / "data.nmf.npz")
+    ref = fastnmf.nmf(X, 4, max_iter=20, tol=0, random_state=0, accelerate=True)
+    np.testing.assert_array_equal(saved["W"], ref.W)
+    plain = fastnmf.nmf(X, 4, max_iter=20, tol=0, random_state=0)
+    assert not np.array_equal(saved["W"], plain.W)
+
+
+def test_accelerate_with_another_solver_is_refused(X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X)
+    assert main(["factorize", str(path), "-k", "4", "--solver", "mu", "--accelerate"]) == 2
+    assert "accelerate applies to solver='cd' only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("solver", ["cd", "mu", "als", "bpp"])
 def test_options_are_passed_on(solver, X, tmp_path, capsys):
     path = _write_npy(tmp_path, X)
     args = ["factorize", str(path), "-k", "4", "--solver", solver, "--max-iter", "30",
@@ -568,8 +586,8 @@ def test_bench_quick(capsys):
     header = next(i for i, line in enumerate(lines) if line.startswith("size"))
     assert "fastnmf" in lines[header] and "reference" in lines[header]
     rows = [line.split() for line in lines[header + 2:] if line and line[0].isdigit()]
-    assert len(rows) == 6  # two sizes x three solvers
-    assert {row[3] for row in rows} == {"cd", "mu", "als"}
+    assert len(rows) == 8  # two sizes x four solvers
+    assert {row[3] for row in rows} == {"cd", "mu", "als", "bpp"}
     for row in rows:
         errors = [float(v) for v in row[-3:] if v != "-"]
         assert len(errors) >= 2  # fastnmf and reference at least

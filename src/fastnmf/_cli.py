@@ -113,6 +113,11 @@ def _build_parser():
     p.add_argument("--random-state", type=_seed, default=0, metavar="R",
                    help="seed of the random initialization and of the randomized SVD "
                         "(default: 0)")
+    p.add_argument("--accelerate", action="store_true",
+                   help="cd only: accelerated HALS (several sweeps per product with X; "
+                        "fewer iterations to an error)")
+    p.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
+                   help="threads of the computation (default: all cores)")
     p.set_defaults(func=_factorize)
 
     p = sub.add_parser(
@@ -460,7 +465,8 @@ def _factorize(args):
             res = run_with_progress(
                 lambda: nmf_live(X, args.k, live, solver=args.solver, init=args.init,
                                  max_iter=args.max_iter, tol=args.tol,
-                                 random_state=args.random_state),
+                                 random_state=args.random_state,
+                                 accelerate=args.accelerate, n_threads=args.threads),
                 label, status=status)
         except (ValueError, TypeError, OverflowError) as exc:
             raise CLIError(f"{path}: {exc}")
@@ -684,15 +690,15 @@ def _demo_plot(target, X, H, component, sim):
 
 # --- bench -----------------------------------------------------------------------------------
 
-_BENCH_SOLVERS = ("cd", "mu", "als")
+_BENCH_SOLVERS = ("cd", "mu", "als", "bpp")
 # (n, m, k, iterations, at most this many timed runs, solvers timed in the reference too):
 # a tiny problem where call overhead counts, a medium and a large one where the kernels do.
 # Each configuration gets about _BENCH_BUDGET seconds of timed runs (at least one), so that
-# the whole table takes well under a minute; the NumPy reference 'als' (a Python loop of
-# least-squares solves) is left out of the large size.
+# the whole table takes well under a minute; the NumPy reference 'als' and 'bpp' (Python
+# loops of least-squares solves) are left out of the larger sizes.
 _BENCH_SIZES = (
     (50, 30, 5, 100, 31, _BENCH_SOLVERS),
-    (500, 300, 10, 100, 7, _BENCH_SOLVERS),
+    (500, 300, 10, 100, 7, ("cd", "mu", "als")),
     (2000, 1000, 20, 30, 3, ("cd", "mu")),
 )
 _BENCH_QUICK = (  # bench --quick, for the tests
@@ -732,7 +738,7 @@ def _bench(args):
             impls = {"fastnmf": lambda kw=kw: _api.nmf(X, k, **kw)}
             if solver in reference_solvers:
                 impls["reference"] = lambda kw=kw: reference.nmf(X, k, **kw)
-            if non_negative_factorization is not None and solver != "als":
+            if non_negative_factorization is not None and solver in ("cd", "mu"):
                 impls["scikit-learn"] = lambda kw=kw: _sklearn_nnf(
                     non_negative_factorization, X, k, kw)
             med, results = interleaved(impls, budget=_BENCH_BUDGET, max_repeats=max_repeats)
@@ -747,9 +753,9 @@ def _bench(args):
             print(_row(cells), flush=True)
     notes = []
     if any(len(s[5]) < len(_BENCH_SOLVERS) for s in sizes):
-        notes.append("the reference 'als' is too slow for the largest size")
+        notes.append("the reference 'als' and 'bpp' are too slow for the larger sizes")
     if non_negative_factorization is not None:
-        notes.append("scikit-learn has no 'als' solver")
+        notes.append("scikit-learn has no 'als' or 'bpp' solver")
     if notes:
         print(f"\n({'; '.join(notes)})")
     count, n, m, k, iters = (20, 50, 40, 5, 20) if args.quick else (200, 100, 80, 8, 200)
