@@ -16,7 +16,7 @@ from conftest import in_layout
 
 # Large enough that the products (n·m·k, nnz·k) and both factors' sweeps (k²·p, several
 # blocks of columns) cross the kernels' threading threshold.
-N, M, K = 1500, 1100, 16
+N, M, K = 1500, 1100, 32
 
 
 @pytest.fixture(scope="module")

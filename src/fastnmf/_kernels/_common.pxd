@@ -23,9 +23,11 @@ cdef enum:
     SWEEP_MIN = 32
     SWEEP_BYTES = 16384
 
-# Multiply-adds below which a product or sweep runs on one thread.
+# Multiply-adds below which a product, sweep or transpose runs on one thread (about 0.1 ms
+# of work: below it, waking threads and the closing barrier cost more than they save, and
+# far more when another process holds a core).
 cdef enum:
-    PARALLEL_MIN_WORK = 262144
+    PARALLEL_MIN_WORK = 1048576
 
 cdef struct XData:
     Py_ssize_t n, m

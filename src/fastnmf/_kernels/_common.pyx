@@ -122,14 +122,15 @@ cdef inline Py_ssize_t sweep_width(Py_ssize_t k, Py_ssize_t size) noexcept nogil
     return SWEEP_MIN if w < SWEEP_MIN else (SWEEP_BLOCK if w > SWEEP_BLOCK else w)
 
 
-# Chunks of a threaded dense product (a multiple of the usual thread counts 1, 2, 4).
-cdef Py_ssize_t PRODUCT_CHUNKS = 4
+# Chunks of a threaded dense product, handed out one at a time (schedule dynamic): a
+# thread that loses its core for a while leaves its share to the others.
+cdef Py_ssize_t PRODUCT_CHUNKS = 16
 
 
 cdef inline Py_ssize_t chunk_width(Py_ssize_t cols) noexcept nogil:
     """Columns per chunk of a threaded dense product: at most PRODUCT_CHUNKS chunks of at
-    least 256 (a multiple of 16); few, since each BLAS call packs the other factor anew.
-    It depends on the shape only, so every thread count makes the same BLAS calls and the
+    least 256 (a multiple of 16: each BLAS call packs the other factor anew, wide chunks
+    keep that small). It depends on the shape only, so every thread count makes the same BLAS calls and the
     same result."""
     cdef Py_ssize_t c = (cols + PRODUCT_CHUNKS - 1) // PRODUCT_CHUNKS
     c = (c + 15) // 16 * 16
@@ -190,7 +191,7 @@ cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F, floatin
         for b in range(nb):
             transpose_block(rows, cols, F, Ft, b * 64)
         return
-    for b in prange(nb, schedule="static", num_threads=n_threads):
+    for b in prange(nb, schedule="dynamic", num_threads=n_threads):
         transpose_block(rows, cols, F, Ft, b * 64)
 
 
@@ -219,7 +220,7 @@ cdef void sparse_times(Py_ssize_t rows, const int64_t* ptr, const int32_t* ind,
         for r in range(rows):
             sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc)
         return
-    for r in prange(rows, schedule="static", num_threads=nt):
+    for r in prange(rows, schedule="dynamic", chunksize=64, num_threads=nt):
         sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc + threadid() * per)
 
 
@@ -292,7 +293,7 @@ cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B
         dense_W_part(x, k, H, B, 0, n)
         return
     w = chunk_width(n)
-    for c in prange((n + w - 1) // w, schedule="static", num_threads=n_threads):
+    for c in prange((n + w - 1) // w, schedule="dynamic", num_threads=n_threads):
         dense_W_part(x, k, H, B, c * w, (c + 1) * w if (c + 1) * w < n else n)
 
 
@@ -310,7 +311,7 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
         dense_H_part(x, k, Wt, B, 0, m)
         return
     w = chunk_width(m)
-    for c in prange((m + w - 1) // w, schedule="static", num_threads=n_threads):
+    for c in prange((m + w - 1) // w, schedule="dynamic", num_threads=n_threads):
         dense_H_part(x, k, Wt, B, c * w, (c + 1) * w if (c + 1) * w < m else m)
 
 
@@ -390,7 +391,7 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
                                 measure, track, sums)
             moved += sums[0]
     else:
-        for b in prange(nb, schedule="static", num_threads=nt):
+        for b in prange(nb, schedule="dynamic", num_threads=nt):
             sums[2 * b + 1] = 0
             sums[2 * b] = sweep_block(k, p, F, A, B, fl1, fl2, perm, v + threadid() * per,
                                       b * width, width, measure, track, &sums[2 * b + 1])
