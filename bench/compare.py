@@ -1,16 +1,557 @@
-"""Side-by-side table: fastnmf against its reference solvers and scikit-learn (where
-installed), implementations interleaved in one process, medians reported.
+"""Side-by-side tables of fastnmf against scikit-learn, its NumPy reference solvers and the
+BLAS floor (the cases of issue 9). Implementations run interleaved in one process (a slow
+spell hits all alike) and medians are reported.
 
-    python bench/compare.py            # the full table (a few minutes)
-    python bench/compare.py --quick    # the same cases, smaller
+    python bench/compare.py                          # every case (about 15 minutes)
+    python bench/compare.py --cases tiny medium      # some cases
+    python bench/compare.py --quick                  # every case, smaller (well under a minute)
+    python bench/compare.py --cases medium --plot convergence.png   # also draw a plot
 
-Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for this command alone where they are set
-(`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py`): they slow numpy.
+It measures the installed fastnmf (``pip install .`` first). Unset OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE for this command alone where they are set (they slow numpy):
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py``.
+
+Columns: time (median of interleaved runs), iters (iterations run), rel. error
+(||X - WH||_F / ||X||_F, one float64 formula for all), time/it (time / iters, so including
+the init where a case starts with one), vs peer (scikit-learn's time / this time: its mu for
+mu, its cd otherwise; "!" where this error is worse than the peer's by more than issue 9
+allows, 10 % for als and 1 % otherwise) and vs floor (time/it over the time of the two
+products X Hᵀ + Wᵀ X in numpy on the same shapes and dtype, measured interleaved too).
+The fastnmf variants are found in the installed build: every solver, and cd with
+accelerate=True where ``fastnmf.nmf`` takes it.
 """
 
+import argparse
+import importlib.util
+import os
+import platform
 import sys
+import time
 
-from fastnmf._cli import main
+import numpy as np
+import scipy
+
+import fastnmf
+from fastnmf import reference
+from fastnmf._bench import batch_rows, interleaved, sklearn_nnf
+from fastnmf._datasets import low_rank
+
+from benchmarks.common import (SIZES, SPARSE, check_every, floor_products, iterations_to,
+                               peak_memory, random_start, rel_error, sklearn_factorize,
+                               variants)
+
+NNF = sklearn_nnf()  # scikit-learn's non_negative_factorization, or None
+FLOOR = "numpy floor"
+# The smaller shapes of --quick: (n, m, k) per case, and (n, m, k, density) for sparse.
+QUICK = {"tiny": (50, 30, 5), "medium": (300, 200, 10), "floor": (800, 400, 20),
+         "large": (1000, 500, 10), "memory": (1000, 500, 10), "sparse": (2000, 500, 10, 0.05)}
+BARS = []  # (measure, measured, bar, met) of issue 9's table, gathered for the summary
+JUDGING = True  # False with --quick: the bars hold for the issue's sizes only
+
+
+# --- printing ------------------------------------------------------------------------------
+
+COLUMNS = (("implementation", 18, "<"), ("time", 9, ">"), ("iters", 5, ">"),
+           ("rel. error", 10, ">"), ("time/it", 9, ">"), ("vs peer", 8, ">"),
+           ("vs floor", 8, ">"))
+
+
+def fmt_time(seconds):
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale or unit == "µs":
+            return f"{seconds / scale:.3g} {unit}"
+
+
+def row(cells):
+    return "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, COLUMNS)).rstrip()
+
+
+def section(title, detail):
+    print(f"\n== {title}: {detail}")
+
+
+def table_header():
+    print(row([name for name, _, _ in COLUMNS]))
+    print(row(["-" * w for _, w, _ in COLUMNS]))
+
+
+def bar(measure, value, text, met):
+    """Record and print one line of issue 9's table: ``value`` measured, ``text`` the bar."""
+    if not JUDGING:
+        return
+    BARS.append((measure, value, text, met))
+    print(f"  bar: {measure}: {value} (issue 9: {text}) {'met' if met else 'NOT met'}")
+
+
+# --- implementations -------------------------------------------------------------------------
+
+def peer_of(solver):
+    return f"scikit-learn {'mu' if solver == 'mu' else 'cd'}"
+
+
+class Impl:
+    """One implementation of a side-by-side group: its callable, its solver and its peer."""
+
+    def __init__(self, fn, solver=None, peer=None):
+        self.fn, self.solver, self.peer = fn, solver, peer
+
+
+def fastnmf_impls(X, k, labels=None, **kw):
+    """fastnmf.nmf for each variant label (default: all), keyword arguments ``kw``."""
+    found = variants()
+    impls = {}
+    for label in labels or found:
+        v = found[label]
+        impls[f"fastnmf {label}"] = Impl(lambda v=v: fastnmf.nmf(X, k, **v, **kw),
+                                         v["solver"], peer_of(v["solver"]))
+    return impls
+
+
+def reference_impls(X, k, **kw):
+    """fastnmf.reference.nmf for each variant the reference solvers have."""
+    accepted = set(reference.nmf.__signature__.parameters)
+    impls = {}
+    for label, v in variants().items():
+        if v["solver"] in reference.SOLVERS and set(v) <= accepted:
+            impls[f"reference {label}"] = Impl(lambda v=v: reference.nmf(X, k, **v, **kw),
+                                               v["solver"], peer_of(v["solver"]))
+    return impls
+
+
+def sklearn_impls(X, k, solvers=("cd", "mu"), **kw):
+    """scikit-learn's non_negative_factorization per solver (none where not installed)."""
+    if NNF is None:
+        return {}
+    return {f"scikit-learn {s}": Impl(lambda s=s: sklearn_factorize(NNF, X, k, solver=s, **kw), s)
+            for s in solvers}
+
+
+def unpack(result):
+    """(W, H, n_iter) of an NMFResult or of scikit-learn's (W, H, n_iter)."""
+    if isinstance(result, tuple):
+        return result
+    return result.W, result.H, result.n_iter
+
+
+class Row:
+    """One measured implementation: median time, iterations, relative error (None for the
+    floor), and its solver and peer."""
+
+    def __init__(self, time, iters, error, impl):
+        self.time, self.iters, self.error = time, iters, error
+        self.solver, self.peer = impl.solver, impl.peer
+
+    def vs_peer(self, rows):
+        """(the peer's time / this time, whether this error is worse than the peer's by more
+        than issue 9 allows: 10 % for als, 1 % otherwise), or None without the peer."""
+        peer = rows.get(self.peer)
+        if peer is None:
+            return None
+        allowed = 1.10 if self.solver == "als" else 1.01
+        return peer.time / self.time, self.error > peer.error * allowed
+
+
+def side_by_side(X, k, impls, *, budget, max_repeats, floor_iters=None):
+    """Time ``impls`` interleaved (with the numpy floor at rank ``k`` when ``floor_iters`` is
+    given), print one row each and return {name: Row}."""
+    if floor_iters is not None:
+        impls = {**impls, FLOOR: Impl(floor_products(X, k, floor_iters))}
+    medians, results = interleaved({name: impl.fn for name, impl in impls.items()},
+                                   budget=budget, max_repeats=max_repeats)
+    rows = {}
+    for name, impl in impls.items():
+        if name == FLOOR:
+            rows[name] = Row(medians[name], floor_iters, None, impl)
+        else:
+            W, H, n_iter = unpack(results[name])
+            rows[name] = Row(medians[name], n_iter, rel_error(X, W, H), impl)
+    floor = rows[FLOOR].time / floor_iters if FLOOR in rows else None
+    table_header()
+    for name, r in rows.items():
+        cells = [name, fmt_time(r.time), str(r.iters),
+                 "-" if r.error is None else f"{r.error:.5f}", fmt_time(r.time / r.iters),
+                 "-", "-" if floor is None else f"{r.time / r.iters / floor:.2f}"]
+        vs = r.vs_peer(rows)
+        if vs is not None:
+            cells[5] = f"{vs[0]:.2f}x" + ("!" if vs[1] else "")
+        print(row(cells))
+    if NNF is None:
+        print("  (scikit-learn is not installed: its rows and the vs-peer column are skipped)")
+    return rows
+
+
+def check_speed(measure, rows, name, at_least):
+    """The bar 'name at least ``at_least`` times as fast as its peer', which counts only
+    where its final error is no worse than the peer's (see Row.vs_peer)."""
+    vs = rows[name].vs_peer(rows) if name in rows else None
+    if vs is not None:
+        value = f"{vs[0]:.2f}x" + (", but its error is worse" if vs[1] else "")
+        bar(measure, value, f">= {at_least}x", vs[0] >= at_least and not vs[1])
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+CASES = {}
+
+
+def case(name):
+    def register(fn):
+        CASES[name] = fn
+        return fn
+    return register
+
+
+def shape(name, quick):
+    """(n, m, k) of case ``name`` ((n, m, k, density) for sparse), smaller with --quick."""
+    return QUICK[name] if quick else {**SIZES, "sparse": SPARSE}[name]
+
+
+def dense(n, m, k, dtype=np.float64):
+    return low_rank(n, m, k, seed=0, dtype=dtype)
+
+
+@case("tiny")
+def tiny(quick):
+    n, m, k = shape("tiny", quick)
+    iters = 200
+    X = dense(n, m, k)
+    kw = dict(init="nndsvda", tol=0.0, max_iter=iters, random_state=0)
+    section("tiny", f"{n}x{m}, k={k}, {iters} iterations, init='nndsvda', tol=0")
+    impls = {**fastnmf_impls(X, k, **kw), **reference_impls(X, k, **kw),
+             **sklearn_impls(X, k, **kw)}
+    rows = side_by_side(X, k, impls, budget=0.5 if quick else 4.0,
+                        max_repeats=5 if quick else 31, floor_iters=iters)
+    rates = ", ".join(f"{name} {1 / rows[name].time:.0f}" for name in rows
+                      if name.startswith(("fastnmf", "scikit-learn")))
+    print(f"  calls per second: {rates}")
+    check_speed("tiny: calls per second, cd vs scikit-learn cd", rows, "fastnmf cd", 5)
+
+
+@case("many")
+def many(quick):
+    count, n, m, k, iters = (20, 50, 40, 5, 20) if quick else (200, 100, 80, 8, 200)
+    section("many", f"{count} matrices of {n}x{m}, k={k}, {iters} iterations, "
+                    f"init='nndsvda', tol=0 (fastnmf._bench.batch_rows)")
+    rates = batch_rows(count, n, m, k, iters, budget=1.0 if quick else 6.0)
+    peer = {name: rate for name, rate, _, _ in rates}.get("loop of scikit-learn")
+    print(f"{'implementation':<22}  {'matrices/s':>10}  {'vs n_jobs=1':>11}  {'vs peer':>8}  "
+          f"{'rel. error':>10}")
+    print("  ".join("-" * w for w in (22, 10, 11, 8, 10)))
+    for name, rate, vs_one, err in rates:
+        vs_peer = f"{rate / peer:.2f}x" if peer else "-"
+        print(f"{name:<22}  {rate:10.1f}  {vs_one:10.2f}x  {vs_peer:>8}  {err:10.5f}")
+
+
+@case("medium")
+def medium(quick):
+    n, m, k = shape("medium", quick)
+    iters = 50 if quick else 200
+    kw = dict(init="nndsvda", tol=0.0, max_iter=iters, random_state=0)
+    cd_times = {}
+    for dtype in (np.float64, np.float32):
+        X = dense(n, m, k, dtype)
+        section("medium", f"{n}x{m}, k={k}, {np.dtype(dtype).name}, {iters} iterations, "
+                          f"init='nndsvda', tol=0")
+        impls = {**fastnmf_impls(X, k, **kw), **sklearn_impls(X, k, **kw)}
+        rows = side_by_side(X, k, impls, budget=1.0 if quick else 40.0, max_repeats=5,
+                            floor_iters=iters)
+        cd_times[dtype] = rows["fastnmf cd"].time
+        if dtype == np.float64:
+            check_speed("medium: time, cd vs scikit-learn cd", rows, "fastnmf cd", 1.6)
+            check_speed("medium: time, als vs scikit-learn cd", rows, "fastnmf als", 1.5)
+    speedup = cd_times[np.float64] / cd_times[np.float32]
+    print(f"  cd float32 / float64 time: {1 / speedup:.2f} (float32 {speedup:.2f}x faster)")
+    bar("medium: cd float64 time / float32 time", f"{speedup:.2f}x", ">= 1.5x", speedup >= 1.5)
+
+
+@case("floor")
+def floor_case(quick):
+    n, m, k = shape("floor", quick)
+    iters = 20 if quick else 50
+    X = dense(n, m, k)
+    # init='random' with an int seed is scikit-learn's random start on both sides, and costs
+    # nothing beside the iterations, so time/it is the iterations' own cost.
+    kw = dict(init="random", random_state=0, tol=0.0, max_iter=iters)
+    section("floor", f"{n}x{m}, k={k}, {iters} iterations, the same random start "
+                     f"(init='random', random_state=0), tol=0")
+    impls = {**fastnmf_impls(X, k, ["cd"], **kw), **sklearn_impls(X, k, ["cd"], **kw)}
+    rows = side_by_side(X, k, impls, budget=1.0 if quick else 20.0, max_repeats=7,
+                        floor_iters=iters)
+    floor = rows[FLOOR].time
+    ours = rows["fastnmf cd"].time / floor
+    if "scikit-learn cd" in rows:
+        print(f"  scikit-learn cd: {rows['scikit-learn cd'].time / floor:.2f} x the floor")
+    bar("floor: cd time per iteration / numpy floor", f"{ours:.2f}", "<= 1.1", ours <= 1.1)
+
+
+@case("large")
+def large(quick):
+    n, m, k = shape("large", quick)
+    iters = 20 if quick else 100
+    X = dense(n, m, k)
+    labels = [label for label, v in variants().items() if v["solver"] != "mu"]
+    section("large", f"{n}x{m}, k={k}, default init (nndsvda, each side its own) + {iters} "
+                     f"iterations, tol=0; times include the init; one timed run each")
+    impls = {**fastnmf_impls(X, k, labels, tol=0.0, max_iter=iters, random_state=0),
+             **sklearn_impls(X, k, ["cd"], init="nndsvda", tol=0.0, max_iter=iters,
+                             random_state=0)}
+    rows = side_by_side(X, k, impls, budget=0.0, max_repeats=1)
+    print("  (mu is left out here: see medium and sparse)")
+    check_speed("large: default init + 100 it, cd vs scikit-learn cd", rows, "fastnmf cd", 1.8)
+
+
+@case("sparse")
+def sparse(quick):
+    n, m, k, density = shape("sparse", quick)
+    iters = 20 if quick else 50
+    X = low_rank(n, m, k, density=density, seed=0)
+    W0, H0 = random_start(X, k)
+    kw = dict(init="custom", W=W0, H=H0, tol=0.0, max_iter=iters)
+    section("sparse", f"CSR {n}x{m} at {density:.0%} ({X.nnz} non-zeros), k={k}, {iters} "
+                      f"iterations, the same custom start, tol=0; floor: scipy.sparse products")
+    impls = {**fastnmf_impls(X, k, **kw), **sklearn_impls(X, k, **kw)}
+    rows = side_by_side(X, k, impls, budget=1.0 if quick else 35.0, max_repeats=3,
+                        floor_iters=iters)
+    check_speed("sparse: time, cd vs scikit-learn cd", rows, "fastnmf cd", 2)
+
+
+def time_to_target(name, n, m, k, peer_iters, cap, init, budget, max_repeats, at_least):
+    """Iterations and time each Frobenius variant of fastnmf needs to reach the error of
+    scikit-learn's cd after nndsvda + ``peer_iters`` iterations (``init`` for fastnmf)."""
+    X = dense(n, m, k)
+    section(name, f"{n}x{m}, k={k}, low rank plus noise; target: scikit-learn cd's error "
+                  f"after nndsvda + {peer_iters} iterations; fastnmf init={init!r}")
+    if NNF is None:
+        print("  skipped: scikit-learn is not installed")
+        return
+    peer = sklearn_impls(X, k, ["cd"], init="nndsvda", tol=0.0, max_iter=peer_iters,
+                         random_state=0)
+    W, H, _ = peer["scikit-learn cd"].fn()
+    target = rel_error(X, W, H)
+    norm = np.linalg.norm(X)
+    print(f"  target relative error {target:.6f}; iterations each variant but mu needs (one "
+          f"run of {cap} iterations, read from its history):")
+    needed = {}
+    for label, v in variants().items():
+        if v["solver"] == "mu":
+            continue
+        res = fastnmf.nmf(X, k, **v, init=init, tol=0.0, max_iter=cap, random_state=0)
+        it = iterations_to(res.history / norm, target, check_every(v["solver"]))
+        print(f"    {label:<8} {it if it else f'not within {cap}'}")
+        if it:
+            needed[label] = it
+    impls = {}
+    for label, it in needed.items():
+        impls.update(fastnmf_impls(X, k, [label], init=init, tol=0.0, max_iter=it,
+                                   random_state=0))
+    rows = side_by_side(X, k, {**impls, **peer}, budget=budget, max_repeats=max_repeats)
+    contenders = [f"fastnmf {label}" for label in needed if label in ("cd", "cd+acc", "bpp")]
+    if not contenders:
+        print("  neither cd nor bpp reached the target")
+        return
+    best = min(contenders, key=lambda c: rows[c].time)
+    check_speed(f"{name}: time to target, best of cd/bpp ({best}) vs scikit-learn cd", rows,
+                best, at_least)
+
+
+@case("target-medium")
+def target_medium(quick):
+    n, m, k = shape("medium", quick)
+    time_to_target("target-medium", n, m, k, 100 if quick else 300, 200 if quick else 600,
+                   "nndsvda", budget=1.0 if quick else 15.0, max_repeats=5, at_least=3.5)
+
+
+@case("target-large")
+def target_large(quick):
+    n, m, k = shape("large", quick)
+    time_to_target("target-large", n, m, k, 50 if quick else 200, 100 if quick else 300,
+                   None, budget=0.0, max_repeats=1, at_least=5)
+
+
+@case("memory")
+def memory(quick):
+    n, m, k = shape("memory", quick)
+    X = dense(n, m, k, np.float32)
+    kw = dict(tol=0.0, max_iter=10, random_state=0)
+    section("memory", f"float32 {n}x{m}, k={k}, default init (nndsvda) + {kw['max_iter']} "
+                      f"iterations: peak memory one call adds, as a fraction of X "
+                      f"({X.nbytes / 2**20:.0f} MiB)")
+    print("  (tracemalloc: Python objects and numpy's array buffers, which numpy reports to "
+          "it; not memory C code allocates directly, such as BLAS buffers)")
+    impls = {**fastnmf_impls(X, k, **kw), **sklearn_impls(X, k, init="nndsvda", **kw)}
+    fractions = {}
+    for name, impl in impls.items():
+        peak = peak_memory(impl.fn)
+        fractions[name] = peak / X.nbytes
+        print(f"  {name:<18} {fractions[name]:6.3f} of X ({peak / 2**20:.1f} MiB)")
+    worst = max(v for name, v in fractions.items() if name.startswith("fastnmf"))
+    bar("memory: peak one call adds / X's size, worst fastnmf variant", f"{worst:.3f}",
+        "<= 0.1", worst <= 0.1)
+
+
+# --- convergence plot ----------------------------------------------------------------------
+
+def convergence_plot(path, quick):
+    """Relative error against seconds on the medium case: one line per fastnmf variant and
+    one per scikit-learn solver. A fastnmf run of N iterations and one of 1 iteration are
+    timed (medians of up to 3); iteration i >= 1 is drawn at t(1) + (i - 1) (t(N) - t(1)) /
+    (N - 1) against history[i]. scikit-learn: runs at several max_iter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, m, k = shape("medium", quick)
+    iters = 50 if quick else 200
+    X = dense(n, m, k)
+    norm = np.linalg.norm(X)
+    section("plot", f"convergence on {n}x{m}, k={k}, init='nndsvda', to {path}")
+    kw = dict(init="nndsvda", tol=0.0, random_state=0)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    full = fastnmf_impls(X, k, max_iter=iters, **kw)
+    one = fastnmf_impls(X, k, max_iter=1, **kw)
+    runs = {**{(name, iters): impl.fn for name, impl in full.items()},
+            **{(name, 1): impl.fn for name, impl in one.items()}}
+    times, results = interleaved(runs, budget=2.0, max_repeats=3)
+    for name, impl in full.items():
+        first, per_it = times[name, 1], (times[name, iters] - times[name, 1]) / (iters - 1)
+        if per_it <= 0:  # a disturbed timing: spread the whole run evenly instead
+            per_it = first = times[name, iters] / iters
+        errors = results[name, iters].history[1:] / norm  # the start is off the scale
+        done = np.arange(1, len(errors) + 1) * check_every(impl.solver)
+        ax.plot(first + (done - 1) * per_it, errors, label=name)
+    steps = (5, 10, 20, 50) if quick else (10, 25, 50, 100, 200, 300)
+    for solver in ("cd", "mu") if NNF else ():
+        runs = {it: (lambda it=it, s=solver: sklearn_factorize(NNF, X, k, solver=s, max_iter=it,
+                                                                **kw))
+                for it in steps}
+        times, results = interleaved(runs, budget=0, max_repeats=1)
+        ax.plot([times[it] for it in steps],
+                [rel_error(X, *results[it][:2]) for it in steps], "o--",
+                label=f"scikit-learn {solver}")
+    ax.set_yscale("log")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("||X - WH|| / ||X||")
+    ax.set_title(f"fastnmf vs scikit-learn, {n}x{m}, k={k}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"  wrote {path}")
+
+
+# --- main ------------------------------------------------------------------------------------
+
+def header():
+    try:
+        import sklearn
+        peer = f"scikit-learn {sklearn.__version__}"
+    except ImportError:
+        peer = "scikit-learn not installed (its columns are skipped)"
+    print(f"fastnmf {fastnmf.__version__} ({os.path.dirname(fastnmf.__file__)}), numpy "
+          f"{np.__version__}, scipy {scipy.__version__}, {peer}; Python "
+          f"{platform.python_version()}")
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()}; fastnmf variants: "
+          f"{', '.join(variants())}")
+    try:
+        from threadpoolctl import threadpool_info
+        pools = "; ".join(f"{p['internal_api']} {p['version']} x{p['num_threads']} "
+                          f"({os.path.basename(p['filepath'])})" for p in threadpool_info())
+        print(f"thread pools: {pools}")
+    except ImportError:
+        pass
+    print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}")
+    slow = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
+    if slow:
+        print(f"warning: {' and '.join(slow)} set; they slow numpy: run under "
+              f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`")
+
+
+def cpu_seconds():
+    """(CPU seconds every process on the machine has used, and this process), or None where
+    /proc/stat is not there (other than Linux)."""
+    try:
+        import resource
+
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (ImportError, OSError, ValueError):
+        return None
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    busy = sum(ticks[:3]) + sum(ticks[5:8])  # user, nice, system; irq, softirq, steal
+    return time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), own.ru_utime + own.ru_stime
+
+
+def others_report(before):
+    """How many cores other processes kept busy since ``before`` (a cpu_seconds())."""
+    after = cpu_seconds()
+    if before is None or after is None:
+        return ""
+    wall, busy, own = (a - b for a, b in zip(after, before))
+    others = max(busy - own, 0.0) / max(wall, 1e-9)
+    note = " -- timings disturbed" if others > 0.2 else ""
+    return f"other processes kept {others:.2f} of {os.cpu_count()} cores busy{note}"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", metavar="CASE",
+                        help=f"cases to run, space- or comma-separated (default: all): "
+                             f"{', '.join(CASES)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="every case smaller (well under a minute in all)")
+    parser.add_argument("--plot", metavar="PATH.png",
+                        help="also draw relative error against seconds on the medium case "
+                             "(needs matplotlib)")
+    args = parser.parse_args(argv)
+    names = [c for arg in args.cases or CASES for c in arg.split(",") if c]
+    unknown = [c for c in names if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib, which is not installed (pip install matplotlib)")
+    args.cases = names
+    return args
+
+
+def main(argv=None):
+    global JUDGING
+    args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    header()
+    if args.quick:
+        JUDGING = False
+        print("--quick: smaller sizes, where issue 9's bars are not judged")
+    start, overall = time.perf_counter(), cpu_seconds()
+    for name in args.cases:
+        before = cpu_seconds()
+        CASES[name](args.quick)
+        report = others_report(before)
+        if report:
+            print(f"  ({report})")
+    if args.plot:
+        convergence_plot(args.plot, args.quick)
+    if BARS:
+        print("\nissue 9 bars measured by this run:")
+        for measure, value, text, met in BARS:
+            print(f"  {'met    ' if met else 'NOT met'}  {measure}: {value} ({text})")
+    report = others_report(overall)
+    print(f"\n(total {time.perf_counter() - start:.0f} s{'; ' + report if report else ''})")
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", *sys.argv[1:]]))
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The larger cases of issue 9: large dense, sparse, time to a target error, peak memory.
+
+Each call here takes seconds, so the timed ones run once per sample (``number = 1``) and
+few samples. A variant the installed build lacks is skipped; so is what needs scikit-learn
+where it is not installed.
+"""
+
+import numpy as np
+
+import fastnmf
+from fastnmf._bench import sklearn_nnf
+
+from .common import (ALL_VARIANTS, check_every, iterations_to, matrix, peak_memory,
+                     random_start, rel_error, sklearn_factorize, sparse_matrix, variant,
+                     variants)
+
+FROBENIUS = tuple(v for v in ALL_VARIANTS if v != "mu")
+
+
+class Large:
+    """8000 x 4000, k = 50: default init (nndsvda) + 100 iterations, the init included."""
+
+    params = (FROBENIUS,)
+    param_names = ("variant",)
+    number, repeat, rounds, warmup_time = 1, 1, 1, 0
+    timeout = 600
+
+    def setup(self, label):
+        self.kw = dict(variant(label), tol=0, max_iter=100)
+        self.X, self.k = matrix("large")
+
+    def time_default_init_100_iterations(self, label):
+        fastnmf.nmf(self.X, self.k, **self.kw)
+
+
+class Sparse:
+    """CSR 20000 x 5000 at 1 %, k = 30, 50 iterations from a fixed custom start."""
+
+    params = (ALL_VARIANTS, ("float64", "float32"))
+    param_names = ("variant", "dtype")
+    number, repeat, rounds, warmup_time = 1, 3, 1, 0
+    timeout = 600
+
+    def setup_cache(self):
+        return sparse_matrix()  # built once: it takes a few seconds
+
+    def setup(self, cache, label, dtype):
+        X, self.k = cache
+        self.X = X.astype(dtype)
+        W, H = random_start(self.X, self.k)
+        self.kw = dict(variant(label), init="custom", W=W, H=H, tol=0, max_iter=50)
+
+    def time_nmf(self, cache, label, dtype):
+        fastnmf.nmf(self.X, self.k, **self.kw)
+
+    def track_relative_error(self, cache, label, dtype):
+        res = fastnmf.nmf(self.X, self.k, **self.kw)
+        return rel_error(self.X, res.W, res.H)
+
+    track_relative_error.unit = "||X - WH|| / ||X||"
+
+
+class TimeToTarget:
+    """Iterations (and time) to reach scikit-learn cd's error after nndsvda + 300 iterations
+    on the medium matrix (2000 x 1000, k = 20, low rank plus noise), init nndsvda.
+
+    ``track_iterations`` is None (asv: failed) where a variant does not reach the target in
+    CAP iterations; ``time_to_target`` then times CAP iterations."""
+
+    PEER_ITERS, CAP = 300, 600
+    params = (FROBENIUS,)
+    param_names = ("variant",)
+    number, repeat, rounds, warmup_time = 1, 3, 1, 0
+    timeout = 600
+
+    def setup_cache(self):
+        nnf = sklearn_nnf()
+        if nnf is None:
+            return None
+        X, k = matrix("medium")
+        W, H, _ = sklearn_factorize(nnf, X, k, solver="cd", init="nndsvda", tol=0,
+                                    max_iter=self.PEER_ITERS, random_state=0)
+        target = rel_error(X, W, H) * np.linalg.norm(X)
+        needed = {}
+        for label, kw in variants().items():
+            if kw["solver"] != "mu":
+                res = fastnmf.nmf(X, k, **kw, init="nndsvda", tol=0, max_iter=self.CAP)
+                needed[label] = iterations_to(res.history, target, check_every(kw["solver"]))
+        return needed
+
+    setup_cache.timeout = 600
+
+    def setup(self, needed, label):
+        if needed is None:
+            raise NotImplementedError("scikit-learn is not installed")
+        self.kw = dict(variant(label), init="nndsvda", tol=0,
+                       max_iter=needed.get(label) or self.CAP)
+        self.X, self.k = matrix("medium")
+
+    def track_iterations(self, needed, label):
+        return needed.get(label)
+
+    track_iterations.unit = "iterations"
+
+    def time_to_target(self, needed, label):
+        fastnmf.nmf(self.X, self.k, **self.kw)
+
+
+class Memory:
+    """float32 8000 x 4000, k = 40, default init + 10 iterations: the peak memory one call
+    adds, as a fraction of X's size (tracemalloc: Python objects and numpy's buffers), and the
+    process's peak resident memory (asv's ``peakmem_``, X included)."""
+
+    params = (ALL_VARIANTS,)
+    param_names = ("variant",)
+    timeout = 300
+
+    def setup(self, label):
+        self.kw = dict(variant(label), tol=0, max_iter=10)
+        self.X, self.k = matrix("memory", np.float32)
+
+    def track_peak_fraction_of_X(self, label):
+        return peak_memory(lambda: fastnmf.nmf(self.X, self.k, **self.kw)) / self.X.nbytes
+
+    track_peak_fraction_of_X.unit = "fraction of X's bytes"
+
+    def peakmem_nmf(self, label):
+        fastnmf.nmf(self.X, self.k, **self.kw)
