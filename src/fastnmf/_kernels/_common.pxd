@@ -29,6 +29,10 @@ cdef enum:
 cdef enum:
     PARALLEL_MIN_WORK = 1048576
 
+# Multiply-adds of a product up to which a dense X is also kept in its other order.
+cdef enum:
+    OTHER_ORDER_WORK = 32768
+
 cdef struct XData:
     Py_ssize_t n, m
     bint sparse

@@ -62,18 +62,21 @@ cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double b
         size += 2 * k * P + 2 * P + 2 * k
     if solver == SOLVER_BPP:
         size += bpp_extra_len(k, P)
-    if n * m * k < PARALLEL_MIN_WORK:
-        size += n * m  # a small dense X in its other order, last (see other_order)
+    if n * m * k <= OTHER_ORDER_WORK:
+        size += n * m  # a tiny dense X in its other order, last (see other_order)
     return size
 
 
 cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil:
-    """For a small dense X, store X in its other order in the n·m entries before ``end``
+    """For a tiny dense X, store X in its other order in the n·m entries before ``end``
     (the workspace's end) and point x.other at it: both products then run as plain
     (untransposed) BLAS calls, which OpenBLAS serves by its small-matrix kernels, several
-    times faster than its packing path at these sizes. Returns whether it did."""
+    times faster than its packing path at these sizes (50 x 30, k = 5: 25 % of a call).
+    Only up to OTHER_ORDER_WORK multiply-adds: from 100 x 80, k = 8 on, two such calls
+    side by side (nmf_batch on two cores) ran 8 % slower than the packing path, which
+    the copy no longer pays for. Returns whether it did."""
     cdef floating* O = end - x.n * x.m
-    if x.sparse or x.n * x.m * k >= PARALLEL_MIN_WORK:
+    if x.sparse or x.n * x.m * k > OTHER_ORDER_WORK:
         return False
     if x.fortran:  # X stored m×n: O is X in C order
         transpose(x.m, x.n, <const floating*> x.dense, O, 1)
