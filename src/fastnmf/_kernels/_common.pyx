@@ -190,7 +190,7 @@ cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F, floatin
     """Ft (cols×rows) = Fᵀ for row-major F (rows×cols), by blocks of 64 columns of F
     (rows short streams read, a contiguous block written), shared among threads."""
     cdef Py_ssize_t nb = (cols + 63) // 64, b
-    if threads_for(n_threads, <double> rows * cols) == 1:
+    if threads_for(n_threads, 4.0 * rows * cols) == 1:  # memory-bound: worth it sooner
         for b in range(nb):
             transpose_block(rows, cols, F, Ft, b * 64)
         return
