@@ -122,3 +122,27 @@ def test_blas_threads_restored_after_a_call_and_an_error(big):
     with pytest.raises(ValueError):
         fastnmf.nmf(big, K, max_iter=2, W=np.ones((3, 3)), H=np.ones((3, 3)), init="custom")
     assert _blas_threads() == before
+
+
+def _in_child(X):
+    from fastnmf._threads import forked
+
+    single = fastnmf.nmf(X, K, random_state=0, tol=0, max_iter=3)
+    batch = fastnmf.nmf_batch([X], K, n_jobs=2, random_state=0, tol=0, max_iter=3)[0]
+    return forked(), single.W, batch.W
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_runs_after_threaded_parent(big):
+    """GNU OpenMP hangs a child forked after the parent ran a parallel region; fastnmf runs
+    a forked child on one thread (same results)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    parent = fastnmf.nmf(big, K, random_state=0, tol=0, max_iter=3)  # threaded
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        was_forked, W_single, W_batch = pool.apply_async(_in_child, (big,)).get(timeout=120)
+    assert was_forked
+    np.testing.assert_array_equal(W_single, parent.W)
+    np.testing.assert_array_equal(W_batch, parent.W)

@@ -13,12 +13,31 @@ import threading
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["cores", "single_threaded_blas"]
+__all__ = ["cores", "forked", "single_threaded_blas"]
+
+# GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region hangs
+# in its first parallel region of more than one thread. A forked child therefore runs the
+# kernels on one thread (the results are the same; multiprocessing's "spawn" and
+# "forkserver" children start fresh and keep every core).
+_forked = False
+
+
+def _after_fork_in_child():
+    global _forked
+    _forked = True
+    single_threaded_blas._reset()
 
 
 def cores():
-    """The cores this process may run on."""
+    """The cores this process may run on: 1 in a child forked from a fastnmf process."""
+    if _forked:
+        return 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def forked():
+    """True in a process forked from one that imported fastnmf."""
+    return _forked
 
 
 class _SingleThreadedBLAS:
@@ -56,5 +75,12 @@ class _SingleThreadedBLAS:
                     lib.set_num_threads(count)
         return False
 
+    def _reset(self):
+        """In a forked child: no holders (their threads did not come along), a new lock."""
+        self._lock = threading.Lock()
+        self._holders = 0
+
 
 single_threaded_blas = _SingleThreadedBLAS()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._kernels._common import scan
-from ._threads import cores
+from ._threads import cores, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message",
            "resolve_threads"]
@@ -266,7 +266,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
 
 def resolve_threads(value, name):
     """None → all cores; a positive int as it is; a negative int counts back from all cores
-    (-1 = all)."""
+    (-1 = all). 1 in a forked child whatever it says (see _threads)."""
     if value is None:
         return cores()
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -274,6 +274,8 @@ def resolve_threads(value, name):
     if value == 0:
         raise ValueError(error_message(name, "must be None, a positive int, or a negative int "
                                        "counting back from all cores", got="0"))
+    if forked():
+        return 1
     return int(value) if value > 0 else max(1, cores() + 1 + int(value))
 
 
