@@ -12,3 +12,6 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
 cdef double half_objective(Py_ssize_t k, Py_ssize_t p, const floating* F, const floating* A,
                            const floating* B, double l1, double l2,
                            floating* S) noexcept nogil
+
+cdef bint kills_component(Py_ssize_t k, Py_ssize_t p, const floating* P,
+                          const floating* F) noexcept nogil

@@ -24,7 +24,7 @@ from libc.math cimport fabs
 
 from ._blas cimport gemm, cholesky, chol_solve_cols
 from ._common cimport Params, hals_sweep, next_permutation, transpose
-from ._als cimport half_objective
+from ._als cimport half_objective, kills_component
 
 # Kim & Park's backup allowance: full exchanges tolerated without progress.
 cdef int BACKUPS = 3
@@ -267,29 +267,6 @@ cdef double bpp_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
     next_permutation(k, perm, False, rng)
     hals_sweep(k, p, F, A, B, l1, l2, perm, v, False, prm.n_threads, NULL)
     return viol
-
-
-cdef bint kills_component(Py_ssize_t k, Py_ssize_t p, const floating* P,
-                          const floating* F) noexcept nogil:
-    """True if some component (row) is positive somewhere in F and nowhere in P (both
-    k×p)."""
-    cdef Py_ssize_t i, j
-    cdef bint was_live, stays_live
-    for i in range(k):
-        was_live = stays_live = False
-        for j in range(p):
-            if F[i * p + j] > 0:
-                was_live = True
-                break
-        if not was_live:
-            continue
-        for j in range(p):
-            if P[i * p + j] > 0:
-                stays_live = True
-                break
-        if not stays_live:
-            return True
-    return False
 
 
 cdef inline bint same_set(const uint64_t* a, const uint64_t* b, Py_ssize_t nw) noexcept nogil:

@@ -62,9 +62,13 @@ cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double b
         size += 2 * k * P + 2 * P + 2 * k
     if solver == SOLVER_BPP:
         size += bpp_extra_len(k, P)
-    if n * m * k <= OTHER_ORDER_WORK:
+    if keeps_other_order(n, m, k):
         size += n * m  # a tiny dense X in its other order, last (see other_order)
     return size
+
+
+cdef inline bint keeps_other_order(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil:
+    return n * m * k <= OTHER_ORDER_WORK
 
 
 cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil:
@@ -76,7 +80,7 @@ cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil:
     side by side (nmf_batch on two cores) ran 8 % slower than the packing path, which
     the copy no longer pays for. Returns whether it did."""
     cdef floating* O = end - x.n * x.m
-    if x.sparse or x.n * x.m * k > OTHER_ORDER_WORK:
+    if x.sparse or not keeps_other_order(x.n, x.m, k):
         return False
     if x.fortran:  # X stored m×n: O is X in C order
         transpose(x.m, x.n, <const floating*> x.dense, O, 1)
@@ -277,6 +281,28 @@ cdef inline void dense_H_part(const XData* x, Py_ssize_t k, const floating* Wt, 
     gemm(False, False, kk, w, n, <floating> 1, Wt, n, X + c0, m, <floating> 0, B + c0, m)
 
 
+cdef void dense_product(const XData* x, Py_ssize_t k, const floating* F, floating* B,
+                        bint for_W, int n_threads) noexcept nogil:
+    """B = H Xᵀ (k×n, ``for_W``, F = H) or B = Wᵀ X (k×m, F = Wt) for a dense X: one
+    call below the threading threshold, else chunks of ``chunk_width`` columns of B (by
+    the shape alone, so that any thread count makes the same calls)."""
+    cdef Py_ssize_t cols = x.n if for_W else x.m, w, c
+    if threads_for(2, <double> x.n * x.m * k) == 1:
+        dense_part(x, k, F, B, for_W, 0, cols)
+        return
+    w = chunk_width(cols)
+    for c in prange((cols + w - 1) // w, schedule="dynamic", num_threads=n_threads):
+        dense_part(x, k, F, B, for_W, c * w, (c + 1) * w if (c + 1) * w < cols else cols)
+
+
+cdef inline void dense_part(const XData* x, Py_ssize_t k, const floating* F, floating* B,
+                            bint for_W, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    if for_W:
+        dense_W_part(x, k, F, B, c0, c1)
+    else:
+        dense_H_part(x, k, F, B, c0, c1)
+
+
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
                     floating* T, int n_threads) noexcept nogil:
     """B (k×n) = H Xᵀ: the product the W half-step needs (X Hᵀ, stored transposed).
@@ -286,36 +312,26 @@ cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B
     ``n_threads`` threads. T (k×P, P = max(n, m)) and the
     region v after it are scratch for a sparse X.
     """
-    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, w, c
+    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m
     if x.sparse:
         transpose(k, m, H, T, n_threads)  # Hᵀ (m×k)
         sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B, T + k * P,
                      n_threads)
         return
-    if n * m * k < PARALLEL_MIN_WORK:
-        dense_W_part(x, k, H, B, 0, n)
-        return
-    w = chunk_width(n)
-    for c in prange((n + w - 1) // w, schedule="dynamic", num_threads=n_threads):
-        dense_W_part(x, k, H, B, c * w, (c + 1) * w if (c + 1) * w < n else n)
+    dense_product(x, k, H, B, True, n_threads)
 
 
 cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
                     floating* T, int n_threads) noexcept nogil:
     """B (k×m) = Wᵀ X: the product the H half-step needs (threads and scratch as
     product_W, over blocks of columns of X)."""
-    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, w, c
+    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m
     if x.sparse:
         transpose(k, n, Wt, T, n_threads)  # W (n×k)
         sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B, T + k * P,
                      n_threads)
         return
-    if n * m * k < PARALLEL_MIN_WORK:
-        dense_H_part(x, k, Wt, B, 0, m)
-        return
-    w = chunk_width(m)
-    for c in prange((m + w - 1) // w, schedule="dynamic", num_threads=n_threads):
-        dense_H_part(x, k, Wt, B, c * w, (c + 1) * w if (c + 1) * w < m else m)
+    dense_product(x, k, Wt, B, False, n_threads)
 
 
 cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
