@@ -12,7 +12,6 @@ This module imports scikit-learn (>= 1.6); the core package never imports it.
 """
 
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 import sklearn
@@ -22,9 +21,10 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.decomposition import NMF as _SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative
 
 try:  # a function since scikit-learn 1.6, like the tags API used below
@@ -128,29 +128,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     computes in X's dtype.
     """
 
+    # scikit-learn's own constraints (the same objects, so the same error messages: a set
+    # built here could list its options in another order), with fastnmf's solvers.
     _parameter_constraints: dict = {
-        "n_components": [
-            Interval(Integral, 1, None, closed="left"),
-            None,
-            StrOptions({"auto"}),
-        ],
-        "init": [
-            StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}),
-            None,
-        ],
+        **_SklearnNMF._parameter_constraints,
         "solver": [StrOptions({"cd", "mu", "als", "bpp"})],
-        "beta_loss": [
-            StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}),
-            Real,
-        ],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "alpha_W": [Interval(Real, 0, None, closed="left")],
-        "alpha_H": [Interval(Real, 0, None, closed="left"), StrOptions({"same"})],
-        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
-        "verbose": ["verbose"],
-        "shuffle": ["boolean"],
     }
 
     def __init__(
