@@ -72,13 +72,18 @@ def initialize(prob, rng):
     return _nndsvd(X, k, prob.init, rng, dtype, prob.n_threads)
 
 
-def randomized_svd(X, k, rng, n_oversamples=10, n_iter=1, n_threads=1):
-    """Leading k singular triplets of X by a randomized range finder (Halko, Martinsson &
-    Tropp 2011, algorithms 4.4 and 5.1) with ``n_iter`` power iterations, each normalized
-    by a QR factorization: 2 · n_iter + 2 passes over X, each a product with k + 10
-    columns, about n_iter + 1 solver iterations' worth. One power iteration is enough for
-    an NNDSVD start (measured on 8000 x 4000, k = 50: the error after 100 cd iterations
-    agrees to 3e-5 relative with 7 power iterations, at a third of the cost).
+def randomized_svd(X, k, rng, n_oversamples=10, n_threads=1):
+    """Leading k singular triplets of X from three passes over X, each a product with
+    ell = k + 10 columns (about 1.8 solver iterations' worth).
+
+    A randomized range finder with one power iteration (Halko, Martinsson & Tropp 2011,
+    algorithm 4.4), stopped half-way: Q spans X Ω, Z spans Xᵀ Q (the rows' range, weighted
+    by σ² as X Xᵀ-power iteration would), and X ≈ (X Z) Zᵀ, whose SVD is that of the n × ell
+    matrix X Z. The usual fourth pass (Qᵀ X after orthonormalizing X Z) is left out.
+    Measured on 8000 x 4000, k = 50 (NNDSVDa start): 187 ms against 256 ms for four passes
+    and 903 ms for seven power iterations (scikit-learn's), with the error after 100 cd
+    iterations 0.0232690, 0.0232922 and 0.0232839; two passes (no power iteration) ended
+    1.4 % higher.
 
     A dense X goes through the solvers' own threaded products (BLAS held to one thread:
     the caller's ``single_threaded_blas``); a sparse X through scipy.sparse.
@@ -87,13 +92,10 @@ def randomized_svd(X, k, rng, n_oversamples=10, n_iter=1, n_threads=1):
     ell = min(k + n_oversamples, n, m)
     Omega = rng.get().standard_normal(size=(ell, m)).astype(X.dtype, copy=False)
     Q = _orthonormal(_times(X, Omega, False, n_threads))  # n × ell, the range of X Ωᵀ
-    for _ in range(n_iter):
-        Z = _orthonormal(_times(X, Q.T, True, n_threads))  # m × ell, the range of Xᵀ Q
-        Q = _orthonormal(_times(X, Z.T, False, n_threads))
-    Bt = _times(X, Q.T, True, n_threads)  # ell × m = Qᵀ X
-    Ub, s, Vt = scipy.linalg.svd(Bt, full_matrices=False, check_finite=False)
-    U = _matmul(Q, Ub)
-    return U[:, :k], s[:k], Vt[:k]
+    Z = _orthonormal(_times(X, Q.T, True, n_threads))  # m × ell, the range of Xᵀ Q
+    Y = _times(X, Z.T, False, n_threads)  # ell × n = (X Z)ᵀ
+    Vy, s, Ut = scipy.linalg.svd(Y, full_matrices=False, check_finite=False)  # Y = Vy S Ut
+    return Ut[:k].T, s[:k], _matmul(Z, Vy[:, :k]).T  # X Z = Ut.T S Vyᵀ: V = Z Vy
 
 
 def _times(X, F, transpose, n_threads):
