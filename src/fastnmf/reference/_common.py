@@ -83,13 +83,24 @@ def accurate_loss_sq(X, W, H, err_sq, sqnorm):
     near = 1e-12 if X.dtype == np.float64 else 1e-6
     if sp.issparse(X) or not err_sq < near * sqnorm:
         return err_sq
-    return final_error(X, W, H, err_sq) ** 2
+    return direct_error(X, W, H) ** 2
 
 
-def final_error(X, W, H, err_sq):
-    """‖X − WH‖_F: directly for dense X, from the last loss for sparse X."""
-    if sp.issparse(X):
+# The final error of a dense float64 X comes from the last loss unless the relative error
+# is below 1e-3 (squared: FINAL_DIRECT).
+FINAL_DIRECT = 1e-6
+
+
+def final_error(X, W, H, err_sq, sqnorm):
+    """‖X − WH‖_F: from the last loss for sparse X and for a float64 X fitted no closer
+    than FINAL_DIRECT, else formed directly."""
+    if sp.issparse(X) or (X.dtype == np.float64 and not err_sq < FINAL_DIRECT * sqnorm):
         return math.sqrt(max(err_sq, 0.0))
+    return direct_error(X, W, H)
+
+
+def direct_error(X, W, H):
+    """‖X − WH‖_F of a dense X, formed."""
     D = (X - W @ H).astype(np.float64)
     return math.sqrt(np.sum(D * D))
 
@@ -135,5 +146,5 @@ def alternate(prob, W, H, seed, half_step):
             converged = violation0 == 0 or violation / violation0 <= tol
         if converged and tol > 0:
             break
-    err = final_error(X, W, H, err_sq)
+    err = final_error(X, W, H, err_sq, sqnorm)
     return W, H, n_iter, converged, np.array(history, dtype=np.float64), err
