@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_info
 
 import fastnmf
 from fastnmf._datasets import low_rank
-from fastnmf._kernels._common import THREADED_WORK
+from fastnmf._kernels._common import THREADED_WORK, scan
 from fastnmf._threads import single_threaded_blas
 
 from conftest import in_layout
@@ -28,6 +28,20 @@ def test_problem_is_threaded():
     assert N * M * K >= THREADED_WORK
     assert K * K * M >= THREADED_WORK  # the H sweep, the smaller of the two
     assert 0.05 * N * M * K >= THREADED_WORK  # the sparse products at 5 %
+
+
+def test_scan_of_x_does_not_depend_on_threads(dtype):
+    """Validation's one pass over X (minimum, maximum, finiteness, ‖X‖²) is threaded; its
+    pieces are fixed by the size, so the sum is the same for any count."""
+    x = np.random.default_rng(3).random(THREADED_WORK + 12347).astype(dtype)
+    one, two = scan(x, 1), scan(x, 2)
+    assert one == two
+    assert (one[0], one[1], one[2]) == (x.min(), x.max(), True)
+    assert one[3] == pytest.approx(np.sum(x.astype(np.float64) ** 2), rel=1e-12)
+    for at, bad in [(0, -np.inf), (len(x) // 2, np.nan), (len(x) - 3, np.inf)]:
+        y = x.copy()
+        y[at] = bad  # at the start, in the 8-lane body, in the tail
+        assert scan(y, 1)[2] is False and scan(y, 2)[2] is False
 
 
 @pytest.mark.parametrize("layout", ["C", "F", "csr", "csc"])

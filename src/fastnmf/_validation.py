@@ -69,7 +69,7 @@ class Problem:
             X.data = np.ldexp(X.data, -e)
         else:
             X = np.ldexp(self.X, -e)  # exact, and no 2^-e factor to overflow the dtype
-        sqnorm, xmax = _scan(X.data if sp.issparse(X) else X, "X")
+        sqnorm, xmax = _scan(X.data if sp.issparse(X) else X, "X", self.n_threads)
         kw = {name: getattr(self, name) for name in self.__slots__}
         kw.update(X=X, sqnorm=sqnorm, xmax=xmax,
                   W=None if self.W is None else np.ldexp(self.W, -e // 2),
@@ -96,9 +96,9 @@ def _computation_dtype(dtype, arg):
     raise TypeError(error_message(arg, "must hold real numbers", got=f"dtype {dtype}"))
 
 
-def _scan(values, arg):
+def _scan(values, arg, n_threads=1):
     """One pass over a contiguous buffer, checked: (‖·‖² in float64, maximum)."""
-    vmin, vmax, finite, sqnorm = scan(values.reshape(-1, order="A"))
+    vmin, vmax, finite, sqnorm = scan(values.reshape(-1, order="A"), n_threads)
     if not finite:
         raise ValueError(error_message(arg, "contains NaN or infinity"))
     if vmin < 0:
@@ -106,9 +106,9 @@ def _scan(values, arg):
     return sqnorm, vmax
 
 
-def check_X(X, arg="X"):
+def check_X(X, arg="X", n_threads=1):
     """Return (X, ‖X‖², max X): X as a float32/float64 ndarray (C or F contiguous) or a
-    canonical CSR/CSC matrix."""
+    canonical CSR/CSC matrix; its one pass runs on up to ``n_threads`` threads."""
     if sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
@@ -123,7 +123,7 @@ def check_X(X, arg="X"):
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(error_message(arg, "is empty", got=f"shape {X.shape}"))
         data = np.ascontiguousarray(X.data)
-        sqnorm, xmax = _scan(data, arg) if data.size else (0.0, 0.0)
+        sqnorm, xmax = _scan(data, arg, n_threads) if data.size else (0.0, 0.0)
         return X, sqnorm, max(xmax, 0.0)
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(error_message(arg, "must be an array-like or a scipy.sparse matrix",
@@ -144,7 +144,7 @@ def check_X(X, arg="X"):
     dtype = _computation_dtype(X.dtype, arg)
     if X.dtype != dtype or not (X.flags.c_contiguous or X.flags.f_contiguous):
         X = np.asarray(X, dtype=dtype, order="C")
-    return (X, *_scan(X, arg))
+    return (X, *_scan(X, arg, n_threads))
 
 
 def _check_int(value, arg, low):
@@ -213,7 +213,8 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise ValueError(error_message(
             "accelerate", f"applies to solver='cd' only (repeated HALS sweeps); solver "
             f"{solver!r} has no such option", got=f"{accelerate!r}"))
-    X, sqnorm, xmax = check_X(X)
+    n_threads = resolve_threads(n_threads, "n_threads")
+    X, sqnorm, xmax = check_X(X, n_threads=n_threads)
     if beta <= 0 and _has_zeros(X):
         raise ValueError(error_message(
             "X", f"contains zeros, which beta_loss={beta_loss!r} (β <= 0) cannot fit (the "
@@ -230,7 +231,6 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
     alpha_H = _check_real(alpha_H, "alpha_H")
     l1_ratio = _check_real(l1_ratio, "l1_ratio", 0.0, 1.0)
     random_state = check_random_state(random_state)
-    n_threads = resolve_threads(n_threads, "n_threads")
     dtype = X.dtype
     hint = f"for X of shape {X.shape} and n_components={k}"
     update_H = bool(update_H)
