@@ -17,11 +17,13 @@ cdef enum:
     SOLVER_BPP = 3
 
 # Columns per block of a HALS sweep (at most SWEEP_BLOCK, at least SWEEP_MIN): its k rows
-# take about SWEEP_BYTES, to stay in the first-level cache.
+# take about SWEEP_BYTES, to stay in the first-level cache. A block is swept SWEEP_TILE
+# columns at a time, their gradients held in registers while the k rows stream past.
 cdef enum:
     SWEEP_BLOCK = 512
     SWEEP_MIN = 32
     SWEEP_BYTES = 16384
+    SWEEP_TILE = 32
 
 # Multiply-adds below which a product, sweep or transpose runs on one thread (about 0.1 ms
 # of work: below it, waking threads and the closing barrier cost more than they save, and

@@ -100,17 +100,14 @@ cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil:
 
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil:
-    """Entries of the workspace's region v: per thread max(SWEEP_BLOCK, k) (a sweep block's
-    gradient, a sparse row's accumulator), then two doubles per sweep block (its violation
-    and change), with room for alignment."""
-    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
-    return n_threads * per + 4 * (P // SWEEP_MIN + 3)
+    """Entries of the workspace's region v: per thread k (a sparse row's accumulator), then
+    two doubles per sweep block (its violation and change), with room for alignment."""
+    return n_threads * k + 4 * (P // SWEEP_MIN + 3)
 
 
 cdef inline double* block_sums(floating* v, Py_ssize_t k, int n_threads) noexcept nogil:
     """The doubles after the per-thread vectors of region v (8-byte aligned)."""
-    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
-    cdef uintptr_t at = <uintptr_t> (v + n_threads * per)
+    cdef uintptr_t at = <uintptr_t> (v + n_threads * k)
     return <double*> ((at + 7) & ~(<uintptr_t> 7))
 
 
@@ -123,9 +120,9 @@ cdef int threads_for(int n_threads, double work) noexcept nogil:
 cdef inline Py_ssize_t sweep_width(Py_ssize_t k, Py_ssize_t size) noexcept nogil:
     """Columns per block of a sweep: the k rows of a block fill about SWEEP_BYTES (they
     are read once per component: they should stay in the first-level cache), a multiple
-    of 16 between SWEEP_MIN and SWEEP_BLOCK. Depends on k and the dtype only."""
+    of SWEEP_TILE between SWEEP_MIN and SWEEP_BLOCK. Depends on k and the dtype only."""
     cdef Py_ssize_t w = SWEEP_BYTES // (k * size)
-    w -= w % 16
+    w -= w % SWEEP_TILE
     return SWEEP_MIN if w < SWEEP_MIN else (SWEEP_BLOCK if w > SWEEP_BLOCK else w)
 
 
@@ -285,18 +282,17 @@ cdef void sparse_times(Py_ssize_t rows, const int64_t* ptr, const int32_t* ind,
 
     Rows are shared among up to ``n_threads`` OpenMP threads; each row gathers the
     k-vectors Ft[j] of its non-zeros into its thread's accumulator (k contiguous entries
-    at acc + thread · max(SWEEP_BLOCK, k): the loop vectorizes), then stores them as
+    at acc + thread · k: the loop vectorizes), then stores them as
     column r of ``out``. A row's sum is the same whatever the threads.
     """
     cdef Py_ssize_t r, c, p
-    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
     cdef int nt = threads_for(n_threads, <double> ptr[rows] * k)
     if nt == 1:
         for r in range(rows):
             sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc)
         return
     for r in prange(rows, schedule="dynamic", chunksize=64, num_threads=nt):
-        sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc + threadid() * per)
+        sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc + threadid() * k)
 
 
 cdef inline void sparse_row(Py_ssize_t r, const int64_t* ptr, const int32_t* ind,
@@ -462,7 +458,7 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
 
     For t in perm: F[t] ← max(0, F[t] − (A[t]·F + l2·F[t] − B[t] + l1) / (A[t, t] + l2)),
     NMF-MATH.md's cd update with scikit-learn's regularization. Columns are independent,
-    so the sweep runs block by block of SWEEP_BLOCK columns (same result, cache-resident
+    so the sweep runs block by block of sweep_width columns (same result, cache-resident
     rows), the blocks shared among up to ``n_threads`` threads; v is the workspace region
     of that name. Returns Σ |projected gradient| over the sweep (scikit-learn's violation)
     if ``measure``, else 0; if ``change`` is not NULL, stores ‖F_after − F_before‖²_F there.
@@ -470,7 +466,6 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
     """
     cdef Py_ssize_t width = sweep_width(k, sizeof(floating))
     cdef Py_ssize_t nb = (p + width - 1) // width, b
-    cdef Py_ssize_t per = SWEEP_BLOCK if SWEEP_BLOCK > k else k
     cdef double* sums = block_sums(v, k, n_threads)
     cdef double viol = 0, moved = 0
     cdef bint track = change != NULL
@@ -479,14 +474,14 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
     if nt == 1:
         for b in range(nb):
             sums[0] = 0
-            viol += sweep_block(k, p, F, A, B, fl1, fl2, perm, v, b * width, width,
-                                measure, track, sums)
+            viol += sweep_block(k, p, F, A, B, fl1, fl2, perm, b * width, width, measure,
+                                track, sums)
             moved += sums[0]
     else:
         for b in prange(nb, schedule="dynamic", num_threads=nt):
             sums[2 * b + 1] = 0
-            sums[2 * b] = sweep_block(k, p, F, A, B, fl1, fl2, perm, v + threadid() * per,
-                                      b * width, width, measure, track, &sums[2 * b + 1])
+            sums[2 * b] = sweep_block(k, p, F, A, B, fl1, fl2, perm, b * width, width,
+                                      measure, track, &sums[2 * b + 1])
         for b in range(nb):
             viol += sums[2 * b]
             moved += sums[2 * b + 1]
@@ -497,56 +492,73 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
 
 cdef double sweep_block(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                         const floating* B, floating fl1, floating fl2,
-                        const Py_ssize_t* perm, floating* g, Py_ssize_t j0,
-                        Py_ssize_t width, bint measure, bint track,
-                        double* moved) noexcept nogil:
-    """hals_sweep on the columns j0 .. j0 + width of F (g: width scratch);
-    returns their violation (0 unless ``measure``); adds their squared change to
-    ``moved`` if ``track``."""
+                        const Py_ssize_t* perm, Py_ssize_t j0, Py_ssize_t width,
+                        bint measure, bint track, double* moved) noexcept nogil:
+    """hals_sweep on the columns j0 .. j0 + width of F, a tile of
+    SWEEP_TILE columns at a time; returns their violation (0 unless ``measure``); adds
+    their squared change to ``moved`` if ``track``."""
     cdef Py_ssize_t jb = width if j0 + width <= p else p - j0
-    cdef Py_ssize_t s, t, r, j
-    cdef floating a, hess, gj, old
-    cdef floating* Ft
-    cdef const floating* Fr
-    cdef const floating* Bt
-    cdef double viol = 0, d, dsum = 0
+    cdef Py_ssize_t tiled = jb - jb % SWEEP_TILE, s, t, j
+    cdef floating hess
+    cdef floating acc[SWEEP_TILE]
+    cdef double viol = 0, dsum = 0
     for s in range(k):
         t = perm[s]
-        Ft = F + t * p + j0
-        Bt = B + t * p + j0
-        for j in range(jb):
-            g[j] = fl1 - Bt[j] + fl2 * Ft[j]
-        for r in range(k):
-            a = A[t * k + r]
-            if a != 0:
-                Fr = F + r * p + j0
-                for j in range(jb):
-                    g[j] += a * Fr[j]
         hess = A[t * k + t] + fl2
-        if measure:
-            for j in range(jb):
-                gj = g[j]
-                if Ft[j] > 0:
-                    viol += fabs(gj)
-                elif gj < 0:
-                    viol -= gj
-        if hess > 0:
-            if track:
-                for j in range(jb):
-                    old = Ft[j]
-                    Ft[j] = Ft[j] - g[j] / hess
-                    if Ft[j] < 0:
-                        Ft[j] = 0
-                    d = Ft[j] - old
-                    dsum += d * d
-            else:
-                for j in range(jb):
-                    Ft[j] = Ft[j] - g[j] / hess
-                    if Ft[j] < 0:
-                        Ft[j] = 0
+        for j in range(tiled // SWEEP_TILE):
+            sweep_tile(k, p, F, A, B, fl1, fl2, t, hess, j0 + j * SWEEP_TILE, SWEEP_TILE,
+                       measure, track, &viol, &dsum, acc)
+        if tiled < jb:
+            sweep_tile(k, p, F, A, B, fl1, fl2, t, hess, j0 + tiled, jb - tiled, measure,
+                       track, &viol, &dsum, acc)
     if track:
         moved[0] += dsum
     return viol
+
+
+cdef inline void sweep_tile(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
+                            const floating* B, floating fl1, floating fl2, Py_ssize_t t,
+                            floating hess, Py_ssize_t j0, Py_ssize_t w, bint measure,
+                            bint track, double* viol, double* dsum,
+                            floating* g) noexcept nogil:
+    """Row t of F on the columns j0 .. j0 + w, w <= SWEEP_TILE (g: the caller's local array
+    of SWEEP_TILE, which with the constant w = SWEEP_TILE stays in registers): each
+    column's gradient summed in the order of scikit-learn's kernel, its violation added to
+    ``viol`` if ``measure``, the update, its squared change added to ``dsum`` if ``track``.
+    Columns are independent, so a tile finishes before the next one starts."""
+    cdef Py_ssize_t r, j
+    cdef floating a, gj, old
+    cdef floating* Ft = F + t * p + j0
+    cdef const floating* Bt = B + t * p + j0
+    cdef const floating* Fr
+    cdef double d
+    for j in range(w):
+        g[j] = fl1 - Bt[j] + fl2 * Ft[j]
+    for r in range(k):
+        a = A[t * k + r]
+        if a != 0:
+            Fr = F + r * p + j0
+            for j in range(w):
+                g[j] += a * Fr[j]
+    if measure:
+        for j in range(w):
+            gj = g[j]
+            if Ft[j] > 0:
+                viol[0] += fabs(gj)
+            elif gj < 0:
+                viol[0] -= gj
+    if hess > 0:  # Ft ← max(Ft − g / hess, 0), written as a select that vectorizes
+        if track:
+            for j in range(w):
+                old = Ft[j]
+                gj = old - g[j] / hess
+                Ft[j] = 0 if gj < 0 else gj
+                d = Ft[j] - old
+                dsum[0] += d * d
+        else:
+            for j in range(w):
+                gj = Ft[j] - g[j] / hess
+                Ft[j] = 0 if gj < 0 else gj
 
 
 cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
