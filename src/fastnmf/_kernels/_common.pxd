@@ -25,6 +25,11 @@ cdef enum:
     SWEEP_BYTES = 16384
     SWEEP_TILE = 32
 
+# A factor's Gram of at least PARALLEL_MIN_WORK multiply-adds is summed from GRAM_PIECES
+# pieces of its columns, computed side by side.
+cdef enum:
+    GRAM_PIECES = 4
+
 # Multiply-adds below which a product, sweep or transpose runs on one thread (about 0.1 ms
 # of work: below it, waking threads and the closing barrier cost more than they save, and
 # far more when another process holds a core).
@@ -75,7 +80,7 @@ cdef struct Trace:
 #   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
-#   v (vectors_len: per-thread vectors, per-block violations)
+#   v (vectors_len: per-thread vectors, per-block violations, pieces of a Gram)
 #   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
 #   or for bpp: E (bpp_extra_len: B's columns, right-hand sides, passive sets, state)
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
@@ -87,6 +92,8 @@ cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil
 cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil
+cdef void factor_gram(Py_ssize_t k, Py_ssize_t p, const floating* F, floating* out,
+                      floating* v, Py_ssize_t P, int n_threads) noexcept nogil
 cdef int threads_for(int n_threads, double work) noexcept nogil
 
 cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F, floating* Ft,

@@ -101,8 +101,32 @@ cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil:
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil:
     """Entries of the workspace's region v: per thread k (a sparse row's accumulator), then
-    two doubles per sweep block (its violation and change), with room for alignment."""
-    return n_threads * k + 4 * (P // SWEEP_MIN + 3)
+    two doubles per sweep block (its violation and change) with room for alignment, then
+    GRAM_PIECES k×k pieces of a Gram (factor_gram)."""
+    return n_threads * k + 4 * (P // SWEEP_MIN + 3) + GRAM_PIECES * k * k
+
+
+cdef void factor_gram(Py_ssize_t k, Py_ssize_t p, const floating* F, floating* out,
+                      floating* v, Py_ssize_t P, int n_threads) noexcept nogil:
+    """out (k×k) = F Fᵀ for F (k×p, p <= P), v the workspace region of that name. One BLAS
+    call below PARALLEL_MIN_WORK multiply-adds (and under GRAM_PIECES·64 columns), else
+    GRAM_PIECES pieces of columns, each a single-threaded call into its own k×k, shared
+    among the threads and added in order: the pieces depend on the shape alone, so the
+    sum is the same for any thread count."""
+    cdef Py_ssize_t kk = k * k, w = (p + GRAM_PIECES - 1) // GRAM_PIECES, c, i
+    cdef floating* piece = v + n_threads * k + 4 * (P // SWEEP_MIN + 3)
+    if <double> kk * p < PARALLEL_MIN_WORK or p < GRAM_PIECES * 64:
+        gram(<int> k, <int> p, F, <int> p, out)
+        return
+    for c in prange(GRAM_PIECES, schedule="dynamic",
+                    num_threads=threads_for(n_threads, <double> kk * p)):
+        gram(<int> k, <int> (w if (c + 1) * w <= p else p - c * w), F + c * w, <int> p,
+             piece + c * kk)
+    for i in range(kk):
+        out[i] = piece[i]
+    for c in range(1, GRAM_PIECES):
+        for i in range(kk):
+            out[i] += piece[c * kk + i]
 
 
 cdef inline double* block_sums(floating* v, Py_ssize_t k, int n_threads) noexcept nogil:

@@ -16,9 +16,9 @@ from libc.stdint cimport uint64_t
 from ._common cimport (
     XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SOLVER_CD, SOLVER_ALS, SOLVER_MU,
     SOLVER_BPP, vectors_len,
-    prepare_x, x_entries, workspace_len, other_order, product_W, product_H, loss_sq, accurate_loss_sq, record, finish,
+    prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
+    loss_sq, accurate_loss_sq, record, finish,
 )
-from ._blas cimport gram
 from ._cd cimport cd_half
 from ._als cimport als_half
 from ._mu cimport mu_half, mu_beta_core
@@ -77,9 +77,9 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     t.n_hist = 0
     t.n_iter = 0
     t.converged = False
-    gram(<int> k, <int> m, H, <int> m, A)
+    factor_gram(k, m, H, A, v, P, p.n_threads)
     product_W(x, k, H, B, T, p.n_threads)
-    gram(<int> k, <int> n, Wt, <int> n, G)
+    factor_gram(k, n, Wt, G, v, P, p.n_threads)
     err_sq = loss_sq(x, k, n, Wt, B, G, A)
     if not isfinite(err_sq):
         return STATUS_NONFINITE
@@ -92,12 +92,12 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         measure = p.tol > 0 or it == 1 or it == p.max_iter
         viol = half_step(solver, k, n, Wt, A, B, p.l1_W, p.l2_W, T, C, S, v, perm, &rng,
                          measure, p, E)
-        gram(<int> k, <int> n, Wt, <int> n, G)
+        factor_gram(k, n, Wt, G, v, P, p.n_threads)
         if p.update_H:
             product_H(x, k, Wt, B, T, p.n_threads)
             viol += half_step(solver, k, m, H, G, B, p.l1_H, p.l2_H, T, C, S, v, perm,
                               &rng, measure, p, E)
-            gram(<int> k, <int> m, H, <int> m, A)
+            factor_gram(k, m, H, A, v, P, p.n_threads)
             err_sq = loss_sq(x, k, m, H, B, G, A)
         else:
             err_sq = loss_sq(x, k, n, Wt, B, G, A)
