@@ -17,13 +17,15 @@ cdef enum:
     SOLVER_BPP = 3
 
 # Columns per block of a HALS sweep (at most SWEEP_BLOCK, at least SWEEP_MIN): its k rows
-# take about SWEEP_BYTES, to stay in the first-level cache. A block is swept SWEEP_TILE
-# columns at a time, their gradients held in registers while the k rows stream past.
+# take about SWEEP_BYTES, to stay in the first-level cache. A block is swept a tile of
+# SWEEP_TILE_BYTES of columns at a time (32 float64, 64 float32: four AVX-512 or eight
+# AVX2 registers), their gradients held in registers while the k rows stream past.
 cdef enum:
     SWEEP_BLOCK = 512
     SWEEP_MIN = 32
     SWEEP_BYTES = 16384
-    SWEEP_TILE = 32
+    SWEEP_TILE_BYTES = 256
+    SWEEP_TILE_MAX = 64  # entries of a float32 tile
 
 # A factor's Gram of at least PARALLEL_MIN_WORK multiply-adds is summed from GRAM_PIECES
 # pieces of its columns, computed side by side.

@@ -151,9 +151,9 @@ cdef int threads_for(int n_threads, double work) noexcept nogil:
 cdef inline Py_ssize_t sweep_width(Py_ssize_t k, Py_ssize_t size) noexcept nogil:
     """Columns per block of a sweep: the k rows of a block fill about SWEEP_BYTES (they
     are read once per component: they should stay in the first-level cache), a multiple
-    of SWEEP_TILE between SWEEP_MIN and SWEEP_BLOCK. Depends on k and the dtype only."""
+    of 32 between SWEEP_MIN and SWEEP_BLOCK. Depends on k and the dtype only."""
     cdef Py_ssize_t w = SWEEP_BYTES // (k * size)
-    w -= w % SWEEP_TILE
+    w -= w % 32
     return SWEEP_MIN if w < SWEEP_MIN else (SWEEP_BLOCK if w > SWEEP_BLOCK else w)
 
 
@@ -525,20 +525,21 @@ cdef double sweep_block(Py_ssize_t k, Py_ssize_t p, floating* F, const floating*
                         const floating* B, floating fl1, floating fl2,
                         const Py_ssize_t* perm, Py_ssize_t j0, Py_ssize_t width,
                         bint measure, bint track, double* moved) noexcept nogil:
-    """hals_sweep on the columns j0 .. j0 + width of F, a tile of
-    SWEEP_TILE columns at a time; returns their violation (0 unless ``measure``); adds
-    their squared change to ``moved`` if ``track``."""
+    """hals_sweep on the columns j0 .. j0 + width of F, a tile of SWEEP_TILE_BYTES at a
+    time; returns their violation (0 unless ``measure``); adds their squared change to
+    ``moved`` if ``track``."""
+    cdef Py_ssize_t tile = SWEEP_TILE_BYTES // sizeof(floating)  # a constant to the compiler
     cdef Py_ssize_t jb = width if j0 + width <= p else p - j0
-    cdef Py_ssize_t tiled = jb - jb % SWEEP_TILE, s, t, j
+    cdef Py_ssize_t tiled = jb - jb % tile, s, t, j
     cdef floating hess
-    cdef floating acc[SWEEP_TILE]
+    cdef floating acc[SWEEP_TILE_MAX]
     cdef double viol = 0, dsum = 0
     for s in range(k):
         t = perm[s]
         hess = A[t * k + t] + fl2
-        for j in range(tiled // SWEEP_TILE):
-            sweep_tile(k, p, F, A, B, fl1, fl2, t, hess, j0 + j * SWEEP_TILE, SWEEP_TILE,
-                       measure, track, &viol, &dsum, acc)
+        for j in range(tiled // tile):
+            sweep_tile(k, p, F, A, B, fl1, fl2, t, hess, j0 + j * tile, tile, measure,
+                       track, &viol, &dsum, acc)
         if tiled < jb:
             sweep_tile(k, p, F, A, B, fl1, fl2, t, hess, j0 + tiled, jb - tiled, measure,
                        track, &viol, &dsum, acc)
@@ -552,8 +553,8 @@ cdef inline void sweep_tile(Py_ssize_t k, Py_ssize_t p, floating* F, const float
                             floating hess, Py_ssize_t j0, Py_ssize_t w, bint measure,
                             bint track, double* viol, double* dsum,
                             floating* g) noexcept nogil:
-    """Row t of F on the columns j0 .. j0 + w, w <= SWEEP_TILE (g: the caller's local array
-    of SWEEP_TILE, which with the constant w = SWEEP_TILE stays in registers): each
+    """Row t of F on the columns j0 .. j0 + w, at most a tile (g: the caller's local array,
+    which with the constant w of a whole tile stays in registers): each
     column's gradient summed in the order of scikit-learn's kernel, its violation added to
     ``viol`` if ``measure``, the update, its squared change added to ``dsum`` if ``track``.
     Columns are independent, so a tile finishes before the next one starts."""
