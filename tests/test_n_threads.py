@@ -60,6 +60,20 @@ def test_results_do_not_depend_on_threads(big, solver, layout, dtype):
         assert res.reconstruction_err == runs[0].reconstruction_err
 
 
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_threaded_pieces_agree_with_reference(big, layout):
+    """The threaded kernels' pieces (product chunks, Gram pieces, sweep blocks and tiles)
+    compute what the plain NumPy reference computes."""
+    from fastnmf import reference
+
+    X = in_layout(big, layout)
+    kw = dict(solver="cd", init="nndsvda", random_state=0, tol=0, max_iter=5, shuffle=True)
+    res, ref = fastnmf.nmf(X, K, n_threads=2, **kw), reference.nmf(X, K, **kw)
+    np.testing.assert_allclose(res.W, ref.W, rtol=1e-9, atol=1e-12 * np.abs(ref.W).max())
+    np.testing.assert_allclose(res.H, ref.H, rtol=1e-9, atol=1e-12 * np.abs(ref.H).max())
+    np.testing.assert_allclose(res.history, ref.history, rtol=1e-11)
+
+
 def test_stopping_does_not_depend_on_threads(big):
     """The violation of a threaded sweep is summed block by block in order, so tol stops at
     the same iteration."""
