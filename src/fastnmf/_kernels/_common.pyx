@@ -103,7 +103,17 @@ cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept 
     """Entries of the workspace's region v: per thread acc_stride(k) (a sparse row's
     accumulator), then two doubles per sweep block (its violation and change) with room
     for alignment, then GRAM_PIECES k×k pieces of a Gram (factor_gram)."""
-    return n_threads * acc_stride(k) + 4 * (P // SWEEP_MIN + 3) + GRAM_PIECES * k * k
+    return sums_at(k, n_threads) + sums_len(P) + GRAM_PIECES * k * k
+
+
+cdef inline Py_ssize_t sums_at(Py_ssize_t k, int n_threads) noexcept nogil:
+    """Where the per-block sums start in region v (after the threads' accumulators)."""
+    return n_threads * acc_stride(k)
+
+
+cdef inline Py_ssize_t sums_len(Py_ssize_t P) noexcept nogil:
+    """Entries for two doubles per sweep block, with room for alignment."""
+    return 4 * (P // SWEEP_MIN + 3)
 
 
 cdef inline Py_ssize_t acc_stride(Py_ssize_t k) noexcept nogil:
@@ -128,7 +138,7 @@ cdef void factor_gram(Py_ssize_t k, Py_ssize_t p, const floating* F, floating* o
     among the threads and added in order: the pieces depend on the shape alone, so the
     sum is the same for any thread count."""
     cdef Py_ssize_t kk = k * k, w = (p + GRAM_PIECES - 1) // GRAM_PIECES, c, i, a, b
-    cdef floating* piece = v + n_threads * acc_stride(k) + 4 * (P // SWEEP_MIN + 3)
+    cdef floating* piece = v + sums_at(k, n_threads) + sums_len(P)
     if kk * p <= SMALL_GRAM:
         for a in range(k):
             for b in range(a, k):
@@ -151,7 +161,7 @@ cdef void factor_gram(Py_ssize_t k, Py_ssize_t p, const floating* F, floating* o
 
 cdef inline double* block_sums(floating* v, Py_ssize_t k, int n_threads) noexcept nogil:
     """The doubles after the per-thread vectors of region v (8-byte aligned)."""
-    cdef uintptr_t at = <uintptr_t> (v + n_threads * acc_stride(k))
+    cdef uintptr_t at = <uintptr_t> (v + sums_at(k, n_threads))
     return <double*> ((at + 7) & ~(<uintptr_t> 7))
 
 
@@ -487,12 +497,17 @@ cdef double accurate_loss_sq(const XData* x, Py_ssize_t k, const floating* Wt,
     """``err_sq`` from the expanded formula, or — when the relative error is so small that
     the formula cancels (below 1e-6 in float64, 1e-3 in float32) and X is dense — the
     error formed directly (NMF-MATH.md, "What every half-step needs")."""
-    cdef double near = 1e-12 if floating is double else 1e-6
     cdef double d
-    if x.sparse or not err_sq < near * x.sqnorm:
+    if not formed(x, err_sq, 1e-12 if floating is double else 1e-6):
         return err_sq
     d = direct_error(x, k, Wt, H, T, T_len)
     return d * d
+
+
+cdef inline bint formed(const XData* x, double err_sq, double near) noexcept nogil:
+    """Whether the error is formed directly rather than taken from the loss: a dense X
+    fitted closer than ``near`` (‖X − WH‖² / ‖X‖²)."""
+    return not x.sparse and err_sq < near * x.sqnorm
 
 
 cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
@@ -679,10 +694,10 @@ cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating
     always is for float32); a sparse X always takes the loss (NMF-MATH.md)."""
     if not isfinite(err_sq):
         return STATUS_NONFINITE
-    if x.sparse or (floating is double and not err_sq < FINAL_DIRECT * x.sqnorm):
-        t.final_err = sqrt(err_sq) if err_sq > 0 else 0.0
-    else:
+    if (floating is float and not x.sparse) or formed(x, err_sq, FINAL_DIRECT):
         t.final_err = direct_error(x, k, Wt, H, T, T_len)
+    else:
+        t.final_err = sqrt(err_sq) if err_sq > 0 else 0.0
     if not isfinite(t.final_err):
         return STATUS_NONFINITE
     return STATUS_OK

@@ -80,10 +80,15 @@ def loss_sq(sqnorm, F, B, G, A):
 def accurate_loss_sq(X, W, H, err_sq, sqnorm):
     """err_sq, or the squared error formed directly where the formula cancels (dense X with
     a relative error below 1e-6 in float64, 1e-3 in float32)."""
-    near = 1e-12 if X.dtype == np.float64 else 1e-6
-    if sp.issparse(X) or not err_sq < near * sqnorm:
+    if not _formed(X, err_sq, sqnorm, 1e-12 if X.dtype == np.float64 else 1e-6):
         return err_sq
     return direct_error(X, W, H) ** 2
+
+
+def _formed(X, err_sq, sqnorm, near):
+    """Whether the error is formed directly rather than taken from the loss: a dense X
+    fitted closer than ``near`` (‖X − WH‖² / ‖X‖²)."""
+    return not sp.issparse(X) and err_sq < near * sqnorm
 
 
 # The final error of a dense float64 X comes from the last loss unless the relative error
@@ -94,9 +99,10 @@ FINAL_DIRECT = 1e-6
 def final_error(X, W, H, err_sq, sqnorm):
     """‖X − WH‖_F: from the last loss for sparse X and for a float64 X fitted no closer
     than FINAL_DIRECT, else formed directly."""
-    if sp.issparse(X) or (X.dtype == np.float64 and not err_sq < FINAL_DIRECT * sqnorm):
-        return math.sqrt(max(err_sq, 0.0))
-    return direct_error(X, W, H)
+    float32 = X.dtype == np.float32 and not sp.issparse(X)
+    if float32 or _formed(X, err_sq, sqnorm, FINAL_DIRECT):
+        return direct_error(X, W, H)
+    return math.sqrt(max(err_sq, 0.0))
 
 
 def direct_error(X, W, H):
