@@ -91,7 +91,7 @@ def test_small_problems(p):
     scale = float(X.max()) or 1.0
     X64 = X.astype(np.float64) / scale
     norm = float(np.linalg.norm(X64)) * scale
-    slack = 4 * np.sqrt(np.finfo(dtype).eps) * norm
+    slack = 4 * float(np.sqrt(np.finfo(dtype).eps)) * norm  # a Python float: pytest.approx takes no numpy scalar
     assert np.all(np.diff(h) <= slack), h
 
     WH = (res.W.astype(np.float64) / np.sqrt(scale)) @ (res.H.astype(np.float64) / np.sqrt(scale))
