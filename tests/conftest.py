@@ -4,11 +4,19 @@ Everything here is a fixture (no autouse, no side effects), so test files that d
 for these names are untouched by them.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastnmf._datasets import low_rank
+if importlib.util.find_spec("fastnmf") is None:  # before any test module fails on its import
+    raise pytest.UsageError(
+        "fastnmf is not installed in this environment: run `python -m pip install .` "
+        "first (README.md, 'Install and run'); the tests run against the installed package"
+    )
+
+from fastnmf._datasets import low_rank  # noqa: E402
 
 SOLVERS = ("cd", "als", "mu", "bpp")
 DTYPES = (np.float32, np.float64)
