@@ -372,3 +372,97 @@ def test_als_transform_stops_early():
                 max_iter=5000).fit(A)
     assert model.n_iter_ < 100
     model.transform(A)  # a ConvergenceWarning is an error here
+
+
+# -- scikit-learn's cd iterates on both sides of every size threshold -----------------
+#
+# Each case sits just below or just above a size at which the kernels switch code path:
+# the tiny Gram (k²p <= 2048 multiply-adds and p <= 128 columns: small_gram, else syrk),
+# the other-order copy of a dense X (n·m·k <= 32768), threaded products and sweeps (n·m·k
+# or k²p >= 1048576 multiply-adds), the large Gram summed from 4 pieces (k²p >= 1048576
+# and p >= 256) and the sweep's tiles (32 float64 / 64 float32 columns) and blocks.
+THRESHOLD_CASES = {
+    "tiny-gram-both": (60, 81, 5),        # k²p = 1500 and 2025: both Grams small_gram
+    "tiny-gram-over": (60, 82, 5),        # H's Gram k²p = 2050: syrk
+    "tiny-gram-cols": (128, 129, 2),      # p = 128 small_gram, p = 129 syrk
+    "other-order-at": (64, 128, 4),       # n·m·k = 32768: copy kept
+    "other-order-over": (64, 129, 4),     # 33024: no copy
+    "threads-under": (512, 511, 4),       # n·m·k = 1046528: one thread
+    "threads-at": (512, 512, 4),          # 1048576: threaded products
+    "gram-pieces-under": (1023, 40, 32),  # W's Gram k²p = 1047552: one syrk
+    "gram-pieces-at": (1024, 40, 32),     # 1048576: 4 pieces, threaded sweep
+    "tiles": (97, 65, 3),                 # a tile and a remainder either dtype
+}
+
+
+def _threshold_problem(n, m, k, dtype, layout, seed=0):
+    rng = np.random.RandomState(seed)
+    X = np.abs(rng.randn(n, m))
+    if layout == "csr":
+        X[X < 0.5] = 0
+    X = X.astype(dtype)
+    avg = np.sqrt(X.mean() / k)
+    H0 = np.abs(avg * rng.randn(k, m)).astype(dtype)
+    W0 = np.abs(avg * rng.randn(n, k)).astype(dtype)
+    Xin = {"C": X, "F": np.asfortranarray(X), "csr": sp.csr_matrix(X)}[layout]
+    return Xin, W0, H0
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", list(THRESHOLD_CASES))
+def test_cd_iterates_as_sklearn_across_thresholds(case, dtype, layout):
+    """W and H after 10 cd iterations from one custom start, tol=0, against scikit-learn's
+    non_negative_factorization. Both sides sum the same products in the same order per
+    entry, except that the products with X are separate BLAS calls of other shapes (whose
+    kernels may order a sum differently) and a large Gram is summed from 4 pieces: so the
+    factors agree to rounding, relative to the largest entry, 1e-12 in float64 and 1e-5 in
+    float32 (seen: up to 3e-15 and 2e-6); a Gram of another rounding would still pass
+    this in most cases, the bit-equal Grams are checked in test_factor_gram_as_numpy."""
+    from sklearn.decomposition import non_negative_factorization
+
+    n, m, k = THRESHOLD_CASES[case]
+    X, W0, H0 = _threshold_problem(n, m, k, dtype, layout)
+    Ws, Hs, n_iter = non_negative_factorization(
+        X, W0.copy(), H0.copy(), k, init="custom", solver="cd", tol=0, max_iter=10)
+    res = fastnmf.nmf(X, k, init="custom", W=W0, H=H0, solver="cd", tol=0, max_iter=10)
+    assert n_iter == res.n_iter == 10
+    assert res.W.dtype == Ws.dtype == dtype
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.max(np.abs(res.W - Ws)) <= rtol * np.max(Ws)
+    assert np.max(np.abs(res.H - Hs)) <= rtol * np.max(Hs)
+
+
+def _openblas_fma_numpy():
+    """Whether NumPy's BLAS is OpenBLAS on a kernel with fused multiply-adds (Haswell and
+    later, Zen): then a Gram's entries are chains of FMAs within a block of 128 columns."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    numpy_blas = [lib for lib in threadpoolctl.threadpool_info()
+                  if "numpy" in lib.get("filepath", "")]
+    return bool(numpy_blas) and numpy_blas[0].get("internal_api") == "openblas" and (
+        (numpy_blas[0].get("architecture") or "").lower()
+        in {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("k, p", [(1, 100), (2, 128), (2, 129), (3, 227), (3, 228),
+                                  (5, 30), (5, 81), (5, 82), (8, 32), (8, 33), (11, 16),
+                                  (20, 200), (32, 1024)])
+def test_factor_gram_as_numpy(k, p, dtype):
+    """The Gram the solvers form (small_gram up to k²p = 2048 and 128 columns, syrk
+    above, 4 pieces from k²p = 1048576) against NumPy's Fᵀ F (scikit-learn's HHᵀ, a syrk):
+    bit-equal where NumPy's OpenBLAS uses FMA kernels and one call sums the entry (k >= 2,
+    k <= 11 for small_gram: OpenBLAS' edge kernels for larger k order some entries
+    otherwise; not the 4 pieces), else within p·ε relative (ε of the dtype)."""
+    from fastnmf._kernels._common import factor_gram_hook
+
+    rng = np.random.default_rng(k * 1000 + p)
+    F = np.abs(rng.standard_normal((k, p))).astype(dtype)
+    Ft = np.ascontiguousarray(F.T)
+    expected = np.dot(Ft.T, Ft)
+    got = factor_gram_hook(F)
+    np.testing.assert_array_equal(got, got.T)
+    if k >= 2 and k * k * p < 1048576 and _openblas_fma_numpy():
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=p * np.finfo(dtype).eps)

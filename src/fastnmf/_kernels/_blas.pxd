@@ -28,8 +28,10 @@ cdef inline void syrk(bint outer, int k, int p, const floating* F, int ldf,
     """For row-major F (k×p): C = F Fᵀ (k×k) if ``outer``, else C = Fᵀ F (p×p); row-major,
     both triangles filled."""
     # Column-major F is Fᵀ (p×k) =: Fc; F Fᵀ = Fcᵀ Fc (trans 'T'), Fᵀ F = Fc Fcᵀ (trans 'N').
-    # syrk fills the column-major upper triangle, the row-major lower one; copy it up.
-    cdef char uplo = 85  # 'U'
+    # syrk fills the column-major lower triangle, the row-major upper one, as NumPy's
+    # Fᵀ F does (scikit-learn's Grams: OpenBLAS rounds the two triangles differently);
+    # copy it down.
+    cdef char uplo = 76  # 'L'
     cdef char tr = 84 if outer else 78
     cdef int size = k if outer else p, depth = p if outer else k
     cdef floating one = 1.0, zero = 0.0
@@ -40,7 +42,7 @@ cdef inline void syrk(bint outer, int k, int p, const floating* F, int ldf,
         blas.ssyrk(&uplo, &tr, &size, &depth, &one, <float*> F, &ldf, &zero, C, &size)
     for i in range(size):
         for j in range(i + 1, size):
-            C[i * size + j] = C[j * size + i]
+            C[j * size + i] = C[i * size + j]
 
 
 cdef inline void gram(int k, int p, const floating* F, int ldf, floating* C) noexcept nogil:
