@@ -7,8 +7,6 @@ same int ``random_state`` gives scikit-learn's random start.
 import threading
 
 import numpy as np
-import scipy.linalg
-import scipy.linalg.blas
 import scipy.sparse as sp
 
 from ._kernels._common import left_product
@@ -125,10 +123,11 @@ def randomized_svd(X, k, rng, n_threads=1):
     and U = Q Ũ. The subspace span(M (MᵀM)^q Ω) is scikit-learn's, so the triplets, and
     the start made from them, are scikit-learn's up to rounding, whatever X's storage.
 
-    The powers run on the s × s Gram matrix MᵀM when s <= 2·q·ell (its n·m·s product costs
-    less than the 2q passes over X it saves), else as passes over X (``_times``: the
-    solvers' threaded products for a dense X, BLAS held to one thread by the caller;
-    scipy.sparse for a sparse X). Both give the same subspace; only the rounding differs.
+    The products with X are the solvers' threaded ones for a dense X (``_times``; BLAS held
+    to one thread by the caller), scipy.sparse's for a sparse X; the small LU, QR and SVD
+    steps are compiled (_kernels/_nndsvd.pyx). Powering the Gram matrix MᵀM instead would
+    save passes for a small s, but a Gram product by gemm rounds differently on a worker
+    thread than on the main one (measured: 1e-12), and concurrent calls must equal serial ones.
     """
     n, m = X.shape
     s = min(n, m)
@@ -137,28 +136,15 @@ def randomized_svd(X, k, rng, n_threads=1):
     wide = n < m  # M = Xᵀ: products with M are products with X from the other side
     # Bases are kept as rows (ell × dimension), the layout the kernels' products take.
     Y = np.ascontiguousarray(rng.get().normal(size=(s, ell)).astype(X.dtype, copy=False).T)
-    if s <= 2 * q * ell:
-        C = _gram(X, wide)  # MᵀM, s × s
-        for _ in range(q):
-            Y = _k_lu_basis(_matmul(C, Y.T).T)  # (MᵀM Y)ᵀ, C-ordered
-    else:
-        for _ in range(q):
-            Y = _k_lu_basis(_times(X, Y, wide, n_threads))  # (M Y)ᵀ
-            Y = _k_lu_basis(_times(X, Y, not wide, n_threads))  # (Mᵀ Z)ᵀ
+    for _ in range(q):
+        Y = _k_lu_basis(_times(X, Y, wide, n_threads))  # (M Y)ᵀ
+        Y = _k_lu_basis(_times(X, Y, not wide, n_threads))  # (Mᵀ Z)ᵀ
     Qt = _k_orthonormal_rows(_times(X, Y, wide, n_threads))  # ell × p, p = max(n, m)
     B = _times(X, Qt, not wide, n_threads)  # QᵀM, ell × s
     Ub, sigma, Vbt = _k_svd_rows(B)
-    UQt = _matmul(Ub[:, :k].T, Qt)  # (Q Ub)ᵀ, k × p: M's left vectors
+    UQt = left_product(Qt, np.ascontiguousarray(Ub[:, :k].T), True)  # (Q Ub)ᵀ, k × p: M's left vectors
     Vt = Vbt[:k]  # k × s: M's right vectors
     return (Vt, sigma[:k], UQt) if wide else (UQt, sigma[:k], Vt)
-
-
-def _gram(X, wide):
-    """X Xᵀ (``wide``) or Xᵀ X: the Gram matrix of X's smaller side, dense."""
-    if sp.issparse(X):
-        C = X @ X.T if wide else X.T @ X
-        return np.ascontiguousarray(C.toarray(), dtype=X.dtype)
-    return np.ascontiguousarray(_matmul(X, X.T) if wide else _matmul(X.T, X))
 
 
 def _times(X, F, transpose, n_threads):
@@ -167,15 +153,6 @@ def _times(X, F, transpose, n_threads):
     if sp.issparse(X):
         return np.ascontiguousarray((X.T @ F.T).T if transpose else (X @ F.T).T)
     return left_product(X, F, transpose, n_threads)
-
-
-def _matmul(A, B):
-    """A @ B through scipy's BLAS, the library the kernels use (numpy and scipy wheels
-    bundle separate OpenBLAS builds; alternating them leaves one's threads spinning)."""
-    gemm = scipy.linalg.blas.get_blas_funcs("gemm", (A, B))
-    a, trans_a = (A, 0) if A.flags.f_contiguous else (A.T, 1)
-    b, trans_b = (B, 0) if B.flags.f_contiguous else (B.T, 1)
-    return gemm(1.0, a, b, trans_a=trans_a, trans_b=trans_b)
 
 
 def _nndsvd(X, k, variant, rng, dtype, n_threads=1):
