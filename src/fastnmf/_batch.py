@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._api import NMF_DEFAULTS, _sparse_operands, make_result
-from ._init import LazyRNG, initialize, nndsvd_fill_in_kernel
+from ._init import LazyRNG, initialize
 from ._kernels._batch import STATUS_INIT_FAILED, solve_many
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
@@ -163,16 +163,11 @@ def _run_group(probs, indices, n_threads, monitor, results):
         prob = probs[i].scaled(e) if e else probs[i]
         exponents.append(e)
         rng = LazyRNG(prob.random_state)
-        fill = nndsvd_fill_in_kernel(prob)
-        if fill is None:
-            W, H = initialize(prob, rng)
-            Wt = np.ascontiguousarray(W.T)
-        else:  # NNDSVD runs in the kernel's parallel loop
-            Wt = np.empty((prob.k, prob.n), dtype=prob.dtype)
-            H = np.empty((prob.k, prob.m), dtype=prob.dtype)
+        W, H = initialize(prob, rng)  # scikit-learn's NNDSVD draws: see _init.randomized_svd
+        Wt = np.ascontiguousarray(W.T)
         seeds.append(rng.uint63() if prob.shuffle and prob.solver != "mu" else 0)
-        fills.append(-1.0 if fill is None else fill)
-        in_kernel.append(fill is not None)
+        fills.append(-1.0)
+        in_kernel.append(False)
         Wts.append(Wt)
         Hs.append(H)
         X = prob.X

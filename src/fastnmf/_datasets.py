@@ -1,13 +1,26 @@
-"""Generated data sets for the demo, the tests, the benchmarks and the command line.
+"""Data sets for the demo, the tests, the benchmarks, the examples and the command line.
 
-Nothing here reads a file: every data set is made in code from a seed.
+The generated ones (``low_rank``, ``swimmer``) are made in code from a seed. The real ones
+(``real_matrix``) need nothing downloaded: scikit-learn's bundled digits and sample images,
+and the docstrings of the running Python's standard library (``stdlib_docstrings``) as a
+TF-IDF or count matrix; they import scikit-learn when called (the package does not need it).
 """
 
+import contextlib
+import importlib
+import inspect
+import io
 import itertools
+import os
+import pkgutil
+import sys
+import sysconfig
+import warnings
 
 import numpy as np
 
-__all__ = ["low_rank", "swimmer", "swimmer_parts", "swimmer_weights", "ascii_image"]
+__all__ = ["low_rank", "swimmer", "swimmer_parts", "swimmer_weights", "ascii_image",
+           "stdlib_docstrings", "docstring_matrix", "real_matrix", "REAL_MATRICES"]
 
 
 def low_rank(n, m, k, *, noise=0.05, density=None, dtype=np.float64, seed=0):
@@ -182,3 +195,154 @@ def ascii_image(vec, shape=(32, 32), *, pool=(2, 1), ramp=_RAMP, vmax=None):
         scaled = np.clip(pooled / top, 0.0, 1.0)
         levels = np.rint(scaled * (len(ramp) - 1)).astype(int)
     return "\n".join("".join(ramp[v] for v in row) for row in levels)
+
+
+# --- real data: the standard library's docstrings ----------------------------------------
+
+# Modules never imported: side effects on import (printing the Zen of Python, opening a
+# web browser, writing grammar caches, setting up the terminal's readline), GUIs, test suites, the
+# deprecated distutils/lib2to3 (which setuptools and others patch), generated data, the
+# C-API demo modules, and the codec tables (hundreds of near-identical docstrings).
+SKIP = frozenset({
+    "this", "antigravity", "idlelib", "tkinter", "turtle", "turtledemo", "test", "tests",
+    "lib2to3", "distutils", "ensurepip", "pydoc_data", "readline", "rlcompleter", "site",
+    "sitecustomize", "usercustomize", "xxlimited", "xxlimited_35", "xxsubtype",
+    "encodings",
+})
+MIN_CHARS, MIN_WORDS = 80, 10  # shorter docstrings say too little to have a topic
+MAX_CHARS = 3000  # the few longer ones (whole module manuals) are cut to this
+
+
+def _skipped(name):
+    """Whether the module ``name`` (dotted) or any package above it is skipped."""
+    return any(
+        part.startswith(("_", "test_")) or part.endswith("_test") or part in SKIP
+        for part in name.split(".")
+    )
+
+
+def _import_quietly(name):
+    """The module ``name``, or None when importing it fails in any way; nothing it prints
+    or warns reaches the terminal."""
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        try:
+            return importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - ImportError, OSError, SystemExit, ...
+            return None
+
+
+def stdlib_modules():
+    """The standard library's public modules and subpackages, imported, by name (sorted)."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    top = {m.name for m in pkgutil.iter_modules([stdlib, os.path.join(stdlib, "lib-dynload")])}
+    top |= set(sys.builtin_module_names)
+    pending = sorted(n for n in top if not _skipped(n))
+    modules = {}
+    while pending:
+        name = pending.pop(0)
+        module = _import_quietly(name)
+        if module is None:  # e.g. Windows-only modules, optional C extensions
+            continue
+        modules[name] = module
+        if hasattr(module, "__path__"):  # a package: its submodules too
+            subs = sorted(f"{name}.{m.name}" for m in pkgutil.iter_modules(module.__path__))
+            pending.extend(s for s in subs if not _skipped(s))
+    return dict(sorted(modules.items()))
+
+
+def _own_docstrings(module):
+    """(where, docstring) of ``module`` and of its own public classes, their methods and
+    properties, and its functions (not the ones it imports from elsewhere)."""
+    yield module.__name__, module.__doc__
+    for name, obj in sorted(vars(module).items()):
+        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        where = f"{module.__name__}.{name}"
+        if inspect.isclass(obj):
+            yield where, obj.__doc__
+            for attr_name, attr in sorted(vars(obj).items()):
+                if not attr_name.startswith("_") and (
+                        inspect.isroutine(attr) or inspect.isdatadescriptor(attr)
+                        or isinstance(attr, (staticmethod, classmethod))):
+                    yield f"{where}.{attr_name}", getattr(attr, "__doc__", None)
+        elif inspect.isroutine(obj):
+            yield where, obj.__doc__
+
+
+def stdlib_docstrings(max_docs=None, seed=0):
+    """The standard library's docstrings: a list of (where, text), distinct texts of at
+    least MIN_CHARS characters and MIN_WORDS words (cut to MAX_CHARS), in module order; at
+    most ``max_docs`` of them (a seeded random subset, kept in order)."""
+    write_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # never write __pycache__ into the installation
+    try:
+        docs = {}
+        with warnings.catch_warnings():  # deprecated modules warn on import and on access
+            warnings.simplefilter("ignore")
+            for module in stdlib_modules().values():
+                try:
+                    for where, text in _own_docstrings(module):
+                        if not isinstance(text, str):
+                            continue
+                        text = inspect.cleandoc(text)
+                        if len(text) >= MIN_CHARS and len(text.split()) >= MIN_WORDS:
+                            docs.setdefault(text[:MAX_CHARS], where)
+                except Exception:  # noqa: BLE001, S112 - a misbehaving attribute
+                    continue
+    finally:
+        sys.dont_write_bytecode = write_bytecode
+    items = [(where, text) for text, where in docs.items()]
+    if max_docs is not None and len(items) > max_docs:
+        keep = np.sort(np.random.default_rng(seed).choice(len(items), max_docs, replace=False))
+        items = [items[i] for i in keep]
+    return items
+
+
+def docstring_matrix(docs, kind="tfidf", min_df=5):
+    """Documents (a list of (where, text)) as a sparse CSR (documents × words) float64
+    matrix: ``kind`` 'tfidf' (scikit-learn's TfidfVectorizer, sublinear tf) or 'counts'
+    (CountVectorizer). Words of 3+ letters, English stop words left out, in at least
+    ``min_df`` documents and at most half of them, the 5000 most frequent. Returns the
+    matrix and the words (one per column)."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    if kind not in ("tfidf", "counts"):
+        raise ValueError(f"kind must be 'tfidf' or 'counts'; got {kind!r}.")
+    options = dict(
+        stop_words="english",
+        token_pattern=r"(?u)\b[a-zA-Z]{3,}\b",  # words of 3+ letters: no numbers or 'x1'
+        min_df=min_df,
+        max_df=0.5,
+        max_features=5000,
+    )
+    vectorizer = (TfidfVectorizer(sublinear_tf=True, **options) if kind == "tfidf"
+                  else CountVectorizer(**options))
+    X = vectorizer.fit_transform(text for _, text in docs).tocsr().astype(np.float64)
+    return X, vectorizer.get_feature_names_out()
+
+
+# The real matrices of ``real_matrix``, by name.
+REAL_MATRICES = ("digits", "image", "tfidf", "counts")
+
+
+def real_matrix(name):
+    """A real non-negative data matrix, nothing downloaded (needs scikit-learn).
+
+    'digits': scikit-learn's ``load_digits().data`` (1797 × 64, dense). 'image': the first
+    of ``load_sample_images()`` (a photograph, 427 × 640) in grey, the mean of its three
+    channels (dense, values 0..255). 'tfidf' and 'counts': :func:`stdlib_docstrings` as
+    :func:`docstring_matrix` (sparse CSR, about 2800 docstrings × 1900 words; the exact
+    size depends on the Python version).
+    """
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        return np.ascontiguousarray(load_digits().data)
+    if name == "image":
+        from sklearn.datasets import load_sample_images
+
+        return load_sample_images().images[0].astype(np.float64).mean(axis=2)
+    if name in ("tfidf", "counts"):
+        return docstring_matrix(stdlib_docstrings(), kind=name)[0]
+    raise ValueError(f"name must be one of {REAL_MATRICES}; got {name!r}.")

@@ -4,35 +4,66 @@ Formulas: NMF-MATH.md, "Initialization"; the draws follow scikit-learn's so that
 same int ``random_state`` gives scikit-learn's random start.
 """
 
+import threading
+
 import numpy as np
-import scipy.linalg
-import scipy.linalg.blas
 import scipy.sparse as sp
 
 from ._kernels._common import left_product
-from ._kernels._nndsvd import nndsvd as _k_nndsvd, split as _k_split
+from ._kernels._nndsvd import (lu_basis as _k_lu_basis, orthonormal_rows as _k_orthonormal_rows,
+                               split as _k_split, svd_rows as _k_svd_rows)
 from ._threads import single_threaded_blas
 
-__all__ = ["initialize", "LazyRNG", "randomized_svd", "nndsvd_fill_in_kernel"]
+__all__ = ["initialize", "LazyRNG", "randomized_svd"]
 
-# A dense X whose smaller side is at most this factor × (k + 10) gets its singular triplets
-# from the eigenpairs of its smaller Gram matrix, else from the randomized range finder.
-_GRAM_SIDE_FACTOR = 10
+# scikit-learn's randomized SVD takes k + this many random directions.
+_OVERSAMPLES = 10
 
 
 class LazyRNG:
-    """``random_state`` made into a generator on first use (an int seeds a RandomState)."""
+    """``random_state`` made into a generator on first use: an int seeds a RandomState
+    (scikit-learn's draws), None gives a fresh ``default_rng()``, a Generator or RandomState
+    is used as given.
 
-    __slots__ = ("_seed", "_rng")
+    An int seed reseeds this thread's spare RandomState, when no other LazyRNG holds it
+    (seeding one takes about 1 µs, building one about 80: a tiny problem's whole start),
+    and hands it back when this LazyRNG is dropped.
+    """
+
+    __slots__ = ("_seed", "_rng", "_spare")
 
     def __init__(self, random_state):
         self._seed = random_state
         self._rng = random_state if not (random_state is None or isinstance(random_state, int)) else None
+        self._spare = False
 
     def get(self):
         if self._rng is None:
-            self._rng = np.random.RandomState(self._seed)
+            if self._seed is None:
+                self._rng = np.random.default_rng()
+            else:
+                rng = getattr(_SPARE, "rng", _NOT_YET)
+                if rng is None:  # another LazyRNG of this thread holds the spare
+                    self._rng = np.random.RandomState(self._seed)
+                else:
+                    _SPARE.rng = None
+                    if rng is _NOT_YET:
+                        rng = np.random.RandomState(self._seed)
+                    else:
+                        rng.seed(self._seed)  # the same stream as RandomState(seed)
+                    self._rng, self._spare = rng, True
         return self._rng
+
+    def restarted(self):
+        """The generator as scikit-learn's ``check_random_state`` gives it a second time:
+        an int seed starts its stream again (a new LazyRNG), anything else goes on."""
+        return LazyRNG(self._seed) if isinstance(self._seed, int) else self
+
+    def for_svd(self):
+        """The generator of NNDSVD's randomized SVD: this one, or with None a RandomState
+        seeded 0, so that a default call (``random_state=None``) stays deterministic
+        (scikit-learn's draws there from NumPy's global RandomState)."""
+        return LazyRNG(0) if self._seed is None and self._rng is None else self
 
     def uint63(self):
         """One integer seed in [0, 2**63) drawn from the generator."""
@@ -40,6 +71,14 @@ class LazyRNG:
         if isinstance(rng, np.random.Generator):
             return int(rng.integers(0, 2**63, dtype=np.int64))
         return int(rng.randint(0, 2**63, dtype=np.int64))
+
+    def __del__(self):
+        if self._spare:
+            _SPARE.rng = self._rng
+
+
+_SPARE = threading.local()  # .rng: this thread's spare RandomState, or None while in use
+_NOT_YET = object()  # no spare made on this thread yet
 
 
 def _mean(X):
@@ -72,30 +111,40 @@ def initialize(prob, rng):
     return _nndsvd(X, k, prob.init, rng, dtype, prob.n_threads)
 
 
-def randomized_svd(X, k, rng, n_oversamples=10, n_threads=1):
-    """Leading k singular triplets of X from three passes over X, each a product with
-    ell = k + 10 columns (about 1.8 solver iterations' worth).
+def randomized_svd(X, k, rng, n_threads=1):
+    """Leading k singular triplets of X as (Uᵀ (k×n), σ (k), Vᵀ (k×m)), by scikit-learn's
+    randomized SVD: ``sklearn.utils.extmath.randomized_svd(X, k, random_state=...)`` with
+    its defaults (Halko, Martinsson & Tropp 2011, algorithm 4.4 with subspace iteration).
 
-    A randomized range finder with one power iteration (Halko, Martinsson & Tropp 2011,
-    algorithm 4.4), stopped half-way: Q spans X Ω, Z spans Xᵀ Q (the rows' range, weighted
-    by σ² as X Xᵀ-power iteration would), and X ≈ (X Z) Zᵀ, whose SVD is that of the n × ell
-    matrix X Z. The usual fourth pass (Qᵀ X after orthonormalizing X Z) is left out.
-    Measured on 8000 x 4000, k = 50 (NNDSVDa start): 187 ms against 256 ms for four passes
-    and 903 ms for seven power iterations (scikit-learn's), with the error after 100 cd
-    iterations 0.0232690, 0.0232922 and 0.0232839; two passes (no power iteration) ended
-    1.4 % higher.
+    With M = X, or Xᵀ when X is wide (s = min(n, m) columns), and ell = k + 10: Ω is an
+    s × ell standard normal draw (``rng.normal``, in X's dtype: the same draw as
+    scikit-learn's for the same seed); q = 7 power iterations when k < s / 10, else 4, each
+    followed by an LU normalization; then Q = orth(M Y), the SVD of the ell × s matrix QᵀM,
+    and U = Q Ũ. The subspace span(M (MᵀM)^q Ω) is scikit-learn's, so the triplets, and
+    the start made from them, are scikit-learn's up to rounding, whatever X's storage.
 
-    A dense X goes through the solvers' own threaded products (BLAS held to one thread:
-    the caller's ``single_threaded_blas``); a sparse X through scipy.sparse.
+    The products with X are the solvers' threaded ones for a dense X (``_times``; BLAS held
+    to one thread by the caller), scipy.sparse's for a sparse X; the small LU, QR and SVD
+    steps are compiled (_kernels/_nndsvd.pyx). Powering the Gram matrix MᵀM instead would
+    save passes for a small s, but a Gram product by gemm rounds differently on a worker
+    thread than on the main one (measured: 1e-12), and concurrent calls must equal serial ones.
     """
     n, m = X.shape
-    ell = min(k + n_oversamples, n, m)
-    Omega = rng.get().standard_normal(size=(ell, m)).astype(X.dtype, copy=False)
-    Q = _orthonormal(_times(X, Omega, False, n_threads))  # n × ell, the range of X Ωᵀ
-    Z = _orthonormal(_times(X, Q.T, True, n_threads))  # m × ell, the range of Xᵀ Q
-    Y = _times(X, Z.T, False, n_threads)  # ell × n = (X Z)ᵀ
-    Vy, s, Ut = scipy.linalg.svd(Y, full_matrices=False, check_finite=False)  # Y = Vy S Ut
-    return Ut[:k].T, s[:k], _matmul(Z, Vy[:, :k]).T  # X Z = Ut.T S Vyᵀ: V = Z Vy
+    s = min(n, m)
+    ell = k + _OVERSAMPLES
+    q = 7 if k < 0.1 * s else 4
+    wide = n < m  # M = Xᵀ: products with M are products with X from the other side
+    # Bases are kept as rows (ell × dimension), the layout the kernels' products take.
+    Y = np.ascontiguousarray(rng.get().normal(size=(s, ell)).astype(X.dtype, copy=False).T)
+    for _ in range(q):
+        Y = _k_lu_basis(_times(X, Y, wide, n_threads))  # (M Y)ᵀ
+        Y = _k_lu_basis(_times(X, Y, not wide, n_threads))  # (Mᵀ Z)ᵀ
+    Qt = _k_orthonormal_rows(_times(X, Y, wide, n_threads))  # ell × p, p = max(n, m)
+    B = _times(X, Qt, not wide, n_threads)  # QᵀM, ell × s
+    Ub, sigma, Vbt = _k_svd_rows(B)
+    UQt = left_product(Qt, np.ascontiguousarray(Ub[:, :k].T), True)  # (Q Ub)ᵀ, k × p: M's left vectors
+    Vt = Vbt[:k]  # k × s: M's right vectors
+    return (Vt, sigma[:k], UQt) if wide else (UQt, sigma[:k], Vt)
 
 
 def _times(X, F, transpose, n_threads):
@@ -106,54 +155,22 @@ def _times(X, F, transpose, n_threads):
     return left_product(X, F, transpose, n_threads)
 
 
-def _orthonormal(Y):
-    """An orthonormal basis (p × ell, Fortran order) of the rows of Y (ell × p)."""
-    return scipy.linalg.qr(Y.T, mode="economic", check_finite=False, overwrite_a=True)[0]
-
-
-def _matmul(A, B):
-    """A @ B through scipy's BLAS, the library the kernels use (numpy and scipy wheels
-    bundle separate OpenBLAS builds; alternating them leaves one's threads spinning)."""
-    gemm = scipy.linalg.blas.get_blas_funcs("gemm", (A, B))
-    a, trans_a = (A, 0) if A.flags.f_contiguous else (A.T, 1)
-    b, trans_b = (B, 0) if B.flags.f_contiguous else (B.T, 1)
-    return gemm(1.0, a, b, trans_a=trans_a, trans_b=trans_b)
-
-
-def nndsvd_fill_in_kernel(prob):
-    """NNDSVD's fill value (-1 for none) when ``prob``'s start is the compiled Gram-path
-    NNDSVD, which a batch runs inside its parallel loop; else None."""
-    X, k = prob.X, prob.k
-    if (prob.update_H and prob.init in ("nndsvd", "nndsvda") and not sp.issparse(X)
-            and min(X.shape) <= _GRAM_SIDE_FACTOR * (k + 10)):
-        return float(_mean(X)) if prob.init == "nndsvda" else -1.0
-    return None
-
-
 def _nndsvd(X, k, variant, rng, dtype, n_threads=1):
     """NNDSVD (Boutsidis & Gallopoulos 2008) and its a/ar variants, as factors (W, H).
 
-    The singular triplets come from the compiled Gram eigen-decomposition when the smaller
-    side of a dense X is short (cost n·m·min(n, m)), else from the randomized range finder
-    (cost about (2·n_iter + 2)·n·m·(k + 10)); the split into non-negative parts is the
-    compiled ``split`` either way.
+    The singular triplets come from ``randomized_svd`` (scikit-learn's, for any storage of
+    X), the split into non-negative parts from the compiled ``split``.
     """
-    n, m = X.shape
     fill = float(_mean(X)) if variant == "nndsvda" else -1.0
-    Wt = np.empty((k, n), dtype=dtype)
-    H = np.empty((k, m), dtype=dtype)
-    if not sp.issparse(X) and min(n, m) <= _GRAM_SIDE_FACTOR * (k + 10):
-        _k_nndsvd(X, k, fill, Wt, H)
-    else:
-        with single_threaded_blas:
-            U, s, Vt = randomized_svd(X, k, rng, n_threads=n_threads)
-        Wt[...] = U.T
-        H[...] = Vt
-        _k_split(Wt, np.asarray(s, dtype=dtype), H, fill)
+    with single_threaded_blas:
+        Wt, s, H = randomized_svd(X, k, rng.for_svd(), n_threads=n_threads)
+    Wt = np.ascontiguousarray(Wt, dtype=dtype)
+    H = np.ascontiguousarray(H, dtype=dtype)
+    _k_split(Wt, np.asarray(s, dtype=dtype), H, fill)
     W = Wt.T  # a view; the compiled solvers take Wt back without a copy
     if variant == "nndsvdar":
         avg = _mean(X)
-        gen = rng.get()
+        gen = rng.restarted().get()  # as scikit-learn, which seeds a second generator
         W[W == 0] = abs(avg * gen.standard_normal(size=int((W == 0).sum())) / 100)
         H[H == 0] = abs(avg * gen.standard_normal(size=int((H == 0).sum())) / 100)
     return W, H

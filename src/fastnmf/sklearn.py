@@ -12,6 +12,7 @@ This module imports scikit-learn (>= 1.6); the core package never imports it.
 """
 
 import warnings
+from math import sqrt
 
 import numpy as np
 import sklearn
@@ -23,8 +24,9 @@ from sklearn.base import (
 )
 from sklearn.decomposition import NMF as _SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_is_fitted, check_non_negative
 
 try:  # a function since scikit-learn 1.6, like the tags API used below
@@ -37,6 +39,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
 from ._api import nmf
 
 __all__ = ["NMF"]
+
+# NNDSVD's factors below this are zeros (scikit-learn's eps).
+_NNDSVD_EPS = 1e-6
 
 _BETA_LOSS_FLOAT = {"frobenius": 2, "kullback-leibler": 1, "itakura-saito": 0}
 
@@ -62,6 +67,46 @@ def _check_init(A, shape, whom):
     if np.max(A) == 0:
         raise ValueError(f"Array passed to {whom} is full of zeros.")
     return A
+
+
+def _nndsvd_start(X, k, init, random_state):
+    """scikit-learn's NNDSVD start of its NMF (``init`` 'nndsvd', 'nndsvda' or 'nndsvdar'),
+    to the bit: the singular triplets from scikit-learn's ``randomized_svd`` with its
+    defaults (k + 10 columns, 7 power iterations when k < min(n, m) / 10, else 4, LU
+    normalized; so the same draws from ``random_state``), then the split into non-negative
+    parts with the same NumPy operations in the same order (fastnmf's compiled split rounds
+    differently: it scales by λ/‖u₊‖ once rather than dividing then multiplying, and adds its
+    norms in another order). Returns (W, H) in X's dtype.
+    """
+    U, S, V = randomized_svd(X, k, random_state=random_state)
+    W = np.zeros_like(U)
+    H = np.zeros_like(V)
+    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])  # the leading pair is non-negative up to sign
+    H[0, :] = np.sqrt(S[0]) * np.abs(V[0, :])
+    for j in range(1, k):
+        x, y = U[:, j], V[j, :]
+        parts = []
+        for a, b in ((np.maximum(x, 0), np.maximum(y, 0)),
+                     (np.abs(np.minimum(x, 0)), np.abs(np.minimum(y, 0)))):
+            norm_a, norm_b = sqrt(np.dot(a, a)), sqrt(np.dot(b, b))
+            parts.append((a, b, norm_a, norm_b, norm_a * norm_b))
+        a, b, norm_a, norm_b, sigma = parts[0] if parts[0][4] > parts[1][4] else parts[1]
+        if sigma > 0:  # else both parts vanish: the component stays zero
+            lbd = np.sqrt(S[j] * sigma)
+            W[:, j] = lbd * (a / norm_a)
+            H[j, :] = lbd * (b / norm_b)
+    W[W < _NNDSVD_EPS] = 0
+    H[H < _NNDSVD_EPS] = 0
+    if init == "nndsvda":
+        avg = X.mean()
+        W[W == 0] = avg
+        H[H == 0] = avg
+    elif init == "nndsvdar":
+        rng = check_random_state(random_state)
+        avg = X.mean()
+        W[W == 0] = abs(avg * rng.standard_normal(size=len(W[W == 0])) / 100)
+        H[H == 0] = abs(avg * rng.standard_normal(size=len(H[H == 0])) / 100)
+    return W, H
 
 
 class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -319,13 +364,18 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     f"init = '{self.init}' can only be used when "
                     "n_components <= min(n_samples, n_features)"
                 )
+            init = self.init
+            if init is None:
+                init = "nndsvda" if k <= min(n_samples, n_features) else "random"
+            if init != "random":  # scikit-learn's own NNDSVD start, handed over as custom
+                W, H = _nndsvd_start(X, k, init, self.random_state)
         # else (transform): H = components_, W starts as scikit-learn's (inside nmf).
 
         res = nmf(
             X,
             k,
             solver=self.solver,
-            init=self.init if update_H else None,
+            init="custom" if W is not None else (self.init if update_H else None),
             W=W,
             H=H,
             update_H=update_H,
