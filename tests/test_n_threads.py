@@ -366,3 +366,50 @@ def test_openmp_loads_passive_and_the_environment_is_left_alone():
 def test_the_users_wait_policy_wins(env, spins):
     assert _spin_count(env) == (spins, repr(env.get("OMP_WAIT_POLICY")))
 
+
+# -- fastnmf.sklearn.NMF(n_threads=...) ------------------------------------------------------
+
+
+def test_sklearn_estimator_takes_n_threads(big):
+    sklearn = pytest.importorskip("sklearn")
+    from fastnmf.sklearn import NMF
+
+    model = NMF(K, max_iter=5, tol=0, random_state=0, n_threads=2)
+    assert model.get_params()["n_threads"] == 2
+    assert sklearn.base.clone(model).n_threads == 2
+    assert model.set_params(n_threads=1).n_threads == 1
+    one = model.fit_transform(big)
+    two = model.set_params(n_threads=2).fit_transform(big)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(
+        one, fastnmf.nmf(big, K, max_iter=5, tol=0, random_state=0, n_threads=2).W)
+
+
+def test_sklearn_estimator_passes_n_threads_on(monkeypatch):
+    pytest.importorskip("sklearn")
+    import fastnmf.sklearn as fsk
+
+    seen = []
+    real = fsk.nmf
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["n_threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fsk, "nmf", spy)
+    X = np.abs(np.random.default_rng(0).random((20, 10)))
+    model = fsk.NMF(3, max_iter=5, tol=0, n_threads=3).fit(X)
+    model.transform(X)
+    fsk.NMF(3, max_iter=5, tol=0).fit(X)
+    assert seen == [3, 3, None]
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "2"])
+def test_sklearn_estimator_rejects_bad_n_threads(value):
+    pytest.importorskip("sklearn")
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from fastnmf.sklearn import NMF
+
+    with pytest.raises(InvalidParameterError, match="'n_threads' parameter of NMF"):
+        NMF(2, n_threads=value).fit(np.ones((4, 3)))
