@@ -1,6 +1,10 @@
 """One call on several threads (``n_threads``): the same bits whatever the count, and BLAS
 held to one thread while the kernels run, restored afterwards."""
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -174,3 +178,238 @@ def test_forked_child_runs_after_threaded_parent(big):
     assert was_forked
     np.testing.assert_array_equal(W_single, parent.W)
     np.testing.assert_array_equal(W_batch, parent.W)
+
+
+# -- n_threads=None: what OpenMP may use here, as scikit-learn's OpenMP code decides ------
+
+from fastnmf import _threads  # noqa: E402
+
+# A call run in a fresh interpreter: prints its default thread count and the OS threads
+# the call added to the process (OpenMP keeps its team's other threads alive after it).
+_REPORT = """
+import os, sys, json
+import numpy as np
+import fastnmf
+from fastnmf._threads import default_threads
+from fastnmf._datasets import low_rank
+X = low_rank(600, 400, 8, noise=0.1, seed=0)
+before = len(os.listdir("/proc/self/task"))
+fastnmf.nmf(X, 20, max_iter=3, tol=0, random_state=0)
+added = len(os.listdir("/proc/self/task")) - before
+print(json.dumps({"default": default_threads(), "added": added}))
+"""
+
+needs_two_cpus = pytest.mark.skipif(
+    _threads.available_cpus() < 2 or not os.path.isdir("/proc/self/task"),
+    reason="needs 2 CPUs and /proc to see the threads a call uses")
+
+
+def _fresh(env_update, script=_REPORT):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                        "OMP_DISPLAY_ENV")}
+    env.update(env_update)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    return out
+
+
+def _report(env_update):
+    return json.loads(_fresh(env_update).stdout.strip().splitlines()[-1])
+
+
+@needs_two_cpus
+def test_default_uses_the_available_cpus_and_omp_num_threads():
+    """Without OMP_NUM_THREADS: every available CPU (the call's OpenMP team has that many
+    threads); OMP_NUM_THREADS=1 (what loky and Dask's nanny set in their workers): one
+    thread, no OpenMP team at all."""
+    free = _report({})
+    assert free["default"] == _threads.available_cpus()
+    assert free["added"] == free["default"] - 1
+    one = _report({"OMP_NUM_THREADS": "1"})
+    assert one == {"default": 1, "added": 0}
+
+
+def test_omp_num_threads_is_taken_as_it_is():
+    """The user's OMP_NUM_THREADS may ask for more threads than CPUs (as in scikit-learn)."""
+    want = _threads.available_cpus() + 1
+    assert _report({"OMP_NUM_THREADS": str(want)})["default"] == want
+
+
+def test_threadpoolctl_openmp_limit():
+    from threadpoolctl import threadpool_limits
+
+    before = _threads.default_threads()
+    with threadpool_limits(1, user_api="openmp"):
+        assert _threads.default_threads() == 1
+        assert fastnmf._validation.resolve_threads(-1, "n_threads") == 1
+    assert _threads.default_threads() == before
+
+
+@needs_two_cpus
+def test_affinity_mask():
+    mask = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(mask)})
+        assert _threads.default_threads() == 1
+    finally:
+        os.sched_setaffinity(0, mask)
+    assert _threads.default_threads() == min(len(mask), _threads.cpu_quota() or len(mask))
+
+
+def _tree(tmp_path, proc_line, files):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    proc = tmp_path / "cgroup"
+    proc.write_text(proc_line + "\n")
+    for name, text in files.items():
+        path = tmp_path / "fs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(tmp_path / "fs"), str(proc)
+
+
+def test_cgroup_v2_quota(tmp_path):
+    """The tightest cpu.max along the process's cgroup path, rounded up."""
+    root, proc = _tree(tmp_path, "0::/jobs/mine", {
+        "jobs/cpu.max": "150000 100000\n", "jobs/mine/cpu.max": "max 100000\n"})
+    assert _threads.cpu_quota(root, proc) == 2
+    root, proc = _tree(tmp_path / "b", "0::/", {"cpu.max": "50000 100000\n"})
+    assert _threads.cpu_quota(root, proc) == 1  # inside a container: its own cgroup at /
+    root, proc = _tree(tmp_path / "c", "0::/x", {"x/cpu.max": "max 100000\n"})
+    assert _threads.cpu_quota(root, proc) is None
+
+
+def test_cgroup_v1_quota(tmp_path):
+    root, proc = _tree(tmp_path, "4:cpu,cpuacct:/docker/abc", {
+        "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "300000\n",
+        "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+        "cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"})
+    assert _threads.cpu_quota(root, proc) == 3
+    root, proc = _tree(tmp_path / "b", "4:cpu,cpuacct:/docker/abc", {
+        "cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"})
+    assert _threads.cpu_quota(root, proc) == 1  # the container's cgroup mounted at the root
+
+
+def test_quota_caps_the_default(monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_quota", lambda: 1)
+    monkeypatch.setattr(_threads, "_omp_num_threads_at_load", None)
+    assert _threads.available_cpus() == 1
+    assert _threads.default_threads() == 1
+
+
+def test_omp_num_threads_set_after_load_changes_nothing(monkeypatch):
+    """OpenMP read OMP_NUM_THREADS when it loaded; Dask's nanny sets it in its parent's
+    os.environ afterwards (for the workers it spawns), which must not lift the cap."""
+    before = _threads.default_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    assert _threads.default_threads() == before
+
+
+def _worker_report():
+    """default_threads() in this worker, and the OS threads a threaded-size call adds."""
+    X = low_rank(600, 400, 8, noise=0.1, seed=0)
+    before = len(os.listdir("/proc/self/task"))
+    fastnmf.nmf(X, 20, max_iter=3, tol=0, random_state=0)
+    return (_threads.default_threads(), len(os.listdir("/proc/self/task")) - before,
+            os.environ.get("OMP_NUM_THREADS"))
+
+
+@needs_two_cpus
+def test_loky_workers_use_their_share():
+    """joblib's loky workers run with OMP_NUM_THREADS = CPUs // n_jobs: one each here."""
+    joblib = pytest.importorskip("joblib")
+    n_jobs = _threads.available_cpus()
+    got = joblib.Parallel(n_jobs=n_jobs, backend="loky")(
+        joblib.delayed(_worker_report)() for _ in range(n_jobs))
+    for default, added, omp in got:
+        assert omp == "1"
+        assert (default, added) == (1, 0)
+
+
+@needs_two_cpus
+def test_dask_worker_uses_its_threads():
+    """A LocalCluster(threads_per_worker=1) worker process: its nanny sets OMP_NUM_THREADS=1."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        default, added, omp = client.submit(_worker_report, pure=False).result(timeout=120)
+    assert omp == "1"
+    assert (default, added) == (1, 0)
+
+
+# -- OpenMP's idle threads sleep rather than spin ------------------------------------------
+
+_WAIT = "import os, fastnmf; print(repr(os.environ.get('OMP_WAIT_POLICY')))"
+
+
+def _spin_count(env):
+    """GNU OpenMP's spin count as it printed it when it loaded (OMP_DISPLAY_ENV=VERBOSE),
+    and OMP_WAIT_POLICY as the Python process saw it afterwards."""
+    import re
+
+    out = _fresh({"OMP_DISPLAY_ENV": "VERBOSE", **env}, _WAIT)
+    found = re.findall(r"GOMP_SPINCOUNT\s*=\s*'(\d+)'", out.stderr)
+    if not found:
+        pytest.skip("the kernels' OpenMP runtime is not GNU OpenMP")
+    return int(found[0]), out.stdout.strip()
+
+
+def test_openmp_loads_passive_and_the_environment_is_left_alone():
+    """Idle threads sleep at once (spin count 0), and OMP_WAIT_POLICY is not left in
+    os.environ (nor in child processes' environment)."""
+    assert _spin_count({}) == (0, "None")
+
+
+@pytest.mark.parametrize("env, spins", [({"OMP_WAIT_POLICY": "ACTIVE"}, 30_000_000_000),
+                                        ({"GOMP_SPINCOUNT": "10000"}, 10000)])
+def test_the_users_wait_policy_wins(env, spins):
+    assert _spin_count(env) == (spins, repr(env.get("OMP_WAIT_POLICY")))
+
+
+# -- fastnmf.sklearn.NMF(n_threads=...) ------------------------------------------------------
+
+
+def test_sklearn_estimator_takes_n_threads(big):
+    sklearn = pytest.importorskip("sklearn")
+    from fastnmf.sklearn import NMF
+
+    model = NMF(K, max_iter=5, tol=0, random_state=0, n_threads=2)
+    assert model.get_params()["n_threads"] == 2
+    assert sklearn.base.clone(model).n_threads == 2
+    assert model.set_params(n_threads=1).n_threads == 1
+    one = model.fit_transform(big)
+    two = model.set_params(n_threads=2).fit_transform(big)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(
+        one, fastnmf.nmf(big, K, max_iter=5, tol=0, random_state=0, n_threads=2).W)
+
+
+def test_sklearn_estimator_passes_n_threads_on(monkeypatch):
+    pytest.importorskip("sklearn")
+    import fastnmf.sklearn as fsk
+
+    seen = []
+    real = fsk.nmf
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["n_threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fsk, "nmf", spy)
+    X = np.abs(np.random.default_rng(0).random((20, 10)))
+    model = fsk.NMF(3, max_iter=5, tol=0, n_threads=3).fit(X)
+    model.transform(X)
+    fsk.NMF(3, max_iter=5, tol=0).fit(X)
+    assert seen == [3, 3, None]
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "2"])
+def test_sklearn_estimator_rejects_bad_n_threads(value):
+    pytest.importorskip("sklearn")
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from fastnmf.sklearn import NMF
+
+    with pytest.raises(InvalidParameterError, match="'n_threads' parameter of NMF"):
+        NMF(2, n_threads=value).fit(np.ones((4, 3)))

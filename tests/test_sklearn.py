@@ -64,15 +64,16 @@ def test_sklearn_estimator_checks(estimator, check):
 def test_signature_and_constraints_mirror_sklearn():
     ours = inspect.signature(NMF).parameters
     theirs = inspect.signature(SkNMF).parameters
+    # scikit-learn's parameters in its order, then fastnmf's own n_threads
     assert [(p.name, p.kind, p.default) for p in ours.values()] == [
         (p.name, p.kind, p.default) for p in theirs.values()
-    ]
+    ] + [("n_threads", inspect.Parameter.KEYWORD_ONLY, None)]
     assert (inspect.signature(NMF.inverse_transform)
             == inspect.signature(SkNMF.inverse_transform))
     assert inspect.signature(NMF.fit) == inspect.signature(SkNMF.fit)
     assert inspect.signature(NMF.fit_transform) == inspect.signature(SkNMF.fit_transform)
-    assert set(NMF._parameter_constraints) == set(SkNMF._parameter_constraints)
-    assert NMF().get_params() == SkNMF().get_params()
+    assert set(NMF._parameter_constraints) == set(SkNMF._parameter_constraints) | {"n_threads"}
+    assert NMF().get_params() == {**SkNMF().get_params(), "n_threads": None}
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

@@ -80,3 +80,76 @@ def test_same_input_from_two_threads(solver):
         for res in results:
             assert_identical(res, serial)
     np.testing.assert_array_equal(X, X_before)
+
+
+# -- BLAS held to one thread whichever Python thread calls ---------------------------------
+
+from threadpoolctl import ThreadpoolController, threadpool_info  # noqa: E402
+
+from fastnmf._threads import single_threaded_blas  # noqa: E402
+
+from conftest import SOLVERS  # noqa: E402
+
+
+def _blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def blas_at_two():
+    """Every BLAS at two threads, set from the main thread through threadpoolctl, which
+    makes the main thread the one threadpoolctl lets set OpenBLAS's count from then on
+    (as the first thread that used it does in a user's program)."""
+    libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    before = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(2)
+    assert set(_blas_threads()) == {2}
+    yield
+    for lib, count in zip(libs, before):
+        lib.set_num_threads(count)
+
+
+def test_blas_held_from_a_second_thread(blas_at_two):
+    seen = []
+
+    def visit():
+        with single_threaded_blas:
+            seen.append(_blas_threads())
+        seen.append(_blas_threads())
+
+    worker = threading.Thread(target=visit)
+    worker.start()
+    worker.join(60)
+    assert set(seen[0]) == {1}
+    assert seen[1] == [2] * len(seen[1])
+    assert set(_blas_threads()) == {2}
+
+
+def test_eight_threads_equal_serial_and_restore_blas(blas_at_two):
+    """Eight Python threads calling at once, on problems that the kernels thread and whose
+    products OpenBLAS would thread: the serial results bit for bit; BLAS at its former
+    count in each thread once all are done."""
+    rng = np.random.default_rng(7)
+    work = [(low_rank(400, 300, 10, noise=0.1, seed=s, density=0.3 if s >= 4 else None), 20,
+             dict(solver=SOLVERS[s % 4], tol=0, max_iter=15,
+                  random_state=int(rng.integers(100))))
+            for s in range(8)]
+    serial = [fastnmf.nmf(X, k, **kw) for X, k, kw in work]
+    start, finish = threading.Barrier(8), threading.Barrier(8)
+    after = [None] * 8
+
+    def call(i):
+        X, k, kw = work[i]
+        start.wait(timeout=60)
+        res = fastnmf.nmf(X, k, **kw)
+        finish.wait(timeout=60)
+        after[i] = _blas_threads()
+        return res
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(call, range(8)))
+    for got, want in zip(concurrent, serial):
+        assert_identical(got, want)
+    for counts in after:
+        assert set(counts) == {2}

@@ -1,13 +1,11 @@
 """fastnmf.nmf: validate, initialize, dispatch to a solver, wrap the result."""
 
-import contextlib
 import functools
 import inspect
 
 import numpy as np
 
 from ._init import LazyRNG, initialize
-from ._kernels._common import THREADED_WORK
 from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
@@ -81,8 +79,12 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
     verbose : bool, default=False
         Print the error at each convergence check.
     n_threads : int, default=None
-        Threads of this call for the large products with X and the sweeps (None: all cores;
-        a negative int counts back from all cores). Small problems run on one thread
+        Threads of this call for the large products with X and the sweeps. None: as
+        scikit-learn's OpenMP code decides -- ``OMP_NUM_THREADS`` or threadpoolctl's
+        OpenMP limit when set (as joblib/loky and Dask set them in their workers), else
+        every CPU of the affinity mask within the CPU quota; a negative int counts back
+        from that (-1: the same). BLAS is held to one thread meanwhile, from whichever
+        Python thread calls, and restored afterwards. Small problems run on one thread
         whatever it says; results do not depend on it. Within ``nmf_batch`` every matrix
         runs on one thread (``n_jobs`` sets the parallelism there). A process forked from
         one that imported fastnmf runs on one thread (GNU OpenMP hangs in a forked child
@@ -149,9 +151,13 @@ def run(prob, solvers):
     e = prob.scale_exponent()
     work = prob.scaled(e) if e else prob
     rng = LazyRNG(work.random_state)
-    W, H = initialize(work, rng)
-    seed = rng.uint63() if work.shuffle and work.solver != "mu" else 0
-    W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
+    # BLAS at one thread for the whole call: the kernels share the work among their own
+    # threads, and the start's BLAS calls (NNDSVD's syrk and syevr) give the same bits
+    # whatever count BLAS had and whatever another Python thread's call holds it at.
+    with single_threaded_blas:
+        W, H = initialize(work, rng)
+        seed = rng.uint63() if work.shuffle and work.solver != "mu" else 0
+        W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
     return make_result(prob, e, W, H, n_iter, converged, history, err)
 
 
@@ -182,15 +188,11 @@ def _compiled(prob, W, H, seed, live=None):
     Wt = np.ascontiguousarray(W.T)
     X = prob.X
     operands = _sparse_operands(X) if not isinstance(X, np.ndarray) else X
-    # BLAS at one thread while the kernels share the work among their own threads; a small
-    # problem (single-threaded in BLAS anyway) skips the few microseconds that costs.
-    work = (X.nnz if not isinstance(X, np.ndarray) else X.size) * prob.k
-    with single_threaded_blas if work >= THREADED_WORK else contextlib.nullcontext():
-        n_iter, converged, history, err, status = solve(
-            prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
-            l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
-            update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
-            beta=prob.beta, live=live, n_threads=prob.n_threads, accelerate=prob.accelerate)
+    n_iter, converged, history, err, status = solve(
+        prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
+        l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
+        update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
+        beta=prob.beta, live=live, n_threads=prob.n_threads, accelerate=prob.accelerate)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
     return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
 

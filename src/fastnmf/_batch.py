@@ -50,14 +50,17 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
     n_components : int
         Rank k of every factorization.
     n_jobs : int, default=None
-        Threads on this machine: None → 1, -1 → all cores, -2 → all but one, and so on.
+        Threads on this machine: None → 1, -1 → the threads ``fastnmf.nmf``'s
+        ``n_threads=None`` would use (OMP_NUM_THREADS, threadpoolctl's OpenMP limit, else
+        the available CPUs), -2 → one fewer, and so on.
         Dense and sparse items run in one compiled call, an OpenMP loop over the items
         without the GIL, one item per thread at a time; BLAS is held to one thread
         meanwhile and restored afterwards. With ``executor``, the threads each task uses.
     executor : concurrent.futures.Executor, default=None
         Run the items on this executor instead, in chunks (a few per worker), e.g. a Dask
         cluster's ``distributed.Client(...).get_executor()``. Each chunk runs as a local
-        batch on its worker with ``n_jobs`` threads (None there means all the worker's cores).
+        batch on its worker with ``n_jobs`` threads (None there means -1: the threads that
+        worker may use; one in a Dask worker process, whose nanny sets OMP_NUM_THREADS=1).
     errors : {'raise', 'return'}, default='raise'
         What a failure during the work does (bad input is always raised before any work
         starts, as ValueError naming the index): 'raise' raises BatchError naming the first
@@ -148,8 +151,9 @@ def _run_local(probs, n_threads, progress):
     for i, prob in enumerate(probs):
         groups.setdefault(prob.dtype, []).append(i)
     monitor = _Progress(len(probs), n_threads) if progress else None
-    for dtype, indices in groups.items():
-        _run_group(probs, indices, n_threads, monitor, results)
+    with single_threaded_blas:  # the starts and the solves, as fastnmf.nmf holds it
+        for dtype, indices in groups.items():
+            _run_group(probs, indices, n_threads, monitor, results)
     if monitor is not None:
         monitor.close()
     return results
@@ -184,16 +188,15 @@ def _run_group(probs, indices, n_threads, monitor, results):
     for (solver, max_iter, tol, update_H, shuffle, beta, accelerate), js in by_solver.items():
         if monitor is not None:
             monitor.watch(done)
-        with single_threaded_blas:  # the starts above used BLAS as fastnmf.nmf does
-            n_iter, converged, histories, errs, status = solve_many(
-                solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
-                np.array([sqnorms[j] for j in js], dtype=np.float64),
-                np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
-                np.array([seeds[j] for j in js], dtype=np.uint64),
-                np.array([fills[j] for j in js], dtype=np.float64),
-                np.array([in_kernel[j] for j in js], dtype=np.int8),
-                max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
-                n_threads=n_threads, done=done, beta=beta, accelerate=accelerate)
+        n_iter, converged, histories, errs, status = solve_many(
+            solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
+            np.array([sqnorms[j] for j in js], dtype=np.float64),
+            np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
+            np.array([seeds[j] for j in js], dtype=np.uint64),
+            np.array([fills[j] for j in js], dtype=np.float64),
+            np.array([in_kernel[j] for j in js], dtype=np.int8),
+            max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
+            n_threads=n_threads, done=done, beta=beta, accelerate=accelerate)
         if monitor is not None:
             monitor.unwatch(done)
         for q, j in enumerate(js):
@@ -232,7 +235,8 @@ def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progr
 
 
 def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start):
-    """One executor task: a local batch on the worker (all its cores unless n_jobs says)."""
+    """One executor task: a local batch on the worker (the threads it may use unless
+    n_jobs says)."""
     probs = [_check_item(start + i, X, n_components, kwargs, seeds[i])
              for i, X in enumerate(items)]
     return _run_local(probs, _resolve_n_jobs(-1 if n_jobs is None else n_jobs), False)

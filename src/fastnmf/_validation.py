@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._kernels._common import scan
-from ._threads import cores, forked
+from ._threads import default_threads, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message",
            "resolve_threads"]
@@ -265,18 +265,20 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
 
 
 def resolve_threads(value, name):
-    """None → all cores; a positive int as it is; a negative int counts back from all cores
-    (-1 = all). 1 in a forked child whatever it says (see _threads)."""
+    """The thread count of ``value``: None → ``default_threads()`` (OMP_NUM_THREADS,
+    threadpoolctl's OpenMP limit, the CPU quota and the affinity mask, as scikit-learn's
+    OpenMP code decides); a positive int as it is; a negative int counts back from the
+    default count (-1 = the default). 1 in a forked child whatever it says (see _threads)."""
     if value is None:
-        return cores()
+        return default_threads()
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(error_message(name, "must be None or an int", got=type(value).__name__))
     if value == 0:
         raise ValueError(error_message(name, "must be None, a positive int, or a negative int "
-                                       "counting back from all cores", got="0"))
+                                       "counting back from the available threads", got="0"))
     if forked():
         return 1
-    return int(value) if value > 0 else max(1, cores() + 1 + int(value))
+    return int(value) if value > 0 else max(1, default_threads() + 1 + int(value))
 
 
 _BETA_VALUES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}

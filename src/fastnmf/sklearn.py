@@ -13,6 +13,7 @@ This module imports scikit-learn (>= 1.6); the core package never imports it.
 
 import warnings
 from math import sqrt
+from numbers import Integral
 
 import numpy as np
 import sklearn
@@ -25,7 +26,7 @@ from sklearn.base import (
 from sklearn.decomposition import NMF as _SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_is_fitted, check_non_negative
 
@@ -150,6 +151,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Print the error at each convergence check.
     shuffle : bool, default=False
         cd/als: randomize the order of the components in each sweep.
+    n_threads : int, default=None
+        Threads of each fit and transform (fastnmf's own parameter; results are the same
+        for any count). None: what OpenMP may use here -- ``OMP_NUM_THREADS``,
+        threadpoolctl's OpenMP limit, the CPU quota and the affinity mask, as
+        scikit-learn's own OpenMP code decides; so inside ``GridSearchCV(n_jobs=...)``'s
+        workers, which joblib limits, each fit takes its share. A negative int counts
+        back from that (-1: the same).
 
     Attributes
     ----------
@@ -178,6 +186,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SklearnNMF._parameter_constraints,
         "solver": [StrOptions({"cd", "mu", "als", "bpp"})],
+        "n_threads": [Interval(Integral, 1, None, closed="left"),
+                      Interval(Integral, None, -1, closed="right"), None],
     }
 
     def __init__(
@@ -195,6 +205,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         l1_ratio=0.0,
         verbose=0,
         shuffle=False,
+        n_threads=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -208,6 +219,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.l1_ratio = l1_ratio
         self.verbose = verbose
         self.shuffle = shuffle
+        self.n_threads = n_threads
 
     def fit(self, X, y=None, **params):
         """Learn an NMF model for the data X.
@@ -388,6 +400,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             random_state=self.random_state,
             shuffle=self.shuffle,
             verbose=bool(self.verbose),
+            n_threads=self.n_threads,
         )
         if res.n_iter == self.max_iter and self.tol > 0:
             warnings.warn(

@@ -783,3 +783,22 @@ cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating
     if not isfinite(t.final_err):
         return STATUS_NONFINITE
     return STATUS_OK
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define fastnmf_omp_max_threads() omp_get_max_threads()
+    #else
+    #define fastnmf_omp_max_threads() 1
+    #endif
+    """
+    int fastnmf_omp_max_threads() noexcept nogil
+
+
+def omp_max_threads():
+    """OpenMP's thread count for a parallel region started by the calling thread
+    (``omp_get_max_threads``: OMP_NUM_THREADS, omp_set_num_threads as threadpoolctl's
+    OpenMP limits call it); 1 in a build without OpenMP."""
+    return fastnmf_omp_max_threads()
