@@ -77,7 +77,7 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         cd and als: visit the components in a random order in each sweep (mu and bpp have
         no sweep order).
     verbose : bool, default=False
-        Print the error at each convergence check.
+        Print the error at each convergence check (to ``sys.stdout``).
     n_threads : int, default=None
         Threads of this call for the large products with X and the sweeps. None: as
         scikit-learn's OpenMP code decides -- ``OMP_NUM_THREADS`` or threadpoolctl's
@@ -183,7 +183,7 @@ def _sparse_operands(X):
     )
 
 
-def _compiled(prob, W, H, seed, live=None):
+def _compiled(prob, W, H, seed, progress=None):
     """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
     Wt = np.ascontiguousarray(W.T)
     X = prob.X
@@ -192,7 +192,8 @@ def _compiled(prob, W, H, seed, live=None):
         prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
         l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
         update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
-        beta=prob.beta, live=live, n_threads=prob.n_threads, accelerate=prob.accelerate)
+        beta=prob.beta, progress=progress, n_threads=prob.n_threads,
+        accelerate=prob.accelerate)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
     return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
 
@@ -204,12 +205,13 @@ NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters
                 if p.kind is p.KEYWORD_ONLY}
 
 
-def nmf_live(X, n_components, live, **kwargs):
-    """``nmf`` that also writes (iteration, error) of each convergence check into ``live``
-    (a float64 array of 2) while it runs, for a progress display in another thread."""
+def nmf_live(X, n_components, progress, **kwargs):
+    """``nmf`` that also calls ``progress(iteration, error)`` at each convergence check
+    (iteration 0: the start) while it runs, from the calling thread; an exception it raises
+    stops the call and propagates."""
     unknown = set(kwargs) - set(NMF_DEFAULTS)
     if unknown:
         raise TypeError(f"nmf() got an unexpected keyword argument {sorted(unknown)[0]!r}")
     prob = check_nmf_args(X, n_components, **{**NMF_DEFAULTS, **kwargs})
-    solver = functools.partial(_compiled, live=live)
+    solver = functools.partial(_compiled, progress=progress)
     return run(prob, {name: solver for name in SOLVERS})

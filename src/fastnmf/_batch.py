@@ -2,6 +2,7 @@
 concurrent.futures executor (a Dask cluster's among them)."""
 
 import math
+import queue
 import sys
 import threading
 import time
@@ -151,11 +152,13 @@ def _run_local(probs, n_threads, progress):
     for i, prob in enumerate(probs):
         groups.setdefault(prob.dtype, []).append(i)
     monitor = _Progress(len(probs), n_threads) if progress else None
-    with single_threaded_blas:  # the starts and the solves, as fastnmf.nmf holds it
-        for dtype, indices in groups.items():
-            _run_group(probs, indices, n_threads, monitor, results)
-    if monitor is not None:
-        monitor.close()
+    try:
+        with single_threaded_blas:  # the starts and the solves, as fastnmf.nmf holds it
+            for dtype, indices in groups.items():
+                _run_group(probs, indices, n_threads, monitor, results)
+    finally:  # also when interrupted: the bar's thread stops, its line ends
+        if monitor is not None:
+            monitor.close()
     return results
 
 
@@ -185,18 +188,21 @@ def _run_group(probs, indices, n_threads, monitor, results):
         by_solver.setdefault((p.solver, p.max_iter, p.tol, p.update_H, p.shuffle, p.beta,
                               p.accelerate), []).append(j)
     done = np.zeros(8 * n_threads, dtype=np.int64)
+    stop = np.zeros(1, dtype=np.intc)
     for (solver, max_iter, tol, update_H, shuffle, beta, accelerate), js in by_solver.items():
         if monitor is not None:
             monitor.watch(done)
-        n_iter, converged, histories, errs, status = solve_many(
-            solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
-            np.array([sqnorms[j] for j in js], dtype=np.float64),
-            np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
-            np.array([seeds[j] for j in js], dtype=np.uint64),
-            np.array([fills[j] for j in js], dtype=np.float64),
-            np.array([in_kernel[j] for j in js], dtype=np.int8),
-            max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
-            n_threads=n_threads, done=done, beta=beta, accelerate=accelerate)
+        args = (solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
+                np.array([sqnorms[j] for j in js], dtype=np.float64),
+                np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
+                np.array([seeds[j] for j in js], dtype=np.uint64),
+                np.array([fills[j] for j in js], dtype=np.float64),
+                np.array([in_kernel[j] for j in js], dtype=np.int8))
+        kwargs = dict(max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
+                      n_threads=n_threads, done=done, stop=stop, beta=beta,
+                      accelerate=accelerate)
+        n_iter, converged, histories, errs, status = _stoppable(solve_many, stop, args,
+                                                                 kwargs)
         if monitor is not None:
             monitor.unwatch(done)
         for q, j in enumerate(js):
@@ -211,6 +217,77 @@ def _run_group(probs, indices, n_threads, monitor, results):
                     n_iter[q], converged[q], histories[q], errs[q])
             except (ArithmeticError, np.linalg.LinAlgError) as exc:
                 results[i] = exc
+
+
+def _stoppable(fn, stop, args, kwargs):
+    """``fn(*args, **kwargs)``, a compiled batch that ends soon after ``stop[0]`` is set.
+
+    The batch's OpenMP loop cannot take the GIL to look for Ctrl-C (never inside a parallel
+    region), and the thread running that loop is one of its workers, so it cannot look
+    either. From the main thread (the only one Python delivers signals to) the batch
+    therefore runs in a helper thread while the main thread only waits, with the GIL
+    released; a KeyboardInterrupt (or any exception) raised in it while it waits sets
+    ``stop``, which every item polls after each half-step, waits for the items to end (a
+    few tens of milliseconds of work each) and propagates. From any other thread there is
+    nothing to wait for: the batch runs in the calling thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args, **kwargs)
+    outcome, done = {}, threading.Event()
+
+    def task():
+        try:
+            with single_threaded_blas:  # a per-thread BLAS count is this thread's own
+                outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the waiting thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    _helper.submit(task)
+    try:
+        while not done.wait(_WAIT):  # a bounded wait: interruptible on every platform
+            pass
+    except BaseException:
+        stop[0] = 1
+        while not done.is_set():  # ends at the items' next half-step
+            try:
+                done.wait()
+            except KeyboardInterrupt:  # another Ctrl-C: the stop is already on its way
+                pass
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+# Seconds between two wake-ups of the main thread waiting for a batch.
+_WAIT = 0.1
+
+
+class _Helper:
+    """The daemon thread that runs the main thread's batches, started on first use and
+    reused: a new thread for each batch would also start a new OpenMP team for each (3-4 ms
+    a call with two threads). Only the main thread submits, one batch at a time."""
+
+    def __init__(self):
+        self.thread, self.tasks = None, None
+
+    def submit(self, task):
+        if self.thread is None or not self.thread.is_alive():  # also in a forked child
+            self.tasks = queue.SimpleQueue()
+            self.thread = threading.Thread(target=self._serve, args=(self.tasks,),
+                                           name="fastnmf-batch", daemon=True)
+            self.thread.start()
+        self.tasks.put(task)
+
+    @staticmethod
+    def _serve(tasks):
+        while True:
+            tasks.get()()
+
+
+_helper = _Helper()
 
 
 def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progress):

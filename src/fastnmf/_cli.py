@@ -454,16 +454,21 @@ def _factorize(args):
         sparse = not isinstance(X, np.ndarray)
         shape = f"{n}x{m}" + (f" sparse (nnz {X.nnz})" if sparse else "")
         label = f"{PROG}: factorizing {path.name} ({shape}, k={args.k}, {args.solver})"
-        live = np.full(2, np.nan)  # (iteration, error), written by the kernel as it runs
+        latest = [None]  # (iteration, error) of the latest check, set as the kernel runs
+
+        def progress(it, err):
+            latest[0] = it, err
 
         def status():
-            it, err = live
-            return "" if np.isnan(it) else f", iteration {int(it)}, error {err:.6g}"
+            if latest[0] is None:
+                return ""
+            it, err = latest[0]
+            return f", iteration {it}, error {err:.6g}"
 
         t0 = time.perf_counter()
         try:
             res = run_with_progress(
-                lambda: nmf_live(X, args.k, live, solver=args.solver, init=args.init,
+                lambda: nmf_live(X, args.k, progress, solver=args.solver, init=args.init,
                                  max_iter=args.max_iter, tol=args.tol,
                                  random_state=args.random_state,
                                  accelerate=args.accelerate, n_threads=args.threads),

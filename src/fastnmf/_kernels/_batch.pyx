@@ -10,7 +10,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t, int64_t
 
-from ._common cimport XData, Params, Trace, prepare_x, x_entries, workspace_len
+from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x, x_entries,
+                      workspace_len)
 from ._nndsvd cimport nndsvd_core, nndsvd_workspace_len
 from ._solve cimport solve_core
 from ._solve import SOLVER_IDS, CHECK_EVERY
@@ -19,13 +20,14 @@ from ._solve import SOLVER_IDS, CHECK_EVERY
 cdef enum:
     INIT_FAILED = 3
 STATUS_INIT_FAILED = INIT_FAILED
+STATUS_NOT_RUN = STATUS_STOPPED  # stopped part-way, or never started: the batch was stopped
 
 
 cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Params* ps,
                     Trace* ts, int64_t* wt_ptrs, int64_t* h_ptrs, const double* fills,
                     const char* init_in_kernel, int* status, floating* work, Py_ssize_t wlen,
                     int* iwork, Py_ssize_t iwlen, Py_ssize_t* perm, int64_t* done,
-                    int n_threads) noexcept nogil:
+                    int n_threads, volatile int* stop) noexcept nogil:
     cdef Py_ssize_t i
     cdef int tid, info
     cdef floating* Wt
@@ -35,6 +37,9 @@ cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Param
         Wt = <floating*> wt_ptrs[i]
         H = <floating*> h_ptrs[i]
         info = 0
+        if stop[0] != 0:  # the batch was stopped: start nothing more
+            status[i] = STATUS_STOPPED
+            continue
         if init_in_kernel[i]:
             info = nndsvd_core(&xs[i], k, Wt, H, fills[i], work + tid * wlen,
                                iwork + tid * iwlen)
@@ -49,29 +54,32 @@ cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Param
 def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
                double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
                const char[::1] init_in_kernel, *, int max_iter, double tol, bint update_H,
-               bint shuffle, int n_threads, int64_t[::1] done, double beta=2,
+               bint shuffle, int n_threads, int64_t[::1] done, int[::1] stop, double beta=2,
                bint accelerate=False):
     """Initialize (where ``init_in_kernel[i]``) and solve every item in one nogil prange.
 
     operands[i]: X_i as ``_solve.solve`` takes it; Wts[i] (k×n_i), Hs[i] (k×m_i): the
     factors, C-contiguous, all of one dtype, updated in place; regs[i] = (l1_W, l2_W, l1_H,
     l2_H); fills[i]: NNDSVD's fill (< 0: none); ``done`` (8·n_threads int64) counts
-    finished items per thread. Returns (n_iter, converged, history list, final_err, status)
+    finished items per thread; once ``stop[0]`` (an int array of one, set from another
+    thread) is non-zero, every item still running ends after its current half-step (its
+    status STATUS_NOT_RUN; no item polls anything else, and nothing takes the GIL) and no
+    other item starts. Returns (n_iter, converged, history list, final_err, status)
     arrays, one entry per item.
     """
     if Wts and Wts[0].dtype == np.float32:
         return _solve_many[float](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
                                   init_in_kernel, max_iter, tol, update_H, shuffle,
-                                  n_threads, done, beta, accelerate)
+                                  n_threads, done, stop, beta, accelerate)
     return _solve_many[double](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
                                init_in_kernel, max_iter, tol, update_H, shuffle, n_threads,
-                               done, beta, accelerate)
+                               done, stop, beta, accelerate)
 
 
 cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
                  double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
                  const char[::1] init_in_kernel, int max_iter, double tol, bint update_H,
-                 bint shuffle, int n_threads, int64_t[::1] done, double beta,
+                 bint shuffle, int n_threads, int64_t[::1] done, int[::1] stop, double beta,
                  bint accelerate, floating kind=0):
     cdef Py_ssize_t count = len(Wts), i, n, m, s
     cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
@@ -92,6 +100,11 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
     cdef double[:, ::1] hist = history
     cdef int[::1] status = np.zeros(max(count, 1), dtype=np.intc)
     cdef floating[:, ::1] Wt, H
+    cdef Hook hook  # shared by every item: only its stop flag is read
+    hook.call = NULL
+    hook.owner = NULL
+    hook.each_check = False
+    hook.stop = &stop[0]
     for i in range(count):
         Wt = Wts[i]
         H = Hs[i]
@@ -108,12 +121,12 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].shuffle = shuffle
         ps[i].seed = seeds[i]
         ps[i].check_every = check_every
-        ps[i].verbose = False
         ps[i].beta = beta
         ps[i].n_threads = 1  # the items are the parallel loop
         ps[i].accelerate = accelerate
         ps[i].x_entries = x_entries(&xs[i])
         ts[i].history = &hist[i, 0]
+        ts[i].hook = &hook
         wlen = max(wlen, workspace_len(n, m, k, beta, 1, solver_id))
         if init_in_kernel[i]:
             s = min(n, m)
@@ -128,7 +141,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         with nogil:
             run_items(solver_id, count, k, xs, ps, ts, &wt_ptrs[0], &h_ptrs[0], &fills[0],
                       &init_in_kernel[0], &status[0], &work[0], wlen, &iwork[0], iwlen,
-                      &perm[0], &done[0], n_threads)
+                      &perm[0], &done[0], n_threads, &stop[0])
     n_iter = np.array([ts[i].n_iter for i in range(count)], dtype=np.intp)
     converged = np.array([ts[i].converged for i in range(count)], dtype=bool)
     final_err = np.array([ts[i].final_err for i in range(count)], dtype=np.float64)

@@ -9,6 +9,7 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 cdef enum:
     STATUS_OK = 0
     STATUS_NONFINITE = 1
+    STATUS_STOPPED = 4      # the Hook said stop (2 is _result's STATUS_OVERFLOW, 3 the batch's)
 
 cdef enum:
     SOLVER_CD = 0
@@ -64,7 +65,6 @@ cdef struct Params:
     bint shuffle
     uint64_t seed
     int check_every
-    bint verbose
     double beta             # the β of the loss: 2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito
     int n_threads           # OpenMP threads of the products and sweeps (1 inside a batch)
     bint accelerate         # cd: repeat the sweeps before the next product (accelerated HALS)
@@ -76,7 +76,75 @@ cdef struct Trace:
     int n_iter
     bint converged
     double final_err
-    double* live            # NULL, or 2 doubles: (iteration, error) of the latest check
+    Hook* hook              # NULL, or the loop's call-out between checks (below)
+
+# The loop's one call-out between convergence checks: signal checks, progress and verbose
+# output, and a batch's stop. The loop reports its work (``tick``: multiply-adds, after each
+# half-step) and its checks (``at_check``); either returns True when the loop must stop (it
+# then returns STATUS_STOPPED at once). ``call`` (which takes the GIL) is made at every check
+# when ``each_check``, and when ``every`` multiply-adds have been done since the last call and
+# ``interval`` seconds have passed: work decides when to look at the clock (so a tiny call
+# never does), the clock when to take the GIL (so a fast call does not take it every
+# millisecond, and waits for it at most once an interval while other Python threads run).
+# A batch's items share one Hook with ``call`` NULL: they only poll ``stop``, never the GIL.
+cdef struct Hook:
+    int (*call)(Hook* h, int it, double err) noexcept nogil  # it < 0: work done, no check
+    void* owner             # what ``call`` reports to (a Python object, borrowed)
+    bint each_check         # call at every check (a progress callback, verbose output)
+    double every            # multiply-adds between two looks at the clock
+    double interval         # seconds between two calls due to work
+    double owed             # multiply-adds since the last look at the clock
+    double last             # the clock at the last call due to work
+    volatile int* stop      # NULL, or a flag that ends the loop once non-zero (set elsewhere)
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #include <windows.h>
+    static double fastnmf_clock(void) { return (double) GetTickCount64() * 1e-3; }
+    #else
+    #include <time.h>
+    static double fastnmf_clock(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+    }
+    #endif
+    """
+    double fastnmf_clock() noexcept nogil  # seconds, monotonic
+
+
+cdef inline bint tick(Trace* t, double work) noexcept nogil:
+    """Count ``work`` multiply-adds done; call out if due. True: stop."""
+    cdef Hook* h = t.hook
+    cdef double now
+    if h == NULL:
+        return False
+    if h.stop != NULL and h.stop[0] != 0:
+        return True
+    if h.call == NULL:
+        return False
+    h.owed += work
+    if h.owed < h.every:
+        return False
+    h.owed = 0
+    now = fastnmf_clock()
+    if now - h.last < h.interval:
+        return False
+    h.last = now
+    return h.call(h, -1, 0.0) != 0
+
+
+cdef inline bint at_check(Trace* t, double work, int it, double err) noexcept nogil:
+    """A convergence check at iteration ``it`` found error ``err`` (after ``work``
+    multiply-adds since the last tick). True: stop."""
+    cdef Hook* h = t.hook
+    if h != NULL and h.each_check and h.call != NULL:
+        if h.stop != NULL and h.stop[0] != 0:
+            return True
+        h.owed = 0
+        return h.call(h, it, err) != 0
+    return tick(t, work)
 
 # Workspace (one array per call, in the computation dtype), in this order:
 #   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor
@@ -117,6 +185,6 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
                        double* change) noexcept nogil
 cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
                            uint64_t* state) noexcept nogil
-cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept nogil
+cdef double record(Trace* t, double err_sq) noexcept nogil
 cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating* H,
                 floating* T, Py_ssize_t T_len, double err_sq, Trace* t) noexcept nogil

@@ -3,7 +3,6 @@
 
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite, fma, fmaf
-from libc.stdio cimport printf, fflush, stdout
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 from cython.parallel cimport prange, threadid
@@ -752,19 +751,13 @@ cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
             perm[j] = tmp
 
 
-cdef double record(Trace* t, double err_sq, int it, const Params* p) noexcept nogil:
+cdef double record(Trace* t, double err_sq) noexcept nogil:
     """Append ‖X − WH‖_F (from its square, clamped at 0) to the history; return it."""
     cdef double err = sqrt(err_sq) if err_sq > 0 else 0.0
     if not isfinite(err_sq):
         err = err_sq
     t.history[t.n_hist] = err
     t.n_hist += 1
-    if t.live != NULL:  # read by a progress display in another thread
-        t.live[1] = err
-        t.live[0] = it
-    if p.verbose:
-        printf(b"fastnmf: iteration %d, error %.10g\n", it, err)
-        fflush(stdout)
     return err
 
 

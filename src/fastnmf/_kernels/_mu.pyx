@@ -11,8 +11,8 @@ from libc.stdint cimport uint64_t, int32_t, int64_t
 from libc.math cimport pow, log, sqrt, isfinite
 
 from ._blas cimport gemm
-from ._common cimport (XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, vectors_len,
-                      record)
+from ._common cimport (XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED,
+                      vectors_len, record, tick, at_check)
 
 # scikit-learn's EPSILON: numpy.finfo(numpy.float32).eps
 cdef double MU_EPS = 1.1920928955078125e-07
@@ -300,6 +300,7 @@ cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
     cdef floating* z = Y2 + k * P
     cdef floating* sums = z + 2 * P + k   # k row sums of the fixed factor (β = 1)
     cdef double beta = p.beta, gamma = 1.0, err, err0, prev
+    cdef double half_work = <double> n * m * k  # a half-step's multiply-adds (WH by blocks)
     cdef bint conv
     cdef int it
     if beta < 1:
@@ -312,7 +313,9 @@ cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
     err = beta_error(x, beta, k, Wt, H, Y1, Y2, k * P, z)
     if not isfinite(err):
         return STATUS_NONFINITE
-    err0 = prev = record(t, err * err, 0, p)
+    err0 = prev = record(t, err * err)
+    if at_check(t, 0, 0, err0):
+        return STATUS_STOPPED
     for it in range(1, p.max_iter + 1):
         beta_products(x, beta, k, Wt, H, True, num, den, Y1, Y2, k * P, z)
         if beta == 1:
@@ -333,14 +336,18 @@ cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
                         EPS64 if beta <= 1 else 0.0)
         t.n_iter = it
         if it % p.check_every:
+            if tick(t, 2 * half_work):
+                return STATUS_STOPPED
             continue
         err = beta_error(x, beta, k, Wt, H, Y1, Y2, k * P, z)
         if not isfinite(err):
             return STATUS_NONFINITE
-        record(t, err * err, it, p)
+        record(t, err * err)
         conv = err0 == 0 or (prev - err) / err0 < p.tol
         prev = err
         t.converged = conv
+        if at_check(t, 3 * half_work, it, err):
+            return STATUS_STOPPED
         if conv and p.tol > 0:
             break
     t.final_err = beta_error(x, beta, k, Wt, H, Y1, Y2, k * P, z)

@@ -7,17 +7,20 @@ Gram) and B (the other factor's product with X). ``solve_core`` runs without the
 allocates nothing; ``solve`` allocates the one workspace, releases the GIL once and calls it.
 """
 
+import threading
+
 import numpy as np
 
+from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport isfinite
+from libc.math cimport isfinite, INFINITY
 from libc.stdint cimport uint64_t
 
 from ._common cimport (
-    XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, SOLVER_CD, SOLVER_ALS, SOLVER_MU,
-    SOLVER_BPP, vectors_len,
+    XData, Params, Trace, Hook, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED, SOLVER_CD,
+    SOLVER_ALS, SOLVER_MU, SOLVER_BPP, vectors_len,
     prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
-    loss_sq, accurate_loss_sq, record, finish,
+    loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock,
 )
 from ._cd cimport cd_half
 from ._als cimport als_half
@@ -53,7 +56,10 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     Stopping (NMF-MATH.md): cd and als stop when the sweep's projected-gradient norm falls
     to tol × its value at the first iteration; mu, checked every ``check_every`` iterations,
     when (previous error − error) / initial error < tol. tol = 0 never stops early.
-    Returns STATUS_OK, or STATUS_NONFINITE if the loss stops being finite.
+    After each half-step the loop reports its work to ``t.hook``, and each check (_common.pxd,
+    Hook); the hook changes nothing the loop computes.
+    Returns STATUS_OK, STATUS_NONFINITE if the loss stops being finite, or STATUS_STOPPED
+    when the hook says stop (the factors are then left part-way).
     """
     cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m, kk = k * k
     cdef floating* A = work
@@ -65,6 +71,10 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef floating* v = T + k * P
     cdef floating* E = v + vectors_len(k, P, p.n_threads)  # bpp's region
     cdef Py_ssize_t T_len = k * P
+    # Multiply-adds of a half-step (a product with X, then the sweep or solve and a Gram:
+    # an estimate, for the hook's pacing only).
+    cdef double work_W = p.x_entries * k + 2.0 * kk * n
+    cdef double work_H = p.x_entries * k + 2.0 * kk * m if p.update_H else 0.0
     cdef uint64_t rng = p.seed
     cdef double err_sq, err, err0, prev, viol, viol0 = 0
     cdef bint conv, measure
@@ -83,7 +93,9 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     err_sq = loss_sq(x, k, n, Wt, B, G, A)
     if not isfinite(err_sq):
         return STATUS_NONFINITE
-    err0 = prev = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len), 0, p)
+    err0 = prev = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len))
+    if at_check(t, 0, 0, err0):
+        return STATUS_STOPPED
     for it in range(1, p.max_iter + 1):
         if it > 1 and p.update_H:
             product_W(x, k, H, B, T, p.n_threads)
@@ -93,6 +105,8 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         viol = half_step(solver, k, n, Wt, A, B, p.l1_W, p.l2_W, T, C, S, v, perm, &rng,
                          measure, p, E)
         factor_gram(k, n, Wt, G, v, P, p.n_threads)
+        if tick(t, work_W):
+            return STATUS_STOPPED
         if p.update_H:
             product_H(x, k, Wt, B, T, p.n_threads)
             viol += half_step(solver, k, m, H, G, B, p.l1_H, p.l2_H, T, C, S, v, perm,
@@ -105,8 +119,10 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         if not isfinite(err_sq):
             return STATUS_NONFINITE
         if it % p.check_every:
+            if tick(t, work_H):
+                return STATUS_STOPPED
             continue
-        err = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len), it, p)
+        err = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len))
         if solver == SOLVER_MU:
             conv = err0 == 0 or (prev - err) / err0 < p.tol
             prev = err
@@ -115,22 +131,87 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
                 viol0 = viol
             conv = viol0 == 0 or viol / viol0 <= p.tol
         t.converged = conv
+        if at_check(t, work_H, it, err):
+            return STATUS_STOPPED
         if conv and p.tol > 0:
             break
     return finish(x, k, Wt, H, T, T_len, err_sq, t)
 
 
+# Multiply-adds between two looks at the clock (under 1 ms on the fastest paths, about
+# 20 ms on the slowest: a sparse X on one thread), and the seconds between two signal checks.
+cdef double SIGNAL_WORK = 4194304.0
+cdef double SIGNAL_INTERVAL = 0.02
+
+
+cdef class Watch:
+    """What the loop's Hook reports to, with the GIL: Python's pending signals (when called
+    from the main thread, the only one Python delivers them to), a progress callback and
+    ``verbose`` lines (through ``sys.stdout``). An exception raised by any of them (a
+    KeyboardInterrupt from Ctrl-C's handler, or the callback's own) stops the loop; the
+    caller raises it (``raise_if_stopped``)."""
+
+    cdef Hook hook
+    cdef object progress
+    cdef bint verbose, signals
+    cdef object error
+
+    def __init__(self, progress=None, bint verbose=False):
+        self.progress = progress
+        self.verbose = verbose
+        self.signals = threading.current_thread() is threading.main_thread()
+        self.error = None
+        self.hook.call = watch_call
+        self.hook.owner = <void*> self
+        self.hook.each_check = verbose or progress is not None
+        self.hook.every = SIGNAL_WORK if self.signals else INFINITY
+        self.hook.interval = SIGNAL_INTERVAL
+        self.hook.owed = 0
+        self.hook.last = fastnmf_clock()
+        self.hook.stop = NULL
+
+    cdef bint needed(self):
+        """False when the loop has nothing to call out for (the hook can be left out)."""
+        return self.signals or self.hook.each_check
+
+    cdef int event(self, int it, double err):
+        try:
+            if it >= 0:
+                if self.verbose:
+                    print(f"fastnmf: iteration {it}, error {err:.10g}", flush=True)
+                if self.progress is not None:
+                    self.progress(it, err)
+            if self.signals:
+                PyErr_CheckSignals()
+        except BaseException as exc:
+            self.error = exc
+            return 1
+        return 0
+
+    def raise_if_stopped(self, int status):
+        if status == STATUS_STOPPED:
+            error, self.error = self.error, None
+            raise error
+
+
+cdef int watch_call(Hook* h, int it, double err) noexcept nogil:
+    with gil:
+        return (<Watch> h.owner).event(it, err)
+
+
 def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm, *,
           int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H,
           bint update_H, bint shuffle, uint64_t seed, bint verbose, double beta=2,
-          double[::1] live=None, int n_threads=1, bint accelerate=False):
+          progress=None, int n_threads=1, bint accelerate=False):
     """Run ``solver`` on Wt (k×n) and H (k×m) in place.
 
     X is a dense ndarray (C- or F-contiguous, the dtype of Wt) or a tuple
     (data, indptr, indices, data_t, indptr_t, indices_t) of X's CSR and Xᵀ's CSR, with
-    int64 indptr and int32 indices. ``live`` (2 float64), if given, receives the iteration
-    and error of each check as the loop runs. Returns (n_iter, converged, history,
-    final_err, status).
+    int64 indptr and int32 indices. ``progress(iteration, error)``, if given, is called at
+    each convergence check (iteration 0: the start) as the loop runs; ``verbose`` prints
+    the same through ``sys.stdout``. Ctrl-C (on the main thread) or an exception from
+    ``progress`` stops the loop within a few tens of milliseconds of work and is raised
+    here. Returns (n_iter, converged, history, final_err, status).
     """
     cdef XData x
     cdef Params p
@@ -138,6 +219,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     cdef Py_ssize_t k = Wt.shape[0], n = Wt.shape[1], m = H.shape[1]
     cdef int solver_id = SOLVER_IDS[solver]
     cdef int status
+    cdef Watch watch = Watch(progress, verbose)
     prepare_x(&x, X, n, m, sqnorm, H)
     p.max_iter = max_iter
     p.tol = tol
@@ -146,7 +228,6 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.shuffle = shuffle
     p.seed = seed
     p.check_every = CHECK_EVERY[solver]
-    p.verbose = verbose
     p.beta = beta
     p.n_threads = max(n_threads, 1)
     p.accelerate = accelerate
@@ -157,8 +238,9 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     history = np.empty(max_iter // p.check_every + 1, dtype=np.float64)
     cdef double[::1] hist = history
     t.history = &hist[0]
-    t.live = &live[0] if live is not None else NULL
+    t.hook = &watch.hook if watch.needed() else NULL
     with nogil:
         status = solve_core(solver_id, &x, k, &Wt[0, 0], &H[0, 0], &work[0], &perm[0],
                             &p, &t)
+    watch.raise_if_stopped(status)
     return t.n_iter, bool(t.converged), history[:t.n_hist].copy(), t.final_err, status

@@ -1,0 +1,243 @@
+"""Ctrl-C and the loop's call-out between convergence checks (_common.pxd, Hook).
+
+A long ``fastnmf.nmf`` or ``nmf_batch`` stops soon after SIGINT with KeyboardInterrupt; a
+call from a second Python thread is left alone (Python gives the KeyboardInterrupt to the
+main thread); progress callbacks and ``verbose`` lines go through Python; none of it
+changes a result.
+
+The SIGINT tests run a subprocess whose call would last minutes (measured in the child from a
+short call of the same problem, and asserted), and check that it ends with KeyboardInterrupt
+within ``BOUND`` seconds of the signal. The bound is behavioural (the call stops instead of
+running on: far above the few tens of milliseconds the kernels take to notice, far below the
+call's length), not a benchmark: it allows for a slow, shared machine and the child's exit.
+"""
+
+import contextlib
+import io
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastnmf
+from fastnmf._api import nmf_live
+from fastnmf._datasets import low_rank
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
+                                reason="POSIX signals")
+
+BOUND = 5.0  # seconds from SIGINT to the child's exit
+LONG = 10**6  # max_iter of the call that is interrupted (tol = 0: it runs them all)
+
+# The child: times a short call, prints how long the long one would take, starts it.
+# SIGINT is given Python's handler explicitly: a child started from a shell's background
+# job inherits SIGINT ignored, and Python then installs no handler.
+CHILD = """
+import signal, sys, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import numpy as np
+import fastnmf
+from fastnmf._datasets import low_rank
+{setup}
+t0 = time.perf_counter()
+call(20)
+print(f"full {{(time.perf_counter() - t0) / 20 * {long}:.1f}}", flush=True)
+call({long})
+print("finished", flush=True)
+"""
+
+
+def _interrupt(setup):
+    """Run the child for ``setup``; SIGINT it once its long call is under way. Returns
+    (the long call's estimated length, seconds from the signal to the exit, the process,
+    its stdout, its stderr)."""
+    setup = "\n".join(line.strip() for line in setup.splitlines())  # no statement spans lines
+    code = CHILD.format(setup=setup, long=LONG)
+    proc = subprocess.Popen([sys.executable, "-c", code], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("full "), (line, proc.communicate())
+        full = float(line.split()[1])
+        time.sleep(0.5)  # well into the long call (its start takes milliseconds)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=max(60.0, 2 * BOUND))
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return full, waited, proc, out, err
+
+
+def _assert_interrupted(full, waited, proc, out, err):
+    assert full > 20 * BOUND, f"the call is not long enough to tell ({full:.1f} s)"
+    assert err.rstrip().splitlines()[-1] == "KeyboardInterrupt", err
+    assert proc.returncode == -signal.SIGINT  # Python's exit for an uncaught Ctrl-C
+    assert "finished" not in out
+    assert waited < BOUND, f"stopped {waited:.1f} s after SIGINT"
+
+
+@pytest.mark.parametrize("setup", [
+    # cd on a dense X: the products and sweeps on all cores (the loop's work-paced checks).
+    """X = low_rank(400, 300, 20, seed=0)
+    call = lambda it: fastnmf.nmf(X, 20, max_iter=it, tol=0, random_state=0)""",
+    # bpp on a sparse float32 X.
+    """X = low_rank(400, 300, 20, density=0.3, dtype=np.float32, seed=0)
+    call = lambda it: fastnmf.nmf(X, 20, solver="bpp", max_iter=it, tol=0, random_state=0)""",
+    # mu for another β: its own loop.
+    """X = low_rank(200, 150, 10, seed=0)
+    call = lambda it: fastnmf.nmf(X, 10, solver="mu", beta_loss="kullback-leibler",
+                                  max_iter=it, tol=0, random_state=0)""",
+], ids=["cd-dense", "bpp-sparse-float32", "mu-kl"])
+def test_nmf_stops_on_sigint(setup):
+    _assert_interrupted(*_interrupt(setup))
+
+
+def test_batch_stops_every_item_on_sigint():
+    _assert_interrupted(*_interrupt(
+        """Xs = [low_rank(300, 200, 10, seed=s) for s in range(6)]
+        call = lambda it: fastnmf.nmf_batch(Xs, 10, n_jobs=2, max_iter=it, tol=0,
+                                            random_state=0)"""))
+
+
+def test_sigint_with_the_call_in_a_second_thread():
+    # Python delivers signals to the main thread only: the main thread, waiting for the
+    # worker, gets the KeyboardInterrupt at once; the worker's call runs on to its end and
+    # gives the same result as the same call made afterwards in the main thread.
+    code = textwrap.dedent("""
+        import signal, threading, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        import numpy as np
+        import fastnmf
+        from fastnmf._datasets import low_rank
+        X = low_rank(300, 200, 10, seed=0)
+        call = lambda it: fastnmf.nmf(X, 10, max_iter=it, tol=0, random_state=0)
+        call(5)  # warm up
+        t0 = time.perf_counter()
+        call(100)
+        iters = max(100, int(2.0 / ((time.perf_counter() - t0) / 100)))  # about 2 s
+        out, done = {}, threading.Event()  # (Python 3.11 forgets a thread whose join()
+        # was interrupted: wait for an Event instead.)
+        worker = threading.Thread(target=lambda: (out.setdefault("res", call(iters)),
+                                                  done.set()))
+        worker.start()
+        print("started", flush=True)
+        try:
+            done.wait()
+            print("waited", flush=True)
+        except KeyboardInterrupt:
+            print("main thread: KeyboardInterrupt", flush=True)
+        done.wait()
+        a, b = out["res"], call(iters)
+        same = (np.array_equal(a.W, b.W) and np.array_equal(a.H, b.H)
+                and np.array_equal(a.history, b.history) and a.n_iter == b.n_iter == iters)
+        print("worker's result", "identical" if same else "different", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == "started\n", proc.communicate()
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        line = proc.stdout.readline()
+        waited = time.monotonic() - sent
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert line == "main thread: KeyboardInterrupt\n", (line, err)
+    assert waited < BOUND
+    assert rest == "worker's result identical\n", err
+    assert proc.returncode == 0, err
+
+
+# --- the call-out: progress, verbose, no change to any result ----------------------------------
+
+CASES = [dict(solver=s) for s in ("cd", "als", "mu", "bpp")] + [
+    dict(solver="mu", beta_loss="kullback-leibler"), dict(solver="cd", accelerate=True)]
+
+
+def _ids(case):
+    return "-".join(str(v) for v in case.values())
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_progress_sees_every_check(case):
+    X = low_rank(40, 30, 4, seed=1)
+    seen = []
+    res = nmf_live(X, 4, lambda it, err: seen.append((it, err)), max_iter=30, tol=0,
+                   random_state=0, **case)
+    every = 10 if case["solver"] == "mu" else 1
+    assert [it for it, _ in seen] == list(range(0, 31, every))
+    assert [err for _, err in seen] == list(res.history)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_an_exception_from_progress_stops_the_call(case):
+    X = low_rank(40, 30, 4, seed=1)
+    seen = []
+
+    def progress(it, err):
+        seen.append(it)
+        if len(seen) == 3:
+            raise _Stop(it)
+
+    with pytest.raises(_Stop):
+        nmf_live(X, 4, progress, max_iter=100, tol=0, random_state=0, **case)
+    assert len(seen) == 3  # no check after the one that raised
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_verbose_goes_through_sys_stdout(case):
+    X = low_rank(40, 30, 4, seed=1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        res = fastnmf.nmf(X, 4, max_iter=20, tol=0, random_state=0, verbose=True, **case)
+    lines = out.getvalue().splitlines()
+    every = 10 if case["solver"] == "mu" else 1
+    assert len(lines) == len(res.history) == 20 // every + 1
+    for line, it, err in zip(lines, range(0, 21, every), res.history):
+        match = re.fullmatch(r"fastnmf: iteration (\d+), error (\S+)", line)
+        assert match, line
+        assert int(match[1]) == it and float(match[2]) == pytest.approx(err, rel=1e-9)
+
+
+def _in_thread(fn):
+    out = {}
+    worker = threading.Thread(target=lambda: out.setdefault("value", fn()))
+    worker.start()
+    worker.join()
+    return out["value"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_the_call_out_changes_no_result(case):
+    # From a second thread the loop has no hook at all (nothing to check there); from the
+    # main thread it has one (signal checks), and with verbose or a callback it calls out at
+    # every check. The problem is large enough for the work-paced checks to take the GIL.
+    X = low_rank(300, 200, 10, seed=2)
+    kw = dict(max_iter=60, tol=0, random_state=0, **case)
+    plain = _in_thread(lambda: fastnmf.nmf(X, 10, **kw))
+    with contextlib.redirect_stdout(io.StringIO()):
+        others = [fastnmf.nmf(X, 10, **kw), fastnmf.nmf(X, 10, verbose=True, **kw),
+                  nmf_live(X, 10, lambda it, err: None, **kw)]
+    for res in others:
+        np.testing.assert_array_equal(res.W, plain.W)
+        np.testing.assert_array_equal(res.H, plain.H)
+        np.testing.assert_array_equal(res.history, plain.history)
+        assert res.reconstruction_err == plain.reconstruction_err
