@@ -2,8 +2,12 @@
 random_state semantics; errors naming their index; the BLAS thread limit restored."""
 
 import multiprocessing
+import os
 import pickle
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+import threading
+import time
+import tracemalloc
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -277,3 +281,171 @@ def test_beta_divergence_batch(beta):
                             **KW)
     for X, r in zip(Xs, got):
         _assert_same(r, fastnmf.nmf(X, 3, solver="mu", beta_loss=beta, random_state=0, **KW))
+
+
+# --- faults of the executor -------------------------------------------------------------
+
+class _FailingExecutor(Executor):
+    """One worker thread; the task submitted ``fail_at``-th fails at once (a lost worker),
+    and the first task waits until the third one is finished or cancelled, so that the
+    failure is seen while the first runs and the rest wait."""
+
+    def __init__(self, fail_at=1):
+        self.pool = ThreadPoolExecutor(1)
+        self.fail_at = fail_at
+        self.futures = []
+        self.gate = threading.Event()
+
+    def submit(self, fn, *args, **kwargs):
+        index = len(self.futures)
+        if index == self.fail_at:
+            future = Future()
+            future.set_exception(RuntimeError("worker lost"))
+        elif index == 0:
+            future = self.pool.submit(lambda: (self.gate.wait(), fn(*args, **kwargs))[1])
+        else:
+            future = self.pool.submit(fn, *args, **kwargs)
+            if index == 2:
+                future.add_done_callback(lambda f: self.gate.set())
+        self.futures.append(future)
+        return future
+
+    def shutdown(self, wait=True, **kwargs):
+        self.gate.set()
+        self.pool.shutdown(wait)
+
+
+def test_executor_failure_keeps_finished_results_and_cancels_the_rest():
+    Xs = list(_stack(count=5, n=8, m=6))  # one item per task
+    with _FailingExecutor() as ex:
+        got = fastnmf.nmf_batch(Xs, 2, executor=ex, errors="return", **KW)
+        assert all(f.cancelled() for f in ex.futures[2:])  # pending work cancelled
+    _assert_same(got[0], fastnmf.nmf(Xs[0], 2, **KW))  # finished while the failure came
+    failure = got[1]
+    assert isinstance(failure, RuntimeError) and str(failure) == "worker lost"
+    assert all(r is failure for r in got[2:])
+    with _FailingExecutor() as ex, pytest.raises(fastnmf.BatchError, match=r"Xs\[1\]") as info:
+        fastnmf.nmf_batch(Xs, 2, executor=ex, **KW)
+    assert info.value.index == 1
+    _assert_same(info.value.results[0], got[0])
+    assert all(isinstance(r, RuntimeError) for r in info.value.results[1:])
+
+
+class _SilentCancelExecutor(Executor):
+    """Futures run by hand, never told of their cancellation (as Dask's executor, whose
+    future, cancelled just as its task fails, never reports either): the first task fails
+    at once, the others never start."""
+
+    def __init__(self):
+        self.futures = []
+
+    def submit(self, fn, *args, **kwargs):
+        future = Future()
+        if not self.futures:
+            future.set_running_or_notify_cancel()
+            future.set_exception(RuntimeError("worker lost"))
+        self.futures.append(future)
+        return future
+
+
+def test_executor_failure_does_not_wait_for_cancelled_tasks():
+    Xs = list(_stack(count=4, n=8, m=6))
+    ex = _SilentCancelExecutor()
+    result = []
+    runner = threading.Thread(target=lambda: result.append(
+        fastnmf.nmf_batch(Xs, 2, executor=ex, errors="return", **KW)), daemon=True)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive(), "nmf_batch waited for a cancelled task"
+    assert all(f.cancelled() for f in ex.futures[1:])
+    assert all(isinstance(r, RuntimeError) and str(r) == "worker lost" for r in result[0])
+
+
+def test_executor_that_cannot_submit_returns_the_failure():
+    ex = ThreadPoolExecutor(1)
+    ex.shutdown()
+    got = fastnmf.nmf_batch(list(_stack(count=3, n=8, m=6)), 2, executor=ex,
+                            errors="return", **KW)
+    assert all(isinstance(r, RuntimeError) and "shutdown" in str(r) for r in got)
+
+
+class _KillsItsWorker:
+    """An array-like that, read in any process but the one that made it, ends that process
+    (a worker killed in the middle of a task), ``delay`` seconds after it is read."""
+
+    def __init__(self, X, delay=0.0):
+        self.X, self.parent, self.delay = X, os.getpid(), delay
+
+    def __array__(self, dtype=None, copy=None):
+        if os.getpid() != self.parent:
+            time.sleep(self.delay)
+            os._exit(3)
+        return self.X if dtype is None else self.X.astype(dtype)
+
+
+def test_process_pool_worker_killed():
+    Xs = list(_stack(count=4, n=8, m=6))
+    items = Xs[:3] + [_KillsItsWorker(Xs[3])]
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        got = fastnmf.nmf_batch(items, 2, executor=ex, errors="return", **KW)
+    assert type(got[3]).__name__ == "BrokenProcessPool"
+    for X, r in zip(Xs[:3], got[:3]):  # each either finished or lost with the pool
+        if not isinstance(r, Exception):
+            _assert_same(r, fastnmf.nmf(X, 2, **KW))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_dask_killed_worker_keeps_finished_results():
+    """A Dask worker killed with allowed-failures=0 (KilledWorker): the chunks finished
+    before are returned, the failure stands in for the lost ones."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    Xs = list(_stack(count=4, n=8, m=6, seed=3))
+    # Submitted last, it runs after the others; the delay lets the client gather their
+    # results first (a result still held by the worker dies with it, as Dask's always do).
+    items = Xs[:3] + [_KillsItsWorker(Xs[3], delay=1.0)]
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            with distributed.Client(cluster) as client:
+                got = fastnmf.nmf_batch(items, 2, executor=client.get_executor(),
+                                        errors="return", **KW)
+                with pytest.raises(fastnmf.BatchError) as info:
+                    fastnmf.nmf_batch(items, 2, executor=client.get_executor(), **KW)
+    assert isinstance(got[3], distributed.KilledWorker)
+    for X, r in zip(Xs[:3], got[:3]):  # finished before the killing task ran
+        _assert_same(r, fastnmf.nmf(X, 2, **KW))
+    # Again on the restarted worker, whose queue may hold several tasks when it dies: each
+    # item is its result or the failure, the first failure named.
+    results = info.value.results
+    assert isinstance(results[3], distributed.KilledWorker)
+    assert info.value.index == min(i for i, r in enumerate(results) if isinstance(r, Exception))
+    for X, r in zip(Xs[:3], results[:3]):
+        if not isinstance(r, Exception):
+            _assert_same(r, fastnmf.nmf(X, 2, **KW))
+
+
+# --- history --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver", ["cd", "mu"])
+def test_history_grows_as_written(solver):
+    """Nothing is reserved for max_iter: max_iter=10**8 with a tol that stops after a few
+    dozen checks allocates no more than max_iter=200 does, and gives the same history."""
+    Xs = list(_stack(count=3))
+    kw = dict(solver=solver, tol=1e-3, random_state=0)
+    small = [fastnmf.nmf(X, 3, max_iter=200, **kw) for X in Xs]
+    assert all(r.converged and len(r.history) < 200 for r in small)
+    tracemalloc.start()
+    try:
+        single = fastnmf.nmf(Xs[0], 3, max_iter=10**8, **kw)
+        batch = fastnmf.nmf_batch(Xs, 3, max_iter=10**8, n_jobs=2, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # was 800 MB for nmf, 2.4 GB for the batch
+    for r, s in zip([single] + batch, small[:1] + small):
+        _assert_same(r, s)
+    long = fastnmf.nmf(Xs[0], 3, solver=solver, tol=0, max_iter=1000)  # grows past 64
+    assert len(long.history) == 1000 // (10 if solver == "mu" else 1) + 1

@@ -63,6 +63,39 @@ TYPE_OR_VALUE = (TypeError, ValueError)
 DEFAULT = object()  # stands for good_X(): None itself is one of the bad inputs
 
 
+def malformed(fmt, **changes):
+    """good_X() as a ``fmt`` matrix whose index arrays were then changed (as a caller can:
+    SciPy checks them only when the matrix is built)."""
+    X = sp.csr_matrix(good_X()).asformat(fmt)
+    for name, change in changes.items():
+        setattr(X, name, change(getattr(X, name).copy()))
+    return X
+
+
+def setting(i, value):
+    def change(a):
+        a[i] = value
+        return a
+    return change
+
+
+def bad_lil():
+    X = sp.lil_matrix(good_X())
+    X.rows[0][0] = 9
+    return X
+
+
+class Tall:
+    """An array-like of 2**31 x 2 ones with no memory behind it (a broadcast view)."""
+
+    def __array__(self, dtype=None, copy=None):
+        return np.broadcast_to(np.float64(1), (2**31, 2))
+
+
+HUGE_SPARSE = sp.coo_matrix(([1.0], ([0], [0])), shape=(2**31, 3))  # one stored entry
+IN_INT32 = r"2\*\*31"
+
+
 def case(id, exc, patterns, X=DEFAULT, k=K, **kwargs):
     return pytest.param(X, k, kwargs, exc, all_of(*patterns), id=id)
 
@@ -102,6 +135,48 @@ CASES = [
     case("X-empty-sparse-rows", ValueError, (X_, "empty"), X=sp.csr_matrix((0, 5)), k=1),
     case("X-empty-sparse-cols", ValueError, (X_, "empty"), X=sp.csr_matrix((5, 0)), k=1),
     case("X-ragged", ValueError, (X_,), X=[[1.0, 2.0], [3.0]], k=1),
+    # --- X: sizes beyond the kernels' C ints, refused before anything is allocated --------
+    case("X-sparse-2**31-rows-coo", ValueError, (X_, IN_INT32, r"2147483648"), X=HUGE_SPARSE,
+         k=1),
+    case("X-sparse-2**31-cols-csr", ValueError, (X_, IN_INT32),
+         X=sp.csr_matrix((3, 2**31)), k=1),
+    case("X-sparse-3e9-rows", ValueError, (X_, IN_INT32),
+         X=sp.coo_matrix(([1.0], ([0], [0])), shape=(3 * 10**9, 3)), k=1),
+    case("X-dense-2**31-rows", ValueError, (X_, IN_INT32),
+         X=Tall(), k=1),
+    # --- X: malformed sparse structure (never read out of bounds) -----------------------
+    case("X-csr-column-out-of-range", ValueError, (X_, "CSR", r"\[0, 5\)", r"indices\[3\] = 7"),
+         X=malformed("csr", indices=setting(3, 7))),
+    case("X-csr-column-negative", ValueError, (X_, "CSR", r"indices\[3\] = -1"),
+         X=malformed("csr", indices=setting(3, -1))),
+    case("X-csc-row-out-of-range", ValueError, (X_, "CSC", r"row indices", r"\[0, 6\)"),
+         X=malformed("csc", indices=setting(-1, 6))),
+    case("X-csr-int64-index-out-of-range", ValueError, (X_, "CSR", r"2147483648"),
+         X=malformed("csr", indices=lambda a: np.where(np.arange(a.size) == 0, 2**31,
+                                                        a).astype(np.int64))),
+    case("X-csr-indptr-decreasing", ValueError, (X_, "indptr", "non-decreasing"),
+         X=malformed("csr", indptr=setting(2, 100))),
+    case("X-csr-indptr-short", ValueError, (X_, "indptr", r"\b7\b", r"\b6\b"),
+         X=malformed("csr", indptr=lambda a: a[:-1])),
+    case("X-csr-indptr-not-from-0", ValueError, (X_, "indptr", r"indptr\[0\] = 1"),
+         X=malformed("csr", indptr=setting(0, 1))),
+    case("X-csr-indptr-end", ValueError, (X_, "indptr", r"stored entries \(30\)"),
+         X=malformed("csr", indptr=setting(-1, 29))),
+    case("X-csr-indptr-beyond", ValueError, (X_, "indptr"),
+         X=malformed("csr", indptr=setting(-1, 10**6))),
+    case("X-csc-data-short", ValueError, (X_, "CSC", "same length", r"29 and 30"),
+         X=malformed("csc", data=lambda a: a[:-1])),
+    case("X-csr-indices-float", ValueError, (X_, "indices", "integer"),
+         X=malformed("csr", indices=lambda a: a.astype(float))),
+    case("X-coo-row-out-of-range", ValueError, (X_, "COO", r"row\[2\] = 9", r"\[0, 6\)"),
+         X=malformed("coo", row=setting(2, 9))),
+    case("X-coo-col-negative", ValueError, (X_, "COO", r"col\[0\] = -2"),
+         X=malformed("coo", col=setting(0, -2))),
+    case("X-coo-col-short", ValueError, (X_, "COO", "same length"),
+         X=malformed("coo", col=lambda a: a[:-1])),
+    case("X-bsr-index-out-of-range", ValueError, (X_, "BSR", "block column"),
+         X=malformed("bsr", indices=setting(0, 5))),
+    case("X-lil-column-out-of-range", ValueError, (X_, r"\[0, 5\)"), X=bad_lil()),
     # --- X: type -----------------------------------------------------------------------
     case("X-complex", TypeError, (X_, r"real|complex"), X=good_X().astype(complex)),
     case("X-complex-sparse", TypeError, (X_, r"real|complex"),
@@ -191,6 +266,22 @@ CASES = [
     case("max_iter-float", TypeError, (r"\bmax_iter\b", r"\bint"), max_iter=1.5),
     case("max_iter-str", TypeError, (r"\bmax_iter\b", r"\bint"), max_iter="10"),
     case("max_iter-None", TypeError, (r"\bmax_iter\b",), max_iter=None),
+    case("max_iter-2**31", ValueError, (r"\bmax_iter\b", r"\[1, 2147483646\]"),
+         max_iter=2**31),
+    case("max_iter-huge", ValueError, (r"\bmax_iter\b", r"\[1, 2147483646\]"),
+         max_iter=10**30),
+    # --- sizes: n_components, n_threads -------------------------------------------------
+    case("k-2**40", ValueError, (r"\bn_components\b", r"\[1, 2147483647\]"), k=2**40,
+         init="random"),
+    case("k-too-large-for-memory", ValueError, (r"\bn_components\b", r"\[1, \d+\]",
+                                                r"TiB"), k=2**25, init="random"),
+    case("n_threads-2**40", ValueError, (r"\bn_threads\b", r"\[-\d+, \d+\]"),
+         n_threads=2**40),
+    case("n_threads-minus-2**40", ValueError, (r"\bn_threads\b", r"\[-\d+, \d+\]"),
+         n_threads=-2**40),
+    case("n_threads-10**5", ValueError, (r"\bn_threads\b", r"\[-\d+, \d+\]"),
+         n_threads=10**5),  # would crash OpenMP (thread creation fails)
+    case("n_threads-0", ValueError, (r"\bn_threads\b",), n_threads=0),
     case("tol-negative", ValueError, (r"\btol\b", AT_LEAST_0), tol=-1),
     case("tol-nan", ValueError, (r"\btol\b",), tol=np.nan),
     case("tol-str", TypeError, (r"\btol\b",), tol="x"),
@@ -205,6 +296,21 @@ CASES = [
     case("l1_ratio-negative", ValueError, (r"\bl1_ratio\b", r"\b0\b"), l1_ratio=-0.1),
     case("l1_ratio-nan", ValueError, (r"\bl1_ratio\b",), l1_ratio=np.nan),
     case("l1_ratio-str", TypeError, (r"\bl1_ratio\b",), l1_ratio="x"),
+    # regularization beyond the computation dtype (not blamed on X's scale)
+    case("alpha_W-1e38-float32", ValueError, (r"\balpha_W\b", "float32", r"\[0, "),
+         X=good_X().astype(np.float32), alpha_W=1e38),
+    case("alpha_H-1e38-float32", ValueError, (r"\balpha_H\b", "float32", r"\[0, "),
+         X=good_X().astype(np.float32), alpha_H=1e38),
+    case("alpha_W-5e307-float64", ValueError, (r"\balpha_W\b", "float64", r"\[0, "),
+         alpha_W=5e307),
+    case("alpha_W-inf-term", ValueError, (r"\balpha_W\b",), alpha_W=1e308, l1_ratio=0.5),
+    case("alpha_W-tiny-X-float32", ValueError, (r"\balpha_W\b", r"2\*\*150"),
+         X=good_X().astype(np.float32) * np.float32(1e-30), alpha_W=1e7, l1_ratio=1),
+    # --- X near float64's largest value: its errors could not be represented -------------
+    case("X-norm-near-float64-max", ValueError, (X_, "float64", r"2\*\*102\d"),
+         X=good_X() * 3e307),
+    case("X-norm-overflows-float64", ValueError, (X_, "float64"),
+         X=np.full((N, M), np.finfo(np.float64).max)),
     # --- random_state ------------------------------------------------------------------
     case("random_state-negative", ValueError, (r"\brandom_state\b",), random_state=-1),
     case("random_state-too-large", ValueError, (r"\brandom_state\b",), random_state=2**32),
@@ -303,3 +409,116 @@ def test_beta_loss_rules(entry):
             entry(sp.csr_matrix(X), 2, solver="mu", beta_loss=beta)  # an implicit zero
         full = sp.csr_matrix(X + 1)  # sparse format, no zero at all: accepted
         assert np.isfinite(entry(full, 2, solver="mu", beta_loss=beta, max_iter=5).W).all()
+
+
+# --- faults: nothing allocated for a refused size, unaligned X, scaling -----------------
+
+@pytest.mark.parametrize("fmt", ["coo", "csr", "csc", "dok"])
+def test_huge_sparse_refused_before_allocating(fmt):
+    """One stored entry in a 2**31 x 3 matrix: refused before any conversion allocates in
+    proportion to its shape (a CSR of it has a 16 GiB indptr)."""
+    import tracemalloc
+
+    if fmt == "coo":
+        X = HUGE_SPARSE
+    elif fmt == "dok":
+        X = sp.dok_matrix((2**31, 3))
+        X[5, 1] = 1.0
+    else:  # its transpose's CSR/CSC (3 x 2**31) costs nothing
+        small = sp.csr_matrix(([1.0], [0], np.array([0, 1, 1, 1], dtype=np.int64)),
+                              shape=(3, 2**31))
+        X = small.T if fmt == "csc" else small
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"X has too many rows.*2\*\*31"):
+            fastnmf.nmf(X, 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def unaligned(A):
+    """A copy of A (C or F order kept) whose data starts one byte past an aligned address,
+    as np.frombuffer hands out for a pickled buffer at an odd offset."""
+    order = "F" if A.flags.f_contiguous and not A.flags.c_contiguous else "C"
+    raw = np.empty(A.nbytes + 1, dtype=np.uint8)
+    out = np.frombuffer(raw.data, dtype=A.dtype, count=A.size, offset=1)
+    out = out.reshape(A.shape, order=order)
+    out[...] = A
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "float32", "csr", "csc"])
+@pytest.mark.parametrize("solver", ["cd", "mu", "bpp"])
+def test_unaligned_X_is_copied(layout, solver):
+    """An X not naturally aligned (undefined behaviour in C) gives the results of its
+    aligned copy, bit for bit, and is left as it is."""
+    A = np.random.default_rng(4).random((60, 40))
+    A[A < 0.5] = 0
+    if layout == "F":
+        A = np.asfortranarray(A)
+    if layout == "float32":
+        A = A.astype(np.float32)
+    if layout in ("csr", "csc"):
+        aligned = sp.csr_matrix(A).asformat(layout)
+        X = aligned.copy()
+        X.data = unaligned(X.data)
+        X.indices = unaligned(X.indices)
+    else:
+        aligned, X = A, unaligned(A)
+    before = X.copy()
+    kw = dict(solver=solver, random_state=0, tol=0, max_iter=20)
+    got, want = fastnmf.nmf(X, 3, **kw), fastnmf.nmf(aligned, 3, **kw)
+    np.testing.assert_array_equal(got.W, want.W)
+    np.testing.assert_array_equal(got.H, want.H)
+    np.testing.assert_array_equal(got.history, want.history)
+    assert got.reconstruction_err == want.reconstruction_err
+    if sp.issparse(X):
+        assert not X.data.flags.aligned and (X != before).nnz == 0
+    else:
+        assert not X.flags.aligned and np.array_equal(X, before)
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0, 1.5, 0.5])
+def test_extreme_scale_errors_and_regularization_follow_beta(beta):
+    """X · 2¹²⁰ is solved as X (scaled back exactly): its errors are sqrt(2 D_β), which
+    scale by 2^(60β), and its regularization must scale as D_β does."""
+    X = np.random.default_rng(5).random((30, 20)) + 0.1
+    e = 120
+    kw = dict(solver="mu", beta_loss=beta, init="random", random_state=0, tol=0,
+              max_iter=20, l1_ratio=1.0)
+    big = fastnmf.nmf(X * 2.0**e, 3, alpha_W=0.5, **kw)
+    # the same problem at scale 1: L1 term divided by 2^(eβ − e/2)
+    small = fastnmf.nmf(X, 3, alpha_W=0.5 * 2.0 ** -(e * beta - e / 2), **kw)
+    np.testing.assert_array_equal(big.W, np.ldexp(small.W, e // 2))
+    np.testing.assert_array_equal(big.H, np.ldexp(small.H, e // 2))
+    np.testing.assert_allclose(big.history, small.history * 2.0 ** (e * beta / 2),
+                               rtol=1e-15)
+    WH, Y = big.W @ big.H, X * 2.0**e
+    if beta == 1:
+        D = (Y * np.log(Y / WH) - Y + WH).sum()
+    elif beta == 2:
+        D = 0.5 * ((Y - WH) ** 2).sum()
+    else:
+        D = ((Y**beta + (beta - 1) * WH**beta - beta * Y * WH ** (beta - 1))
+             / (beta * (beta - 1))).sum()
+    assert big.reconstruction_err == pytest.approx(np.sqrt(2 * D), rel=1e-9)
+
+
+def test_X_near_float64_max_raises_or_is_finite():
+    """Errors of the order of float64's largest value are refused up front (no history of
+    inf, no warning); a large X whose norm leaves room is solved."""
+    import warnings
+
+    X = good_X()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for scale in (1e306, 1e307):
+            res = fastnmf.nmf(X * scale, K, max_iter=30)
+            assert np.isfinite(res.history).all() and np.isfinite(res.reconstruction_err)
+            assert res.reconstruction_err < np.linalg.norm(X) * scale
+        for scale in (3e307, 1e308):
+            with pytest.raises(ValueError, match=r"X is too large for float64"):
+                fastnmf.nmf(X * scale, K)

@@ -9,7 +9,7 @@ from ._init import LazyRNG, initialize
 from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
-from ._validation import SOLVERS, check_nmf_args
+from ._validation import SOLVERS, check_nmf_args, scale2
 
 __all__ = ["nmf", "nmf_live", "run", "make_result", "NMF_DEFAULTS"]
 
@@ -164,18 +164,26 @@ def run(prob, solvers):
 def make_result(prob, e, W, H, n_iter, converged, history, err):
     """The NMFResult of ``prob``, undoing a scaling of X by 2⁻ᵉ."""
     if e:
-        W, history, err = np.ldexp(W, e // 2), np.ldexp(history, e), float(np.ldexp(err, e))
+        shift = prob.error_shift(e)
+        with np.errstate(over="raise"):
+            try:
+                history, err = scale2(history, shift), float(scale2(np.asarray(err), shift))
+            except FloatingPointError:  # validation leaves room for errors up to 4 ‖X‖_F
+                raise FloatingPointError(
+                    f"X is too large for float64: an error of the {prob.solver!r} solver "
+                    "(history, reconstruction_err) exceeded float64's largest value; rescale "
+                    "X") from None
+        W = np.ldexp(W, e // 2)
         H = np.ldexp(H, e // 2) if prob.update_H else prob.H
     return NMFResult(W=W, H=H, n_iter=int(n_iter), converged=bool(converged),
                      reconstruction_err=float(err), history=history, solver=prob.solver)
 
 
 def _sparse_operands(X):
-    """X's CSR and Xᵀ's CSR as the kernels take them (int64 indptr, int32 indices)."""
+    """X's CSR and Xᵀ's CSR as the kernels take them (int64 indptr, int32 indices: X was
+    checked, its sides are below 2**31)."""
     rows = X if X.format == "csr" else X.tocsr()
     cols = X.T if X.format == "csc" else X.T.tocsr()
-    if max(X.shape) >= 2**31:
-        raise ValueError(f"X has shape {X.shape}; sparse dimensions must be < 2**31.")
     return tuple(
         np.asarray(a, dtype=t)
         for M in (rows, cols)

@@ -1,6 +1,7 @@
 """fastnmf.nmf_batch: many factorizations on all cores (threads, the GIL released) or on any
 concurrent.futures executor (a Dask cluster's among them)."""
 
+import concurrent.futures
 import math
 import queue
 import sys
@@ -66,7 +67,11 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
         What a failure during the work does (bad input is always raised before any work
         starts, as ValueError naming the index): 'raise' raises BatchError naming the first
         failed index, its ``.results`` holding every item's result or exception; 'return'
-        puts the exception in place of the failed item's result.
+        puts the exception in place of the failed item's result. A failure of the executor
+        itself (a task that raised, a worker lost: Dask's KilledWorker, a broken process
+        pool) ends the run: the tasks not yet finished are cancelled (those that cannot be
+        are waited for), every finished result is kept, and that failure takes the place
+        of each item left without a result.
     progress : bool, default=False
         Show a progress bar on stderr (items done, rate, time left). Never shown unless asked.
     **nmf_kwargs
@@ -94,7 +99,7 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
         results = _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs,
                                    progress)
     else:
-        results = _run_local(probs, _resolve_n_jobs(n_jobs), progress)
+        results = _run_local(probs, _resolve_n_jobs(n_jobs, len(probs)), progress)
     failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
     if failed and errors == "raise":
         raise BatchError(failed[0], results)
@@ -140,8 +145,10 @@ def _check_item(i, X, n_components, kwargs, random_state):
         raise exc_type(f"Xs[{i}]: {exc}") from None
 
 
-def _resolve_n_jobs(n_jobs):
-    return 1 if n_jobs is None else resolve_threads(n_jobs, "n_jobs")
+def _resolve_n_jobs(n_jobs, count):
+    """Threads for ``count`` items: no more than there are items (each thread has its own
+    workspace)."""
+    return max(1, min(count, 1 if n_jobs is None else resolve_threads(n_jobs, "n_jobs")))
 
 
 def _run_local(probs, n_threads, progress):
@@ -215,7 +222,7 @@ def _run_group(probs, indices, n_threads, monitor, results):
                 results[i] = make_result(
                     probs[i], exponents[j], np.ascontiguousarray(Wts[j].T), Hs[j],
                     n_iter[q], converged[q], histories[q], errs[q])
-            except (ArithmeticError, np.linalg.LinAlgError) as exc:
+            except (ArithmeticError, np.linalg.LinAlgError, MemoryError) as exc:
                 results[i] = exc
 
 
@@ -291,24 +298,60 @@ _helper = _Helper()
 
 
 def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progress):
+    """Run the items in chunks (a few per worker), gathered as they finish. A chunk whose
+    task fails ends the run (nmf_batch's ``errors``); on any way out, an interrupt among
+    them, what is still pending is cancelled."""
     count = len(items)
     chunk = max(1, math.ceil(count / 32))
-    futures = []
-    for start in range(0, count, chunk):
-        stop = min(start + chunk, count)
-        futures.append(executor.submit(
-            _run_chunk, items[start:stop], n_components, kwargs, seeds[start:stop], n_jobs,
-            start))
+    results = [None] * count
+    spans = {}  # future -> (start, stop)
+    failure = None
     monitor = _Progress(count, 1) if progress else None
-    results = []
-    for future in futures:
-        part = future.result()
-        results.extend(part)
+    try:
+        for start in range(0, count, chunk):
+            stop = min(start + chunk, count)
+            try:
+                future = executor.submit(_run_chunk, items[start:stop], n_components, kwargs,
+                                         seeds[start:stop], n_jobs, start)
+            except Exception as exc:  # a shut-down or broken executor
+                failure = exc
+                break
+            spans[future] = (start, stop)
+        pending = set(spans)
+        if failure is not None:
+            pending -= _cancel(pending)
+        while pending:
+            done, pending = concurrent.futures.wait(
+                pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                start, stop = spans[future]
+                if future.cancelled():
+                    continue
+                exc = future.exception()
+                if exc is None:
+                    results[start:stop] = future.result()
+                else:
+                    results[start:stop] = [exc] * (stop - start)
+                    if failure is None:
+                        failure = exc
+                if monitor is not None:
+                    monitor.add(stop - start)
+            if failure is not None:
+                pending -= _cancel(pending)
+    finally:
+        _cancel(spans)
         if monitor is not None:
-            monitor.add(len(part))
-    if monitor is not None:
-        monitor.close()
-    return results
+            monitor.close()
+    return [failure if r is None else r for r in results]
+
+
+def _cancel(futures):
+    """Cancel every future not yet finished (a running one too where the executor can:
+    Dask's can, concurrent.futures' pools only those not started); returns those cancelled.
+    They are not waited for: a cancelled future wakes ``wait`` only once its executor says
+    so, and an executor whose task failed meanwhile (Dask's, when the cancel crosses a
+    KilledWorker) never does."""
+    return {future for future in futures if future.cancel()}
 
 
 def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start):
@@ -316,7 +359,8 @@ def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start):
     n_jobs says)."""
     probs = [_check_item(start + i, X, n_components, kwargs, seeds[i])
              for i, X in enumerate(items)]
-    return _run_local(probs, _resolve_n_jobs(-1 if n_jobs is None else n_jobs), False)
+    return _run_local(probs, _resolve_n_jobs(-1 if n_jobs is None else n_jobs, len(probs)),
+                      False)
 
 
 class _Progress:

@@ -307,7 +307,7 @@ def _read_mtx(path):
     import scipy.sparse as sp
 
     X = scipy.io.mmread(path)
-    return sp.csr_matrix(X) if sp.issparse(X) else np.asarray(X)
+    return X if sp.issparse(X) else np.asarray(X)  # check_X converts, once its shape is checked
 
 
 # --- writing ---------------------------------------------------------------------------------

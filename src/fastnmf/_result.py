@@ -60,6 +60,7 @@ class NMFResult:
 STATUS_OK = 0
 STATUS_NONFINITE = 1
 STATUS_OVERFLOW = 2
+STATUS_NO_MEMORY = 5
 
 _STATUS_MESSAGES = {
     STATUS_NONFINITE: (
@@ -70,6 +71,11 @@ _STATUS_MESSAGES = {
     STATUS_OVERFLOW: (
         OverflowError,
         "X is too large to factorize in {dtype}: ‖X‖² overflows; rescale X",
+    ),
+    STATUS_NO_MEMORY: (
+        MemoryError,
+        "the {solver!r} solver ran out of memory for its history of errors at iteration "
+        "{n_iter}",
     ),
 }
 

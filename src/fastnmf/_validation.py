@@ -6,23 +6,35 @@ regularization split into L1/L2 parts for W and H. Nothing downstream re-checks.
 """
 
 import math
-import sys
 import numbers
+import os
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels._common import scan
+from ._kernels._common import first_decrease, first_outside, scan
 from ._threads import default_threads, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message",
-           "resolve_threads"]
+           "resolve_threads", "scale2"]
 
 SOLVERS = ("cd", "als", "mu", "bpp")
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
 BETA_LOSSES = ("frobenius", "kullback-leibler", "itakura-saito")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# The kernels count in C ints: BLAS dimensions, int32 sparse indices, iterations. Every size
+# that reaches them is checked against these before anything proportional to it is allocated.
+_INDEX_LIMIT = 2**31  # n and m (and n_components) must be below it
+_MAX_ITER = 2**31 - 2  # the loops run to max_iter + 1 in a C int
+# The most bytes the factors and the workspace of one problem may take: beyond any memory,
+# yet far from where a size computed in C (entries of the workspace, per thread) overflows.
+_MAX_BYTES = 2**48
+# X's Frobenius norm must stay this far below float64's largest value: the errors reported
+# (history, reconstruction_err) are of its order (the first one up to a few times it).
+_NORM_HEADROOM = 2.0**-2
+# The sparse formats whose index arrays are checked as they are (others are converted first).
+_INDEXED = ("csr", "csc", "bsr", "coo")
 
 
 def error_message(arg, what, allowed=None, got=None):
@@ -63,7 +75,8 @@ class Problem:
 
     def scaled(self, e):
         """This problem with X · 2⁻ᵉ: the solution is (W, H) · 2^(−e/2), the regularization
-        is rescaled to match (the L1 terms by 2^(−3e/2), the L2 terms by 2⁻ᵉ)."""
+        is rescaled to match (see regularization_shift) and the errors are those of X times
+        2^(−error_shift(e))."""
         if sp.issparse(self.X):
             X = self.X.copy()
             X.data = np.ldexp(X.data, -e)
@@ -74,18 +87,38 @@ class Problem:
         kw.update(X=X, sqnorm=sqnorm, xmax=xmax,
                   W=None if self.W is None else np.ldexp(self.W, -e // 2),
                   H=None if self.H is None else np.ldexp(self.H, -e // 2),
-                  l1_W=_ldexp(self.l1_W, -3 * e // 2), l1_H=_ldexp(self.l1_H, -3 * e // 2),
-                  l2_W=_ldexp(self.l2_W, -e), l2_H=_ldexp(self.l2_H, -e))
+                  **self.regularization(e))
         return Problem(**kw)
 
+    def error_shift(self, e):
+        """s such that an error sqrt(2 D_β) for X · 2⁻ᵉ is that for X times 2⁻ˢ: D_β is
+        homogeneous of degree β (s = e for the Frobenius norm, e/2 for Kullback-Leibler)."""
+        return e * self.beta / 2
 
-def _ldexp(value, exponent):
-    """value · 2^exponent, capped at the largest float (a regularization that large just
-    means: all zero)."""
+    def regularization_shift(self, name, e):
+        """s such that the term ``name`` (l1_W, l2_W, l1_H or l2_H) for X · 2⁻ᵉ is the
+        given one times 2⁻ˢ: it must scale as D_β does (2^(−βe)) while ‖W‖₁ scales by
+        2^(−e/2) and ‖W‖² by 2⁻ᵉ (s = 3e/2 and e for the Frobenius norm)."""
+        return self.beta * e - (e / 2 if name.startswith("l1") else e)
+
+    def regularization(self, e):
+        """The L1/L2 terms for X · 2⁻ᵉ; a term too large for a float is inf
+        (check_nmf_args refuses those)."""
+        return {name: scale2(getattr(self, name), -self.regularization_shift(name, e))
+                for name in ("l1_W", "l2_W", "l1_H", "l2_H")}
+
+
+def scale2(values, exponent):
+    """values · 2^exponent, exact for an integral exponent (ldexp); an array follows
+    numpy's overflow rules (np.errstate), a float is inf where it overflows."""
+    whole = math.floor(exponent)
+    part = 2.0 ** (exponent - whole)  # 1 for an integral exponent
+    if isinstance(values, np.ndarray):
+        return np.ldexp(values * part if part != 1 else values, whole)
     try:
-        return math.ldexp(value, exponent)
+        return math.ldexp(values * part, whole)
     except OverflowError:
-        return sys.float_info.max
+        return math.inf
 
 
 def _computation_dtype(dtype, arg):
@@ -107,24 +140,12 @@ def _scan(values, arg, n_threads=1):
 
 
 def check_X(X, arg="X", n_threads=1):
-    """Return (X, ‖X‖², max X): X as a float32/float64 ndarray (C or F contiguous) or a
-    canonical CSR/CSC matrix; its one pass runs on up to ``n_threads`` threads."""
+    """Return (X, ‖X‖², max X): X as a float32/float64 ndarray (C or F contiguous, aligned)
+    or a canonical CSR/CSC matrix (its arrays contiguous and aligned); its one pass runs on
+    up to ``n_threads`` threads. Sizes and sparse structure are checked before anything
+    reads through them or allocates in proportion to them."""
     if sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
-        dtype = _computation_dtype(X.dtype, arg)
-        if X.format not in ("csr", "csc"):
-            X = X.tocsr()
-        if X.dtype != dtype:
-            X = X.astype(dtype)
-        if not X.has_canonical_format:  # duplicates would count twice in ‖X‖²
-            X = X.copy()
-            X.sum_duplicates()
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(error_message(arg, "is empty", got=f"shape {X.shape}"))
-        data = np.ascontiguousarray(X.data)
-        sqnorm, xmax = _scan(data, arg, n_threads) if data.size else (0.0, 0.0)
-        return X, sqnorm, max(xmax, 0.0)
+        return _check_sparse_X(X, arg, n_threads)
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(error_message(arg, "must be an array-like or a scipy.sparse matrix",
                                       got=type(X).__name__))
@@ -139,19 +160,124 @@ def check_X(X, arg="X", n_threads=1):
             raise TypeError(error_message(arg, "must hold real numbers", got="dtype object"))
     if X.ndim != 2:
         raise ValueError(error_message(arg, "must be a 2-D array", got=f"shape {X.shape}"))
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(error_message(arg, "is empty", got=f"shape {X.shape}"))
+    _check_shape(X.shape, arg)
     dtype = _computation_dtype(X.dtype, arg)
     if X.dtype != dtype or not (X.flags.c_contiguous or X.flags.f_contiguous):
         X = np.asarray(X, dtype=dtype, order="C")
+    if not X.flags.aligned:  # e.g. a buffer unpickled at an odd offset (Dask does that)
+        X = X.copy(order="K")
     return (X, *_scan(X, arg, n_threads))
 
 
-def _check_int(value, arg, low):
+def _check_shape(shape, arg):
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(error_message(arg, "is empty", got=f"shape {shape}"))
+    if max(shape) >= _INDEX_LIMIT:
+        raise ValueError(error_message(
+            arg, "has too many rows or columns: each of n, m must be below 2**31 (the "
+            "kernels index them with C ints)", got=f"shape {shape}"))
+
+
+def _check_sparse_X(X, arg, n_threads):
+    if X.ndim != 2:
+        raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
+    _check_shape(X.shape, arg)  # before a conversion allocates in proportion to the shape
+    dtype = _computation_dtype(X.dtype, arg)
+    given, checked = X, X.format in _INDEXED
+    if checked:  # before scipy's conversions and canonical-format checks read through them
+        _check_structure(X, arg)
+    if X.format not in ("csr", "csc"):
+        X = X.tocsr()
+        if not checked:  # lil, dok, dia: their CSR is checked instead
+            _check_structure(X, arg)
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+    if not X.has_canonical_format:  # duplicates would count twice in ‖X‖²
+        X = X.copy() if X is given else X
+        X.sum_duplicates()
+    if np.count_nonzero(X.data) < X.data.shape[0]:
+        # Explicit zeros: dropped (a copy only then), so that no sum over the stored
+        # entries and no decision by their count (accelerate's sweep cap) sees them.
+        X = X.copy() if X is given else X
+        X.eliminate_zeros()
+    if not all(a.flags.aligned and a.flags.c_contiguous
+               for a in (X.data, X.indices, X.indptr)):
+        X = X.copy()  # fresh arrays: contiguous and aligned
+    sqnorm, xmax = _scan(X.data, arg, n_threads) if X.data.size else (0.0, 0.0)
+    return X, sqnorm, max(xmax, 0.0)
+
+
+def _check_structure(X, arg):
+    """X's index arrays consistent with its shape and with each other, in one pass over
+    each (no temporaries): a ValueError naming what is wrong, never a read out of bounds."""
+    n, m = X.shape
+    fmt = X.format
+
+    def bad(what, got):
+        return ValueError(error_message(arg, f"is a malformed {fmt.upper()} matrix: {what}",
+                                        got=got))
+
+    data = np.asarray(X.data)
+    if fmt == "coo":
+        for name, bound in (("row", n), ("col", m)):
+            idx = _index_array(getattr(X, name), name, bad)
+            if idx.shape[0] != data.shape[0]:
+                raise bad(f"its {name} and data arrays must have the same length",
+                          f"{idx.shape[0]} and {data.shape[0]}")
+            at = first_outside(idx, bound)
+            if at >= 0:
+                raise bad(f"its {name} indices must be in [0, {bound})",
+                          f"{name}[{at}] = {idx[at]}")
+        return
+    if fmt == "bsr":
+        R, C = X.blocksize
+        if n % R or m % C or data.shape[1:] != (R, C):
+            raise bad(f"its blocks ({R}x{C}) must tile its shape {X.shape} and its data",
+                      f"data of shape {data.shape}")
+        major, minor, kind = n // R, m // C, "block column"
+    else:
+        major, minor = (n, m) if fmt == "csr" else (m, n)
+        kind = "column" if fmt == "csr" else "row"
+    indptr = _index_array(X.indptr, "indptr", bad)
+    indices = _index_array(X.indices, "indices", bad)
+    nnz = indices.shape[0]
+    if indptr.shape[0] != major + 1:
+        raise bad(f"its indptr must have {major + 1} entries", f"{indptr.shape[0]}")
+    if data.shape[0] != nnz:
+        raise bad("its data and indices arrays must have the same length",
+                  f"{data.shape[0]} and {nnz}")
+    if indptr[0] != 0:
+        raise bad("its indptr must start at 0", f"indptr[0] = {indptr[0]}")
+    at = first_decrease(indptr)
+    if at >= 0:
+        raise bad("its indptr must be non-decreasing",
+                  f"indptr[{at + 1}] = {indptr[at + 1]} < indptr[{at}] = {indptr[at]}")
+    if indptr[-1] != nnz:
+        raise bad(f"its indptr must end at the number of stored entries ({nnz})",
+                  f"indptr[-1] = {indptr[-1]}")
+    at = first_outside(indices, minor)
+    if at >= 0:
+        raise bad(f"its {kind} indices must be in [0, {minor})", f"indices[{at}] = {indices[at]}")
+
+
+def _index_array(a, name, bad):
+    """``a`` as a 1-D int32/int64 array (a copy only for another integer type)."""
+    a = np.asarray(a)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise bad(f"its {name} must be a 1-D integer array", f"{a.dtype} of shape {a.shape}")
+    if a.dtype not in (np.int32, np.int64):
+        a = a.astype(np.int64)  # values beyond int64 wrap negative: still refused
+    return a
+
+
+def _check_int(value, arg, low, high):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(error_message(arg, "must be an int", got=f"{value!r}"))
     if value < low:
         raise ValueError(error_message(arg, f"must be >= {low}", got=f"{value!r}"))
+    if value > high:
+        raise ValueError(error_message(arg, f"must be an int in [{low}, {high}]",
+                                       got=f"{value!r}"))
     return int(value)
 
 
@@ -220,8 +346,9 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
             "X", f"contains zeros, which beta_loss={beta_loss!r} (β <= 0) cannot fit (the "
             "divergence is infinite there); add a small value to X or use β > 0"))
     n, m = X.shape
-    k = _check_int(n_components, "n_components", 1)
-    max_iter = _check_int(max_iter, "max_iter", 1)
+    k = _check_int(n_components, "n_components", 1, _INDEX_LIMIT - 1)
+    _check_size(n, m, k, X.dtype)
+    max_iter = _check_int(max_iter, "max_iter", 1, _MAX_ITER)
     tol = _check_real(tol, "tol")
     alpha_W = _check_real(alpha_W, "alpha_W")
     alpha_H = alpha_W if (isinstance(alpha_H, str) and alpha_H == "same") else alpha_H
@@ -254,7 +381,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
             raise ValueError(error_message(
                 "n_components", f"must be <= min(n, m) = {min(n, m)} with init={init!r}",
                 "(use init='random' for more components)", got=f"{k}"))
-    return Problem(
+    prob = Problem(
         X=X, sqnorm=sqnorm, xmax=xmax, beta=beta, n=n, m=m, k=k, dtype=dtype, solver=solver, init=init, W=W, H=H,
         update_H=update_H, max_iter=max_iter, tol=tol,
         l1_W=m * alpha_W * l1_ratio, l2_W=m * alpha_W * (1.0 - l1_ratio),
@@ -262,6 +389,56 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         random_state=random_state, shuffle=bool(shuffle), verbose=bool(verbose),
         n_threads=n_threads, accelerate=bool(accelerate),
     )
+    _check_scale(prob, {"l1_W": ("alpha_W", alpha_W, m * l1_ratio),
+                        "l2_W": ("alpha_W", alpha_W, m * (1.0 - l1_ratio)),
+                        "l1_H": ("alpha_H", alpha_H, n * l1_ratio),
+                        "l2_H": ("alpha_H", alpha_H, n * (1.0 - l1_ratio))})
+    return prob
+
+
+def _check_size(n, m, k, dtype):
+    """n_components within what the factors and the workspace can address (sizes computed
+    in C stay far from overflowing; numpy refuses what does not fit in memory)."""
+    P, size = max(n, m), dtype.itemsize
+
+    def need(k):  # bytes, at least: W, H, three k×k and six k×P arrays of the workspace
+        return ((n + m) * k + 8 * k * k + 6 * k * P) * size
+
+    if need(k) > _MAX_BYTES:
+        most = int((-(6 * P + n + m) + math.sqrt((6 * P + n + m) ** 2 + 32 * _MAX_BYTES / size))
+                   / 16)
+        while need(most) > _MAX_BYTES:
+            most -= 1
+        raise ValueError(error_message(
+            "n_components", f"is too large for X of shape {(n, m)}: the factors and the "
+            f"workspace would take {need(k) / 2**40:.3g} TiB; it must be an int in [1, {most}]",
+            got=f"{k}"))
+
+
+def _check_scale(prob, coefficients):
+    """What the scaling of an X of extreme scale (Problem.scale_exponent) cannot absorb:
+    a regularization term beyond the computation dtype, an X whose errors are beyond
+    float64. ``coefficients``: for each term, (argument, its value, term / value)."""
+    e = prob.scale_exponent()
+    largest = float(np.finfo(prob.dtype).max)
+    for name, value in prob.regularization(e).items():
+        arg, alpha, coef = coefficients[name]
+        if value > largest:  # the term is coef · alpha · 2^-shift: the most alpha can be
+            shift = prob.regularization_shift(name, e)
+            most = 2.0 ** (math.log2(largest) - math.log2(coef) + shift)
+            raise ValueError(error_message(
+                arg, f"is too large for {prob.dtype.name} computation (its "
+                f"{name[:2].upper()} term, {coef:g} · {arg}"
+                f"{f' · 2**{-shift:g}' if shift else ''}, exceeds {prob.dtype.name}'s "
+                f"largest value); it must be in [0, {most:.4g}]", got=f"{alpha!r}"))
+    if prob.dtype == np.float64 and prob.beta == 2 and prob.xmax > 0:
+        log2_norm = _log2_norm(prob.X, prob.sqnorm, prob.xmax)
+        if log2_norm > math.log2(largest * _NORM_HEADROOM):
+            raise ValueError(error_message(
+                "X", "is too large for float64: its errors (history, reconstruction_err) "
+                "are of the order of ‖X‖_F, which is within a factor "
+                f"{1 / _NORM_HEADROOM:g} of float64's largest value; rescale X",
+                got=f"‖X‖_F = 2**{log2_norm:.1f}"))
 
 
 def resolve_threads(value, name):
@@ -273,6 +450,12 @@ def resolve_threads(value, name):
         return default_threads()
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(error_message(name, "must be None or an int", got=type(value).__name__))
+    # far more threads than the machine's CPUs only fail (or crash OpenMP)
+    most = max(64, 4 * (os.cpu_count() or 1))
+    if not -most <= value <= most:
+        raise ValueError(error_message(name, f"must be None or a non-zero int in [-{most}, "
+                                       f"{most}] (at least 64, at most 4 × the CPUs)",
+                                       got=f"{value}"))
     if value == 0:
         raise ValueError(error_message(name, "must be None, a positive int, or a negative int "
                                        "counting back from the available threads", got="0"))
@@ -304,6 +487,18 @@ def _check_beta_loss(beta_loss, solver):
             "beta_loss", f"other than 'frobenius' (2) needs solver='mu' (solver {solver!r} "
             "minimizes the Frobenius norm)", got=f"{beta_loss!r}"))
     return beta
+
+
+def _log2_norm(X, sqnorm, xmax):
+    """log2 ‖X‖_F: from ‖X‖² where that did not overflow, else from a pass over X
+    divided by its maximum (only for an X of norm beyond 1e154)."""
+    if math.isfinite(sqnorm):
+        return 0.5 * math.log2(sqnorm) if sqnorm > 0 else -math.inf
+    values = X.data if sp.issparse(X) else X.reshape(-1, order="A")
+    step = 2**24  # pieces: no temporary the size of X
+    total = math.fsum(float(np.square(values[i:i + step] / xmax).sum())
+                      for i in range(0, values.shape[0], step))
+    return math.log2(xmax) + 0.5 * math.log2(total)
 
 
 def _has_zeros(X):

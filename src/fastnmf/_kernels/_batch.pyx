@@ -9,9 +9,10 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t, int64_t
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x, x_entries,
-                      workspace_len)
+                      workspace_len, init_trace, trace_status, take_history)
 from ._nndsvd cimport nndsvd_core, nndsvd_workspace_len
 from ._solve cimport solve_core
 from ._solve import SOLVER_IDS, CHECK_EVERY
@@ -84,7 +85,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
     cdef Py_ssize_t count = len(Wts), i, n, m, s
     cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
     cdef int solver_id = SOLVER_IDS[solver], check_every = CHECK_EVERY[solver]
-    cdef Py_ssize_t wlen = 1, iwlen = 1, hist_len = max_iter // check_every + 1
+    cdef Py_ssize_t wlen = 1, iwlen = 1
     dtype = np.float64 if floating is double else np.float32
     # Per-item records live in byte buffers owned by these arrays.
     xs_buf = np.zeros(max(count, 1) * sizeof(XData), dtype=np.uint8)
@@ -96,8 +97,6 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
     cdef Trace* ts = <Trace*> &ts_mv[0]
     cdef int64_t[::1] wt_ptrs = np.zeros(max(count, 1), dtype=np.int64)
     cdef int64_t[::1] h_ptrs = np.zeros(max(count, 1), dtype=np.int64)
-    history = np.zeros((max(count, 1), hist_len), dtype=np.float64)
-    cdef double[:, ::1] hist = history
     cdef int[::1] status = np.zeros(max(count, 1), dtype=np.intc)
     cdef floating[:, ::1] Wt, H
     cdef Hook hook  # shared by every item: only its stop flag is read
@@ -125,7 +124,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].n_threads = 1  # the items are the parallel loop
         ps[i].accelerate = accelerate
         ps[i].x_entries = x_entries(&xs[i])
-        ts[i].history = &hist[i, 0]
+        init_trace(&ts[i])
         ts[i].hook = &hook
         wlen = max(wlen, workspace_len(n, m, k, beta, 1, solver_id))
         if init_in_kernel[i]:
@@ -134,16 +133,23 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
             iwlen = max(iwlen, 12 * s)
     if done.shape[0] < 8 * n_threads:
         raise ValueError("done must hold 8 * n_threads counters")
+    if wlen > PY_SSIZE_T_MAX // 8 // n_threads:  # each item's size was checked, not the sum
+        raise MemoryError(f"n_jobs={n_threads} workspaces of {wlen} entries each do not fit "
+                          "in memory")
     cdef floating[::1] work = np.empty(wlen * n_threads, dtype=dtype)
     cdef int[::1] iwork = np.empty(iwlen * n_threads, dtype=np.intc)
     cdef Py_ssize_t[::1] perm = np.empty(k * n_threads, dtype=np.intp)
-    if count:
-        with nogil:
-            run_items(solver_id, count, k, xs, ps, ts, &wt_ptrs[0], &h_ptrs[0], &fills[0],
-                      &init_in_kernel[0], &status[0], &work[0], wlen, &iwork[0], iwlen,
-                      &perm[0], &done[0], n_threads, &stop[0])
+    try:
+        if count:
+            with nogil:
+                run_items(solver_id, count, k, xs, ps, ts, &wt_ptrs[0], &h_ptrs[0],
+                          &fills[0], &init_in_kernel[0], &status[0], &work[0], wlen,
+                          &iwork[0], iwlen, &perm[0], &done[0], n_threads, &stop[0])
+        for i in range(count):
+            status[i] = trace_status(&ts[i], status[i])
+    finally:  # every history buffer freed, whatever happens
+        histories = [take_history(&ts[i]) for i in range(count)]
     n_iter = np.array([ts[i].n_iter for i in range(count)], dtype=np.intp)
     converged = np.array([ts[i].converged for i in range(count)], dtype=bool)
     final_err = np.array([ts[i].final_err for i in range(count)], dtype=np.float64)
-    histories = [history[i, :ts[i].n_hist].copy() for i in range(count)]
     return n_iter, converged, histories, final_err, np.asarray(status)[:count].copy()

@@ -10,6 +10,7 @@ cdef enum:
     STATUS_OK = 0
     STATUS_NONFINITE = 1
     STATUS_STOPPED = 4      # the Hook said stop (2 is _result's STATUS_OVERFLOW, 3 the batch's)
+    STATUS_NO_MEMORY = 5    # the history could not grow (see record)
 
 cdef enum:
     SOLVER_CD = 0
@@ -71,8 +72,10 @@ cdef struct Params:
     double x_entries        # X's entries a product reads: n·m dense, nnz sparse (prepare_x)
 
 cdef struct Trace:
-    double* history         # capacity max_iter // check_every + 1
-    Py_ssize_t n_hist
+    double* history         # n_hist errors in a C buffer of `capacity`, grown by record
+    Py_ssize_t n_hist       # (start a Trace with init_trace, end it with take_history)
+    Py_ssize_t capacity
+    bint out_of_memory      # the history could not grow: its later entries are lost
     int n_iter
     bint converged
     double final_err
@@ -185,6 +188,9 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
                        double* change) noexcept nogil
 cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
                            uint64_t* state) noexcept nogil
+cdef void init_trace(Trace* t) noexcept nogil
 cdef double record(Trace* t, double err_sq) noexcept nogil
+cdef int trace_status(const Trace* t, int status) noexcept nogil
+cdef object take_history(Trace* t)
 cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating* H,
                 floating* T, Py_ssize_t T_len, double err_sq, Trace* t) noexcept nogil

@@ -4,6 +4,7 @@
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite, fma, fmaf
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
+from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy
 from cython.parallel cimport prange, threadid
 
@@ -49,7 +50,8 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
 
 
 cdef double x_entries(const XData* x) noexcept nogil:
-    """The entries of X a product reads: n·m dense, nnz sparse."""
+    """The entries of X a product reads: n·m dense, nnz sparse (validation drops explicit
+    zeros: they change nothing, accelerate's sweep cap included)."""
     return <double> x.rptr[x.n] if x.sparse else <double> x.n * x.m
 
 
@@ -387,6 +389,34 @@ cdef void scan_piece(const floating* values, Py_ssize_t i0, Py_ssize_t size,
         out[1] = lo[l] if lo[l] < out[1] else out[1]
         out[2] = hi[l] if hi[l] > out[2] else out[2]
         out[3] += fin[l]
+
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+def first_decrease(const index_t[:] values):
+    """The first i with values[i + 1] < values[i], or -1: one pass, no temporary (a sparse
+    matrix's indptr is checked with it before anything reads through it)."""
+    cdef Py_ssize_t i, found = -1
+    with nogil:
+        for i in range(values.shape[0] - 1):
+            if values[i + 1] < values[i]:
+                found = i
+                break
+    return found
+
+
+def first_outside(const index_t[:] values, int64_t bound):
+    """The first i with values[i] outside [0, bound), or -1: one pass, no temporary."""
+    cdef Py_ssize_t i, found = -1
+    with nogil:
+        for i in range(values.shape[0]):
+            if values[i] < 0 or values[i] >= bound:
+                found = i
+                break
+    return found
 
 
 cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F, floating* Ft,
@@ -751,14 +781,67 @@ cdef void next_permutation(Py_ssize_t k, Py_ssize_t* perm, bint shuffle,
             perm[j] = tmp
 
 
+# Entries of a history's first buffer; it doubles when full.
+cdef Py_ssize_t HISTORY_START = 64
+
+
+cdef void init_trace(Trace* t) noexcept nogil:
+    """An empty trace: no history buffer yet (record allocates it), no hook."""
+    t.history = NULL
+    t.n_hist = 0
+    t.capacity = 0
+    t.out_of_memory = False
+    t.n_iter = 0
+    t.converged = False
+    t.final_err = 0
+    t.hook = NULL
+
+
+cdef bint grow_history(Trace* t) noexcept nogil:
+    """Double the history's buffer (C realloc: safe in any thread, no GIL); False if the
+    memory is not there (the buffer is then unchanged)."""
+    cdef Py_ssize_t capacity = 2 * t.capacity if t.capacity else HISTORY_START
+    cdef double* grown = <double*> realloc(t.history, capacity * sizeof(double))
+    if grown == NULL:
+        return False
+    t.history = grown
+    t.capacity = capacity
+    return True
+
+
 cdef double record(Trace* t, double err_sq) noexcept nogil:
-    """Append ‖X − WH‖_F (from its square, clamped at 0) to the history; return it."""
+    """Append ‖X − WH‖_F (from its square, clamped at 0) to the history, growing it as it
+    fills (a history as long as max_iter is never reserved); return it."""
     cdef double err = sqrt(err_sq) if err_sq > 0 else 0.0
     if not isfinite(err_sq):
         err = err_sq
-    t.history[t.n_hist] = err
-    t.n_hist += 1
+    if t.n_hist < t.capacity or grow_history(t):
+        t.history[t.n_hist] = err
+        t.n_hist += 1
+    else:
+        t.out_of_memory = True
     return err
+
+
+cdef int trace_status(const Trace* t, int status) noexcept nogil:
+    """A solver's ``status``, or STATUS_NO_MEMORY if its history could not grow."""
+    return STATUS_NO_MEMORY if status == STATUS_OK and t.out_of_memory else status
+
+
+cdef object take_history(Trace* t):
+    """The trace's history as a new float64 array; frees its buffer (call it once, also
+    when the solve failed)."""
+    cdef double[::1] out
+    try:
+        history = np.empty(t.n_hist, dtype=np.float64)
+        out = history
+        if t.n_hist:
+            memcpy(&out[0], t.history, t.n_hist * sizeof(double))
+    finally:
+        free(t.history)
+        t.history = NULL
+        t.n_hist = t.capacity = 0
+    return history
 
 
 cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating* H,

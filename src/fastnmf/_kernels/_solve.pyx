@@ -20,7 +20,8 @@ from ._common cimport (
     XData, Params, Trace, Hook, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED, SOLVER_CD,
     SOLVER_ALS, SOLVER_MU, SOLVER_BPP, vectors_len,
     prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
-    loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock,
+    loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
+    trace_status, take_history,
 )
 from ._cd cimport cd_half
 from ._als cimport als_half
@@ -235,12 +236,13 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     dtype = np.float64 if floating is double else np.float32
     cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta, p.n_threads, solver_id), dtype=dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)
-    history = np.empty(max_iter // p.check_every + 1, dtype=np.float64)
-    cdef double[::1] hist = history
-    t.history = &hist[0]
+    init_trace(&t)
     t.hook = &watch.hook if watch.needed() else NULL
-    with nogil:
-        status = solve_core(solver_id, &x, k, &Wt[0, 0], &H[0, 0], &work[0], &perm[0],
-                            &p, &t)
+    try:
+        with nogil:
+            status = solve_core(solver_id, &x, k, &Wt[0, 0], &H[0, 0], &work[0], &perm[0],
+                                &p, &t)
+    finally:
+        history = take_history(&t)
     watch.raise_if_stopped(status)
-    return t.n_iter, bool(t.converged), history[:t.n_hist].copy(), t.final_err, status
+    return t.n_iter, bool(t.converged), history, t.final_err, trace_status(&t, status)
