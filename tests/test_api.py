@@ -1,4 +1,4 @@
-"""The contract of ``fastnmf.nmf`` as API.md states it.
+"""The contract of ``fastnmf.nmf`` as docs/api.md states it.
 
 Defaults, the ``init=None`` rule, dtypes, the frozen ``NMFResult`` and ownership of its
 arrays, ``history``, ``reconstruction_err``, ``tol``, ``random_state``, inputs never
@@ -19,7 +19,7 @@ import fastnmf
 from conftest import dense_matrix as make_X, sklearn_random_start
 
 from conftest import SOLVERS  # noqa: E402
-# Iterations between two entries of ``history`` (API.md: every iteration for cd, every 10 for mu;
+# Iterations between two entries of ``history`` (docs/api.md: every iteration for cd, every 10 for mu;
 # als is documented in fastnmf.nmf's docstring as checking every iteration, like cd).
 CADENCE = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
@@ -343,7 +343,7 @@ def test_smaller_tol_runs_longer(solver):
 
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_max_iter_reached_does_not_warn(solver):
-    """API.md: nmf itself does not warn when max_iter is reached; converged says so."""
+    """docs/api.md: nmf itself does not warn when max_iter is reached; converged says so."""
     import warnings
 
     X = make_X(rank=5)

@@ -1,4 +1,4 @@
-"""Every bad input of API.md's "Errors" section, for ``fastnmf.nmf`` and ``fastnmf.reference.nmf``.
+"""Every bad input of docs/api.md's "Errors and warnings" section, for ``fastnmf.nmf`` and ``fastnmf.reference.nmf``.
 
 One table of (X, n_components, keyword arguments, exception, patterns). The patterns name
 the argument and what is allowed (or the value found), never the whole sentence: each is

@@ -1,4 +1,4 @@
-"""The initializers: random, nndsvd, nndsvda, nndsvdar (NMF-MATH.md, "Initialization").
+"""The initializers: random, nndsvd, nndsvda, nndsvdar (docs/algorithms.md, "Starting points").
 
 Starting factors are taken straight from ``fastnmf._init.initialize`` on a problem built by
 ``fastnmf._validation.check_nmf_args`` (the path ``fastnmf.nmf`` takes), and compared with a

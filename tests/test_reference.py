@@ -24,7 +24,7 @@ def direct_error(X, W, H):
 
 
 def objective(X, W, H, alpha_W, alpha_H, l1_ratio):
-    """½‖X − WH‖² + scikit-learn's regularization (NMF-MATH.md), in float64."""
+    """½‖X − WH‖² + scikit-learn's regularization (docs/algorithms.md), in float64."""
     n, m = X.shape
     W = W.astype(np.float64)
     H = H.astype(np.float64)

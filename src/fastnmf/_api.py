@@ -40,14 +40,12 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         'bpp': alternating non-negative least squares, each half-step solved exactly by
         block principal pivoting (Kim & Park 2011).
 
-        Which wins (2-core machine, dense low rank plus noise): for a fixed number of
-        iterations 'cd' is the cheapest per iteration (close to the two products with X:
-        1.0-1.1x their time on 4000 x 2000, k = 40); to reach a given error, 'bpp' and
-        'cd' with ``accelerate=True`` need far fewer iterations (2000 x 1000, k = 20:
-        scikit-learn's error after 300 cd iterations in 40 bpp or 30 accelerated
-        iterations, 6.8x faster than scikit-learn). 'bpp' costs more per iteration as k
-        grows (about k³/3 per distinct passive set); 'mu' is the slowest to converge and
-        the only solver for the other β-divergences.
+        Which to pick: for a fixed number of iterations 'cd' is the cheapest (close to
+        the two products with X per iteration); to reach a given error, 'bpp' and 'cd'
+        with ``accelerate=True`` need far fewer iterations. 'bpp' costs more per iteration
+        as k grows (about k³/3 per distinct passive set); 'mu' is the slowest to converge
+        and the only solver for the other β-divergences. The README's benchmark table and
+        docs/algorithms.md ("Cost per iteration") give the figures.
     init : {None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'}, default=None
         None means 'nndsvda' when n_components <= min(n, m), else 'random'.
     W : array-like of shape (n, k), default=None

@@ -1,6 +1,6 @@
 """Starting factors: random, NNDSVD and its variants, custom copies (NumPy, both paths).
 
-Formulas: NMF-MATH.md, "Initialization"; the draws follow scikit-learn's so that the
+Formulas: docs/algorithms.md, "Starting points"; the draws follow scikit-learn's so that the
 same int ``random_state`` gives scikit-learn's random start.
 """
 

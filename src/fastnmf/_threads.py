@@ -22,7 +22,7 @@ barrier wakes its partner through the kernel (600x400, k=20, 50 iterations on 2 
 
 BLAS at one thread (``single_threaded_blas``): the kernels share their large products
 and sweeps among OpenMP threads themselves, each thread calling single-threaded BLAS on
-its own block (NMF-MATH.md, "Many matrices at once"). BLAS libraries' own worker threads
+its own block (docs/algorithms.md, "Threads"). BLAS libraries' own worker threads
 busy-wait between calls; beside our threads, or beside another library's spinning
 workers (numpy and scipy wheels each bundle an OpenBLAS), a multi-threaded BLAS call then
 stalls on a descheduled worker and runs many times slower. So while a kernel runs, every

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""als — projected ALS made safe (NMF-MATH.md, "als").
+"""als — projected ALS made safe (docs/algorithms.md, "als").
 
 Each half-step: the least-squares proposal P = max(0, (A + l2 I)⁻¹ (B − l1)) through a
 Cholesky factorization (with a growing ridge if A is singular); one HALS sweep (the cd

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""bpp — ANLS by block principal pivoting (NMF-MATH.md, "bpp"; Kim & Park 2011).
+"""bpp — ANLS by block principal pivoting (docs/algorithms.md, "bpp"; Kim & Park 2011).
 
 Each half-step solves min_{x ≥ 0} ½ xᵀ(A + l2 I)x − (b − l1)ᵀx exactly for every column x
 of F (k×p), b the matching column of B. Per column, a passive set P (the entries allowed

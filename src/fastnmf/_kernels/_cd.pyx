@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""cd — coordinate descent / HALS (NMF-MATH.md, "cd"): one exact coordinate sweep per
+"""cd — coordinate descent / HALS (docs/algorithms.md, "cd"): one exact coordinate sweep per
 half-step, or with ``accelerate`` several (Gillis & Glineur 2012's accelerated HALS)."""
 
 from cython cimport floating

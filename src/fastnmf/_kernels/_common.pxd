@@ -1,7 +1,7 @@
 # cython: language_level=3
 # Shared pieces of the nogil solver cores: the problem, parameter and trace records, the
 # workspace layout, the products with X (the only code that touches X), Grams, the loss,
-# the HALS sweep and the stopping bookkeeping. NMF-MATH.md names every formula used here.
+# the HALS sweep and the stopping bookkeeping. docs/algorithms.md states every formula used here.
 
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint64_t

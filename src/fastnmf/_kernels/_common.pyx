@@ -607,7 +607,7 @@ cdef double accurate_loss_sq(const XData* x, Py_ssize_t k, const floating* Wt,
                             Py_ssize_t T_len) noexcept nogil:
     """``err_sq`` from the expanded formula, or — when the relative error is so small that
     the formula cancels (below 1e-6 in float64, 1e-3 in float32) and X is dense — the
-    error formed directly (NMF-MATH.md, "What every half-step needs")."""
+    error formed directly (docs/algorithms.md, "Measuring the error")."""
     cdef double d
     if not formed(x, err_sq, 1e-12 if floating is double else 1e-6):
         return err_sq
@@ -654,7 +654,7 @@ cdef double hals_sweep(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* 
     """One HALS / coordinate-descent sweep over the rows of F (k×p), in place.
 
     For t in perm: F[t] ← max(0, F[t] − (A[t]·F + l2·F[t] − B[t] + l1) / (A[t, t] + l2)),
-    NMF-MATH.md's cd update with scikit-learn's regularization. Columns are independent,
+    docs/algorithms.md's cd update with scikit-learn's regularization. Columns are independent,
     so the sweep runs block by block of sweep_width columns (same result, cache-resident
     rows), the blocks shared among up to ``n_threads`` threads; v is the workspace region
     of that name. Returns Σ |projected gradient| over the sweep (scikit-learn's violation)
@@ -849,7 +849,7 @@ cdef int finish(const XData* x, Py_ssize_t k, const floating* Wt, const floating
     """Set the final error and the status. The last loss is accurate to about
     1e-16 · ‖X‖² / ‖X − WH‖² (relative): for a dense float64 X it is the final error
     unless the fit is closer than FINAL_DIRECT (then the error is formed directly, as it
-    always is for float32); a sparse X always takes the loss (NMF-MATH.md)."""
+    always is for float32); a sparse X always takes the loss (docs/algorithms.md)."""
     if not isfinite(err_sq):
         return STATUS_NONFINITE
     if (floating is float and not x.sparse) or formed(x, err_sq, FINAL_DIRECT):

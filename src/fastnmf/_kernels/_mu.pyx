@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""mu — multiplicative updates (NMF-MATH.md, "mu"; Lee & Seung 2001), Frobenius loss.
+"""mu — multiplicative updates (docs/algorithms.md, "mu"; Lee & Seung 2001), Frobenius loss.
 
 F ← F ∘ B ⊘ (A F + l1 + l2 F), a zero denominator replaced by float32's eps as in
 scikit-learn. Monotone non-increasing in the (regularized) objective.

@@ -54,7 +54,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
 
     Per iteration: W half-step with A = HHᵀ, B = H Xᵀ; then (if update_H) the H half-step
     with G = WᵀW, B = Wᵀ X; then the loss from those Grams and products (no n × m work).
-    Stopping (NMF-MATH.md): cd and als stop when the sweep's projected-gradient norm falls
+    Stopping (docs/algorithms.md, "Stopping rules and check cadence"): cd and als stop when the sweep's projected-gradient norm falls
     to tol × its value at the first iteration; mu, checked every ``check_every`` iterations,
     when (previous error − error) / initial error < tol. tol = 0 never stops early.
     After each half-step the loop reports its work to ``t.hook``, and each check (_common.pxd,

@@ -1,4 +1,4 @@
-"""Reference solvers: each algorithm of NMF-MATH.md stated plainly in NumPy.
+"""Reference solvers: each algorithm of docs/algorithms.md stated plainly in NumPy.
 
 ``fastnmf.reference.nmf`` has the signature and result of ``fastnmf.nmf`` and shares its
 validation and initialization; only the solver table differs. The tests cross-check the

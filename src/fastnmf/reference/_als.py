@@ -1,4 +1,4 @@
-"""als — projected ALS made safe (NMF-MATH.md): a clipped least-squares proposal and the
+"""als — projected ALS made safe (docs/algorithms.md): a clipped least-squares proposal and the
 current factor each get one HALS sweep; the one with the lower half-step objective is kept
 (a proposal that zeroes a live component is not considered)."""
 
