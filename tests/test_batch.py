@@ -449,3 +449,26 @@ def test_history_grows_as_written(solver):
         _assert_same(r, s)
     long = fastnmf.nmf(Xs[0], 3, solver=solver, tol=0, max_iter=1000)  # grows past 64
     assert len(long.history) == 1000 // (10 if solver == "mu" else 1) + 1
+
+
+def test_a_failed_start_is_that_item_result(monkeypatch):
+    """An item whose start fails (NNDSVD's SVD did not converge) gets the failure as its
+    result; the other items are solved as alone."""
+    import fastnmf._batch as batch
+
+    Xs = list(_stack(count=4, n=8, m=6))
+    real = batch.initialize
+
+    def initialize(prob, rng):
+        if prob.X.shape == Xs[2].shape and np.array_equal(prob.X, Xs[2]):
+            raise np.linalg.LinAlgError("the SVD for NNDSVD did not converge")
+        return real(prob, rng)
+
+    monkeypatch.setattr(batch, "initialize", initialize)
+    for n_jobs in (1, 2):
+        got = fastnmf.nmf_batch(Xs, 2, n_jobs=n_jobs, errors="return", **KW)
+        assert isinstance(got[2], np.linalg.LinAlgError)
+        for i in (0, 1, 3):
+            _assert_same(got[i], fastnmf.nmf(Xs[i], 2, **KW))
+        with pytest.raises(fastnmf.BatchError, match=r"Xs\[2\]"):
+            fastnmf.nmf_batch(Xs, 2, n_jobs=n_jobs, **KW)

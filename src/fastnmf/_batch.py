@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from ._api import NMF_DEFAULTS, _sparse_operands, make_result
 from ._init import LazyRNG, initialize
-from ._kernels._batch import STATUS_INIT_FAILED, solve_many
+from ._kernels._batch import solve_many
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
 from ._validation import check_nmf_args, error_message, resolve_threads
@@ -119,7 +119,7 @@ def _as_items(Xs):
 
 
 def _split_random_state(random_state, count):
-    """One random_state per item, fixed before any work (API.md, nmf_batch)."""
+    """One random_state per item, fixed before any work (docs/api.md, nmf_batch)."""
     if random_state is None or isinstance(random_state, (int, np.integer)):
         return [random_state] * count
     if isinstance(random_state, np.random.Generator):
@@ -169,25 +169,35 @@ def _run_local(probs, n_threads, progress):
     return results
 
 
+_ITEM_FAILURES = (ArithmeticError, np.linalg.LinAlgError, MemoryError)  # caught per item
+
+
 def _run_group(probs, indices, n_threads, monitor, results):
-    operands, Wts, Hs, fills, in_kernel, seeds, regs, sqnorms = [], [], [], [], [], [], [], []
-    exponents = []
+    operands, Wts, Hs, seeds, regs, sqnorms = [], [], [], [], [], []
+    exponents, started = [], []
     for i in indices:
         e = probs[i].scale_exponent()  # an X of extreme scale is solved as X · 2⁻ᵉ
         prob = probs[i].scaled(e) if e else probs[i]
-        exponents.append(e)
         rng = LazyRNG(prob.random_state)
-        W, H = initialize(prob, rng)  # scikit-learn's NNDSVD draws: see _init.randomized_svd
-        Wt = np.ascontiguousarray(W.T)
+        try:
+            W, H = initialize(prob, rng)  # scikit-learn's NNDSVD draws: _init.randomized_svd
+        except _ITEM_FAILURES as exc:  # a start that failed (the SVD did not converge)
+            results[i] = exc
+            if monitor is not None:
+                monitor.add(1)
+            continue
+        started.append(i)
+        exponents.append(e)
         seeds.append(rng.uint63() if prob.shuffle and prob.solver != "mu" else 0)
-        fills.append(-1.0)
-        in_kernel.append(False)
-        Wts.append(Wt)
+        Wts.append(np.ascontiguousarray(W.T))
         Hs.append(H)
         X = prob.X
         operands.append(X if isinstance(X, np.ndarray) else _sparse_operands(X))
         regs.append((prob.l1_W, prob.l2_W, prob.l1_H, prob.l2_H))
         sqnorms.append(prob.sqnorm)
+    if not started:
+        return
+    indices = started
     first = probs[indices[0]]
     by_solver = {}
     for j, i in enumerate(indices):
@@ -202,9 +212,7 @@ def _run_group(probs, indices, n_threads, monitor, results):
         args = (solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
                 np.array([sqnorms[j] for j in js], dtype=np.float64),
                 np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
-                np.array([seeds[j] for j in js], dtype=np.uint64),
-                np.array([fills[j] for j in js], dtype=np.float64),
-                np.array([in_kernel[j] for j in js], dtype=np.int8))
+                np.array([seeds[j] for j in js], dtype=np.uint64))
         kwargs = dict(max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
                       n_threads=n_threads, done=done, stop=stop, beta=beta,
                       accelerate=accelerate)
@@ -215,14 +223,12 @@ def _run_group(probs, indices, n_threads, monitor, results):
         for q, j in enumerate(js):
             i = indices[j]
             try:
-                if status[q] == STATUS_INIT_FAILED:
-                    raise np.linalg.LinAlgError("the eigen-decomposition for NNDSVD failed")
                 raise_for_status(int(status[q]), solver=solver, n_iter=int(n_iter[q]),
                                  dtype=first.dtype)
                 results[i] = make_result(
                     probs[i], exponents[j], np.ascontiguousarray(Wts[j].T), Hs[j],
                     n_iter[q], converged[q], histories[q], errs[q])
-            except (ArithmeticError, np.linalg.LinAlgError, MemoryError) as exc:
+            except _ITEM_FAILURES as exc:
                 results[i] = exc
 
 

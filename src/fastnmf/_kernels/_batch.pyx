@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Many factorizations in one nogil region: an OpenMP ``prange`` over the items, each thread
-with its own workspace, each item initialized (NNDSVD, when planned in the kernel) and
-solved by the same cores as ``fastnmf.nmf`` (no reference twin: tested against a loop of
+with its own workspace, each item (started by the caller) solved by the same cores as
+``fastnmf.nmf`` (no reference twin: tested against a loop of
 ``fastnmf.nmf``). BLAS must be single-threaded meanwhile (the caller limits it)."""
 
 import numpy as np
@@ -13,55 +13,41 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x, x_entries,
                       workspace_len, init_trace, trace_status, take_history)
-from ._nndsvd cimport nndsvd_core, nndsvd_workspace_len
 from ._solve cimport solve_core
 from ._solve import SOLVER_IDS, CHECK_EVERY
 
-# Per-item status beyond the solver's: the NNDSVD eigen-decomposition failed.
-cdef enum:
-    INIT_FAILED = 3
-STATUS_INIT_FAILED = INIT_FAILED
 STATUS_NOT_RUN = STATUS_STOPPED  # stopped part-way, or never started: the batch was stopped
 
 
 cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Params* ps,
-                    Trace* ts, int64_t* wt_ptrs, int64_t* h_ptrs, const double* fills,
-                    const char* init_in_kernel, int* status, floating* work, Py_ssize_t wlen,
-                    int* iwork, Py_ssize_t iwlen, Py_ssize_t* perm, int64_t* done,
+                    Trace* ts, int64_t* wt_ptrs, int64_t* h_ptrs, int* status,
+                    floating* work, Py_ssize_t wlen, Py_ssize_t* perm, int64_t* done,
                     int n_threads, volatile int* stop) noexcept nogil:
     cdef Py_ssize_t i
-    cdef int tid, info
+    cdef int tid
     cdef floating* Wt
     cdef floating* H
     for i in prange(count, schedule="dynamic", chunksize=1, num_threads=n_threads):
         tid = threadid()
         Wt = <floating*> wt_ptrs[i]
         H = <floating*> h_ptrs[i]
-        info = 0
         if stop[0] != 0:  # the batch was stopped: start nothing more
             status[i] = STATUS_STOPPED
             continue
-        if init_in_kernel[i]:
-            info = nndsvd_core(&xs[i], k, Wt, H, fills[i], work + tid * wlen,
-                               iwork + tid * iwlen)
-        if info != 0:
-            status[i] = INIT_FAILED
-        else:
-            status[i] = solve_core(solver, &xs[i], k, Wt, H, work + tid * wlen,
-                                   perm + tid * k, &ps[i], &ts[i])
+        status[i] = solve_core(solver, &xs[i], k, Wt, H, work + tid * wlen, perm + tid * k,
+                               &ps[i], &ts[i])
         done[tid * 8] += 1  # one cache line per thread; summed by the progress monitor
 
 
 def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
-               double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
-               const char[::1] init_in_kernel, *, int max_iter, double tol, bint update_H,
+               double[:, ::1] regs, uint64_t[::1] seeds, *, int max_iter, double tol, bint update_H,
                bint shuffle, int n_threads, int64_t[::1] done, int[::1] stop, double beta=2,
                bint accelerate=False):
-    """Initialize (where ``init_in_kernel[i]``) and solve every item in one nogil prange.
+    """Solve every item, from the factors given, in one nogil prange.
 
     operands[i]: X_i as ``_solve.solve`` takes it; Wts[i] (k×n_i), Hs[i] (k×m_i): the
     factors, C-contiguous, all of one dtype, updated in place; regs[i] = (l1_W, l2_W, l1_H,
-    l2_H); fills[i]: NNDSVD's fill (< 0: none); ``done`` (8·n_threads int64) counts
+    l2_H); seeds[i]: the sweep-order seed; ``done`` (8·n_threads int64) counts
     finished items per thread; once ``stop[0]`` (an int array of one, set from another
     thread) is non-zero, every item still running ends after its current half-step (its
     status STATUS_NOT_RUN; no item polls anything else, and nothing takes the GIL) and no
@@ -69,23 +55,22 @@ def solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms
     arrays, one entry per item.
     """
     if Wts and Wts[0].dtype == np.float32:
-        return _solve_many[float](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
-                                  init_in_kernel, max_iter, tol, update_H, shuffle,
-                                  n_threads, done, stop, beta, accelerate)
-    return _solve_many[double](solver, operands, Wts, Hs, sqnorms, regs, seeds, fills,
-                               init_in_kernel, max_iter, tol, update_H, shuffle, n_threads,
-                               done, stop, beta, accelerate)
+        return _solve_many[float](solver, operands, Wts, Hs, sqnorms, regs, seeds, max_iter,
+                                  tol, update_H, shuffle, n_threads, done, stop, beta,
+                                  accelerate)
+    return _solve_many[double](solver, operands, Wts, Hs, sqnorms, regs, seeds, max_iter,
+                               tol, update_H, shuffle, n_threads, done, stop, beta,
+                               accelerate)
 
 
 cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnorms,
-                 double[:, ::1] regs, uint64_t[::1] seeds, double[::1] fills,
-                 const char[::1] init_in_kernel, int max_iter, double tol, bint update_H,
+                 double[:, ::1] regs, uint64_t[::1] seeds, int max_iter, double tol, bint update_H,
                  bint shuffle, int n_threads, int64_t[::1] done, int[::1] stop, double beta,
                  bint accelerate, floating kind=0):
-    cdef Py_ssize_t count = len(Wts), i, n, m, s
+    cdef Py_ssize_t count = len(Wts), i, n, m
     cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
     cdef int solver_id = SOLVER_IDS[solver], check_every = CHECK_EVERY[solver]
-    cdef Py_ssize_t wlen = 1, iwlen = 1
+    cdef Py_ssize_t wlen = 1
     dtype = np.float64 if floating is double else np.float32
     # Per-item records live in byte buffers owned by these arrays.
     xs_buf = np.zeros(max(count, 1) * sizeof(XData), dtype=np.uint8)
@@ -127,24 +112,19 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         init_trace(&ts[i])
         ts[i].hook = &hook
         wlen = max(wlen, workspace_len(n, m, k, beta, 1, solver_id))
-        if init_in_kernel[i]:
-            s = min(n, m)
-            wlen = max(wlen, nndsvd_workspace_len(n, m, k))
-            iwlen = max(iwlen, 12 * s)
     if done.shape[0] < 8 * n_threads:
         raise ValueError("done must hold 8 * n_threads counters")
     if wlen > PY_SSIZE_T_MAX // 8 // n_threads:  # each item's size was checked, not the sum
         raise MemoryError(f"n_jobs={n_threads} workspaces of {wlen} entries each do not fit "
                           "in memory")
     cdef floating[::1] work = np.empty(wlen * n_threads, dtype=dtype)
-    cdef int[::1] iwork = np.empty(iwlen * n_threads, dtype=np.intc)
     cdef Py_ssize_t[::1] perm = np.empty(k * n_threads, dtype=np.intp)
     try:
         if count:
             with nogil:
                 run_items(solver_id, count, k, xs, ps, ts, &wt_ptrs[0], &h_ptrs[0],
-                          &fills[0], &init_in_kernel[0], &status[0], &work[0], wlen,
-                          &iwork[0], iwlen, &perm[0], &done[0], n_threads, &stop[0])
+                          &status[0], &work[0], wlen, &perm[0], &done[0], n_threads,
+                          &stop[0])
         for i in range(count):
             status[i] = trace_status(&ts[i], status[i])
     finally:  # every history buffer freed, whatever happens

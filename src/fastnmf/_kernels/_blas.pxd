@@ -2,7 +2,7 @@
 # Fused nogil wrappers over scipy.linalg.cython_blas / cython_lapack for row-major
 # (C-contiguous) matrices. A row-major M×N matrix is, to Fortran BLAS, its column-major
 # transpose; every wrapper below does that bookkeeping once so that kernels read as the
-# formulas of NMF-MATH.md.
+# formulas of docs/algorithms.md.
 
 from cython cimport floating
 from scipy.linalg cimport cython_blas as blas
@@ -48,30 +48,6 @@ cdef inline void syrk(bint outer, int k, int p, const floating* F, int ldf,
 cdef inline void gram(int k, int p, const floating* F, int ldf, floating* C) noexcept nogil:
     """C (k×k) = F Fᵀ for row-major F (k×p)."""
     syrk(True, k, p, F, ldf, C)
-
-
-cdef inline void gram_t(int k, int p, const floating* F, int ldf, floating* C) noexcept nogil:
-    """C (p×p) = Fᵀ F for row-major F (k×p)."""
-    syrk(False, k, p, F, ldf, C)
-
-
-cdef inline int top_eigen(int s, floating* C, int k, floating* w, floating* Z, int* isuppz,
-                          floating* work, int lwork, int* iwork, int liwork) noexcept nogil:
-    """The k largest eigenpairs of the symmetric C (s×s, destroyed), by LAPACK syevr.
-
-    w[0..k) ascending; Z (k×s, row-major) holds the matching eigenvectors as rows.
-    Needs lwork >= 26 s, liwork >= 10 s, isuppz of 2 k. Returns LAPACK's info.
-    """
-    cdef char jobz = 86, rng = 73, uplo = 85  # 'V' 'I' 'U'
-    cdef int il = s - k + 1, iu = s, found = 0, info = 0
-    cdef floating vl = 0, vu = 0, abstol = 0
-    if floating is double:
-        lapack.dsyevr(&jobz, &rng, &uplo, &s, C, &s, &vl, &vu, &il, &iu, &abstol, &found,
-                      w, Z, &s, isuppz, work, &lwork, iwork, &liwork, &info)
-    else:
-        lapack.ssyevr(&jobz, &rng, &uplo, &s, C, &s, &vl, &vu, &il, &iu, &abstol, &found,
-                      w, Z, &s, isuppz, work, &lwork, iwork, &liwork, &info)
-    return info
 
 
 cdef inline int cholesky(int k, floating* C) noexcept nogil:

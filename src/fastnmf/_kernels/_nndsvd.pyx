@@ -1,11 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""NNDSVD initialization (Boutsidis & Gallopoulos 2008; NMF-MATH.md, "Initialization").
+"""NNDSVD initialization (Boutsidis & Gallopoulos 2008; docs/algorithms.md, "Starting points").
 
-``nndsvd_core`` takes the leading k singular triplets of a dense X from the eigenpairs
-of its smaller Gram matrix (XXᵀ or XᵀX, one syrk and one partial syevr: cheaper than an
-SVD when min(n, m) is small beside k), then ``nndsvd_split`` turns each triplet into a
-non-negative pair of factors. Both run without the GIL, so a batch can initialize its
-items in parallel; ``split`` is also the last step of the randomized-SVD path in _init.py.
+``split`` (``nndsvd_split`` without the GIL) turns each of the k leading singular triplets
+into a non-negative pair of factors; ``lu_basis``, ``orthonormal_rows`` and ``svd_rows`` are
+the small dense steps of _init.randomized_svd, which finds those triplets.
 """
 
 import numpy as np
@@ -13,69 +11,10 @@ import numpy as np
 from cython cimport floating
 from libc.math cimport sqrt, fabs
 
-from ._common cimport XData, prepare_x, product_W, product_H
-from ._blas cimport gram, gram_t, top_eigen
 from scipy.linalg cimport cython_lapack as lapack
 
 # Entries below this are set to zero (then filled, for nndsvda), as scikit-learn does.
 cdef double NNDSVD_EPS = 1e-6
-
-
-cdef Py_ssize_t nndsvd_workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k) noexcept nogil:
-    cdef Py_ssize_t s = n if n < m else m
-    return s * s + k * s + s + 26 * s
-
-
-cdef int nndsvd_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H, double fill,
-                     floating* work, int* iwork) noexcept nogil:
-    """Wt (k×n), H (k×m) ← NNDSVD of dense X; ``fill`` < 0 keeps zeros (nndsvd), else
-    zeros become ``fill`` (nndsvda with fill = mean(X)). ``iwork`` holds 12 min(n, m)
-    ints. Returns LAPACK's info (0 on success)."""
-    cdef Py_ssize_t n = x.n, m = x.m, c, j
-    cdef bint by_rows = n <= m
-    cdef int s = n if by_rows else m
-    cdef floating* C = work
-    cdef floating* Z = C + s * s
-    cdef floating* w = Z + k * s
-    cdef floating* ework = w + s
-    cdef const floating* X = <const floating*> x.dense
-    cdef floating tmp
-    cdef floating* sig
-    cdef int info
-    # The Gram of the smaller side; a Fortran X is stored as its transpose.
-    if by_rows != x.fortran:
-        gram(<int> (n if by_rows else m), <int> (m if by_rows else n), X,
-             <int> (m if by_rows else n), C)
-    else:
-        gram_t(<int> (m if by_rows else n), <int> (n if by_rows else m), X,
-               <int> (n if by_rows else m), C)
-    info = top_eigen(s, C, <int> k, w, Z, iwork, ework, 26 * s, iwork + 2 * s, 10 * s)
-    if info != 0:
-        return info
-    # Eigenvectors come in ascending order: put the leading one first.
-    for c in range(k // 2):
-        for j in range(s):
-            tmp = Z[c * s + j]
-            Z[c * s + j] = Z[(k - 1 - c) * s + j]
-            Z[(k - 1 - c) * s + j] = tmp
-    if by_rows:  # Z holds u (k×n); v = Xᵀ u / σ goes to H
-        for j in range(k * n):
-            Wt[j] = Z[j]
-        product_H(x, k, Z, H, NULL, 1)
-    else:        # Z holds v (k×m); u = X v / σ goes to Wt
-        for j in range(k * m):
-            H[j] = Z[j]
-        product_W(x, k, Z, Wt, NULL, 1)
-    sig = ework  # free again after syevr: σ in leading-first order
-    for c in range(k):
-        sig[c] = sqrt(w[k - 1 - c]) if w[k - 1 - c] > 0 else 0
-        for j in range(m if by_rows else n):
-            if by_rows:
-                H[c * m + j] = H[c * m + j] / sig[c] if sig[c] > 0 else 0
-            else:
-                Wt[c * n + j] = Wt[c * n + j] / sig[c] if sig[c] > 0 else 0
-    nndsvd_split(k, n, m, Wt, H, sig, fill)
-    return 0
 
 
 cdef inline double norm_part(Py_ssize_t p, const floating* x, floating sign) noexcept nogil:
@@ -134,22 +73,6 @@ cdef void nndsvd_split(Py_ssize_t k, Py_ssize_t n, Py_ssize_t m, floating* Wt, f
             v[i] = scale_v * (sign * v[i]) if sign * v[i] > 0 else 0
             if v[i] < NNDSVD_EPS:
                 v[i] = <floating> fill if fill >= 0 else 0
-
-
-def nndsvd(X, Py_ssize_t k, double fill, floating[:, ::1] Wt, floating[:, ::1] H):
-    """Wt (k×n), H (k×m) ← NNDSVD of the dense X (C- or F-contiguous, the factors' dtype)
-    from its Gram eigenpairs; ``fill`` < 0 for plain nndsvd, mean(X) for nndsvda."""
-    cdef XData x
-    cdef Py_ssize_t n = Wt.shape[1], m = H.shape[1], s = min(n, m)
-    cdef int info
-    prepare_x(&x, X, n, m, 0.0, H)
-    dtype = np.float64 if floating is double else np.float32
-    cdef floating[::1] work = np.empty(nndsvd_workspace_len(n, m, k), dtype=dtype)
-    cdef int[::1] iwork = np.empty(12 * s, dtype=np.intc)
-    with nogil:
-        info = nndsvd_core(&x, k, &Wt[0, 0], &H[0, 0], fill, &work[0], &iwork[0])
-    if info != 0:
-        raise np.linalg.LinAlgError(f"the eigen-decomposition for NNDSVD failed (info={info})")
 
 
 def split(floating[:, ::1] Ut, const floating[::1] sigma, floating[:, ::1] Vt, double fill):
