@@ -16,9 +16,13 @@ if importlib.util.find_spec("fastnmf") is None:  # before any test module fails 
         "first (README.md, 'Install and run'); the tests run against the installed package"
     )
 
+from fastnmf import _registry  # noqa: E402
 from fastnmf._datasets import low_rank  # noqa: E402
 
-SOLVERS = ("cd", "als", "mu", "bpp")
+# Every solver, and the iterations between two entries of ``history``, from the registry
+# (test_api checks the registry against the documented cadence).
+SOLVERS = tuple(_registry.SOLVERS)
+CADENCE = {name: s.check_every for name, s in _registry.SOLVERS.items()}
 DTYPES = (np.float32, np.float64)
 # How X is handed to fastnmf: dense C order, dense Fortran order, CSR, CSC.
 LAYOUTS = ("C", "F", "csr", "csc")

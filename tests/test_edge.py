@@ -14,9 +14,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnmf
 
-from conftest import SOLVERS  # noqa: E402
+from conftest import CADENCE, SOLVERS  # noqa: E402
 INITS = (None, "random", "nndsvd", "nndsvda", "nndsvdar")
-CADENCE = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
 
 def nmf(X, k, **kw):

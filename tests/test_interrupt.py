@@ -28,6 +28,7 @@ import pytest
 import fastnmf
 from fastnmf._api import nmf_live
 from fastnmf._datasets import low_rank
+from conftest import SOLVERS  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
                                 reason="POSIX signals")
@@ -164,7 +165,7 @@ def test_sigint_with_the_call_in_a_second_thread():
 
 # --- the call-out: progress, verbose, no change to any result ----------------------------------
 
-CASES = [dict(solver=s) for s in ("cd", "als", "mu", "bpp")] + [
+CASES = [dict(solver=s) for s in SOLVERS] + [
     dict(solver="mu", beta_loss="kullback-leibler"), dict(solver="cd", accelerate=True)]
 
 

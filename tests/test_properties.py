@@ -28,8 +28,7 @@ with warnings.catch_warnings():
     except ImportError:
         pass
 
-from conftest import SOLVERS  # noqa: E402
-CADENCE = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
+from conftest import CADENCE, SOLVERS  # noqa: E402
 
 
 @st.composite

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import fastnmf.reference
 from fastnmf._datasets import low_rank
 
-CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
+from conftest import CADENCE as CHECK_EVERY  # noqa: E402
 SLACK = 1e-12
 
 

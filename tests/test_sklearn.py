@@ -21,7 +21,7 @@ import fastnmf.sklearn as fsk  # noqa: E402
 from fastnmf.sklearn import NMF, _nndsvd_start  # noqa: E402
 
 
-SOLVERS = ("cd", "mu", "als", "bpp")
+from conftest import SOLVERS  # noqa: E402
 
 
 def _data(n=30, m=12, dtype=np.float64, seed=0):

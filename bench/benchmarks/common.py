@@ -29,9 +29,24 @@ SIZES = {
 # (n, m, k, density) of the sparse case: CSR 20000 x 5000 at 1 %.
 SPARSE = (20000, 5000, 30, 0.01)
 
-# Every variant a build may have, in table order (asv parameters must be fixed; a variant
-# the installed build lacks is skipped). "cd+acc" is cd with accelerate=True.
-ALL_VARIANTS = ("cd", "cd+acc", "als", "bpp", "mu")
+
+def _registry_variants():
+    """Every variant the installed build's solver registry names, in its order: each solver,
+    and "<name>+acc" after a solver that takes accelerate=True. Builds from before the
+    registry have the five below."""
+    try:
+        from fastnmf._registry import SOLVERS
+    except ImportError:
+        return ("cd", "cd+acc", "als", "bpp", "mu"), {"mu": 10}
+    labels = []
+    for name, entry in SOLVERS.items():
+        labels += [name, f"{name}+acc"] if entry.accelerate else [name]
+    return tuple(labels), {name: entry.check_every for name, entry in SOLVERS.items()}
+
+
+# Every variant, in table order (asv parameters are fixed when the benchmarks load; a
+# variant the build under test lacks is skipped). "cd+acc" is cd with accelerate=True.
+ALL_VARIANTS, _CHECK_EVERY = _registry_variants()
 
 
 def matrix(size, dtype=np.float64):
@@ -55,12 +70,15 @@ def stack(count=200, n=100, m=80, seed=0):
 def variants():
     """The fastnmf variants of the installed build, as label -> keyword arguments of
     ``fastnmf.nmf``: each solver of ``fastnmf._validation.SOLVERS`` (so 'bpp' where it
-    exists), and 'cd+acc' (cd with ``accelerate=True``) where ``nmf`` takes that option."""
+    exists), and '<solver>+acc' (``accelerate=True``) where ``nmf`` takes that option."""
     from fastnmf._validation import SOLVERS
 
     available = {label: {"solver": label} for label in SOLVERS}
-    if "cd" in available and "accelerate" in inspect.signature(fastnmf.nmf).parameters:
-        available["cd+acc"] = {"solver": "cd", "accelerate": True}
+    if "accelerate" in inspect.signature(fastnmf.nmf).parameters:
+        for label in ALL_VARIANTS:
+            name, _, acc = label.partition("+")
+            if acc == "acc" and name in available:
+                available[label] = {"solver": name, "accelerate": True}
     order = {label: i for i, label in enumerate(ALL_VARIANTS)}
     return dict(sorted(available.items(), key=lambda item: order.get(item[0], len(order))))
 
@@ -74,8 +92,8 @@ def variant(label):
 
 
 def check_every(solver):
-    """Iterations between two entries of ``history``: 10 for mu, else 1."""
-    return 10 if solver == "mu" else 1
+    """Iterations between two entries of ``history`` (the registry's; 10 for mu, else 1)."""
+    return _CHECK_EVERY.get(solver, 1)
 
 
 def iterations_to(history, target, every=1):

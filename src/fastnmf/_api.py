@@ -5,6 +5,7 @@ import inspect
 
 import numpy as np
 
+from . import _registry
 from ._init import LazyRNG, initialize
 from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
@@ -154,7 +155,7 @@ def run(prob, solvers):
     # whatever count BLAS had and whatever another Python thread's call holds it at.
     with single_threaded_blas:
         W, H = initialize(work, rng)
-        seed = rng.uint63() if work.shuffle and work.solver != "mu" else 0
+        seed = rng.uint63() if work.shuffle and _registry.solver(work.solver).sweeps else 0
         W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
     return make_result(prob, e, W, H, n_iter, converged, history, err)
 

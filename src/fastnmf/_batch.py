@@ -11,6 +11,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from . import _registry
 from ._api import NMF_DEFAULTS, _sparse_operands, make_result
 from ._init import LazyRNG, initialize
 from ._kernels._batch import solve_many
@@ -188,7 +189,8 @@ def _run_group(probs, indices, n_threads, monitor, results):
             continue
         started.append(i)
         exponents.append(e)
-        seeds.append(rng.uint63() if prob.shuffle and prob.solver != "mu" else 0)
+        seeds.append(rng.uint63() if prob.shuffle and _registry.solver(prob.solver).sweeps
+                     else 0)
         Wts.append(np.ascontiguousarray(W.T))
         Hs.append(H)
         X = prob.X

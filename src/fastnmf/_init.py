@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import scipy.sparse as sp
 
+from . import _registry
 from ._kernels._common import left_product
 from ._kernels._nndsvd import (lu_basis as _k_lu_basis, orthonormal_rows as _k_orthonormal_rows,
                                split as _k_split, svd_rows as _k_svd_rows)
@@ -93,7 +94,7 @@ def initialize(prob, rng):
         H = prob.H
         if prob.W is not None:
             W = prob.W
-        elif prob.solver == "mu":
+        elif _registry.solver(prob.solver).keeps_zeros:  # zeros would stay zeros
             W = np.full((prob.n, k), np.sqrt(_mean(X) / k), dtype=dtype)
         else:
             W = np.zeros((prob.n, k), dtype=dtype)

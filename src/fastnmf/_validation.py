@@ -13,15 +13,16 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from . import _registry
 from ._kernels._common import first_decrease, first_outside, scan
 from ._threads import default_threads, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message",
            "resolve_threads", "scale2"]
 
-SOLVERS = ("cd", "als", "mu", "bpp")
+SOLVERS = tuple(_registry.SOLVERS)
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
-BETA_LOSSES = ("frobenius", "kullback-leibler", "itakura-saito")
+BETA_LOSSES = tuple(_registry.LOSSES)
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # The kernels count in C ints: BLAS dimensions, int32 sparse indices, iterations. Every size
 # that reaches them is checked against these before anything proportional to it is allocated.
@@ -335,9 +336,10 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise ValueError(error_message("init", "must be None or one of", _choices(INITS),
                                        got=f"{init!r}"))
     beta = _check_beta_loss(beta_loss, solver)
-    if accelerate and solver != "cd":
+    if accelerate and not _registry.solver(solver).accelerate:
+        takes = " or ".join(f"{s.name!r}" for s in _registry.SOLVERS.values() if s.accelerate)
         raise ValueError(error_message(
-            "accelerate", f"applies to solver='cd' only (repeated HALS sweeps); solver "
+            "accelerate", f"applies to solver={takes} only (repeated HALS sweeps); solver "
             f"{solver!r} has no such option", got=f"{accelerate!r}"))
     n_threads = resolve_threads(n_threads, "n_threads")
     X, sqnorm, xmax = check_X(X, n_threads=n_threads)
@@ -464,16 +466,13 @@ def resolve_threads(value, name):
     return int(value) if value > 0 else max(1, default_threads() + 1 + int(value))
 
 
-_BETA_VALUES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
-
-
 def _check_beta_loss(beta_loss, solver):
     """The β of ``beta_loss`` (2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito, or a float)."""
     if isinstance(beta_loss, str):
         if beta_loss not in BETA_LOSSES:
             raise ValueError(error_message("beta_loss", "must be a float or one of",
                                            _choices(BETA_LOSSES), got=f"{beta_loss!r}"))
-        beta = _BETA_VALUES[beta_loss]
+        beta = _registry.LOSSES[beta_loss].beta
     elif isinstance(beta_loss, numbers.Real) and not isinstance(beta_loss, bool):
         beta = float(beta_loss)
         if not math.isfinite(beta):
@@ -482,10 +481,12 @@ def _check_beta_loss(beta_loss, solver):
     else:
         raise TypeError(error_message("beta_loss", "must be a float or one of",
                                       _choices(BETA_LOSSES), got=f"{beta_loss!r}"))
-    if beta != 2 and solver != "mu":
+    if _registry.loss_of_beta(beta) not in _registry.solver(solver).losses:
+        serves = " or ".join(f"{s.name!r}" for s in _registry.SOLVERS.values()
+                             if _registry.loss_of_beta(beta) in s.losses)
         raise ValueError(error_message(
-            "beta_loss", f"other than 'frobenius' (2) needs solver='mu' (solver {solver!r} "
-            "minimizes the Frobenius norm)", got=f"{beta_loss!r}"))
+            "beta_loss", f"other than 'frobenius' (2) needs solver={serves} (solver "
+            f"{solver!r} minimizes the Frobenius norm)", got=f"{beta_loss!r}"))
     return beta
 
 

@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
         f"fastnmf.sklearn needs scikit-learn >= 1.6; found {sklearn.__version__}"
     ) from exc
 
+from . import _registry
 from ._api import nmf
 
 __all__ = ["NMF"]
@@ -44,11 +45,8 @@ __all__ = ["NMF"]
 # NNDSVD's factors below this are zeros (scikit-learn's eps).
 _NNDSVD_EPS = 1e-6
 
-_BETA_LOSS_FLOAT = {"frobenius": 2, "kullback-leibler": 1, "itakura-saito": 0}
-
-
 def _beta_loss_to_float(beta_loss):
-    return _BETA_LOSS_FLOAT[beta_loss] if isinstance(beta_loss, str) else beta_loss
+    return _registry.LOSSES[beta_loss].beta if isinstance(beta_loss, str) else beta_loss
 
 
 def _check_init(A, shape, whom):
@@ -185,7 +183,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # built here could list its options in another order), with fastnmf's solvers.
     _parameter_constraints: dict = {
         **_SklearnNMF._parameter_constraints,
-        "solver": [StrOptions({"cd", "mu", "als", "bpp"})],
+        "solver": [StrOptions(set(_registry.SOLVERS))],
         "n_threads": [Interval(Integral, 1, None, closed="left"),
                       Interval(Integral, None, -1, closed="right"), None],
     }
@@ -323,12 +321,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _solve(self, X, *, W, H, update_H):
         """scikit-learn's checks of ``_fit_transform``, then ``fastnmf.nmf``."""
         beta_loss = _beta_loss_to_float(self.beta_loss)
-        if self.solver != "mu" and self.beta_loss not in (2, "frobenius"):
+        entry = _registry.solver(self.solver)
+        if _registry.loss_of_beta(beta_loss) not in entry.losses:
             raise ValueError(
                 f"Invalid beta_loss parameter: solver {self.solver!r} does not handle "
                 f"beta_loss = {self.beta_loss!r}"
             )
-        if self.solver == "mu" and self.init == "nndsvd":  # in transform too, as sklearn
+        if entry.keeps_zeros and self.init == "nndsvd":  # in transform too, as sklearn
             warnings.warn(
                 "The multiplicative update ('mu') solver cannot update zeros present in "
                 "the initialization, and so leads to poorer results when used jointly "

@@ -28,9 +28,14 @@ from ._als cimport als_half
 from ._mu cimport mu_half, mu_beta_core
 from ._bpp cimport bpp_half
 
-SOLVER_IDS = {"cd": SOLVER_CD, "als": SOLVER_ALS, "mu": SOLVER_MU, "bpp": SOLVER_BPP}
-# Iterations between two convergence checks (and history entries), per solver.
-CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
+from .._registry import SOLVERS
+
+# The registry's entries as the loop takes them. Its ids must be the ones ``half_step``
+# dispatches on (checked once, at import: a solver added to one and not the other fails).
+SOLVER_IDS = {name: s.kernel_id for name, s in SOLVERS.items()}
+CHECK_EVERY = {name: s.check_every for name, s in SOLVERS.items()}
+if set(SOLVER_IDS.values()) != {SOLVER_CD, SOLVER_ALS, SOLVER_MU, SOLVER_BPP}:
+    raise ImportError("fastnmf: _registry.SOLVERS and the kernels' SOLVER_* enum disagree")
 
 
 cdef inline double half_step(int solver, Py_ssize_t k, Py_ssize_t p, floating* F,

@@ -5,19 +5,18 @@ validation and initialization; only the solver table differs. The tests cross-ch
 compiled kernels against these functions.
 """
 
+import importlib
 import inspect
 
 from .._api import NMF_DEFAULTS, nmf as _compiled_nmf, run
+from .._registry import SOLVERS as _ENTRIES
 from .._validation import check_nmf_args
-from ._als import als
-from ._bpp import bpp
-from ._cd import cd
-from ._mu import mu
 
 __all__ = ["nmf", "SOLVERS"]
 
-SOLVERS = {"cd": cd, "als": als, "mu": mu, "bpp": bpp}
-
+# Each registry solver's twin: the function <name> of reference/_<name>.py.
+SOLVERS = {name: getattr(importlib.import_module(f"._{name}", __name__), name)
+           for name in _ENTRIES}
 
 
 def nmf(X, n_components, **kwargs):

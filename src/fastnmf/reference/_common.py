@@ -10,11 +10,11 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from .._registry import SOLVERS as _ENTRIES
+
 __all__ = ["alternate", "hals_sweep", "x_entries", "SplitMix64"]
 
 _MASK = (1 << 64) - 1
-# Iterations between two convergence checks (and history entries), per solver.
-CHECK_EVERY = {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
 
 class SplitMix64:
@@ -114,7 +114,7 @@ def direct_error(X, W, H):
 def alternate(prob, W, H, seed, half_step):
     """Alternate ``half_step`` on Wᵀ and H; the stopping rules of fastnmf.nmf's docstring."""
     X, sqnorm, tol = prob.X, prob.sqnorm, prob.tol
-    check_every = CHECK_EVERY[prob.solver]
+    check_every = _ENTRIES[prob.solver].check_every
     rng = SplitMix64(seed)
     Wt = W.T  # a view: updating Wt updates W
     A = H @ H.T
@@ -143,7 +143,7 @@ def alternate(prob, W, H, seed, half_step):
             continue
         err = math.sqrt(max(accurate_loss_sq(X, W, H, err_sq, sqnorm), 0.0))
         history.append(err)
-        if prob.solver == "mu":
+        if _ENTRIES[prob.solver].stops_on == "decrease":
             converged = err0 == 0 or (prev - err) / err0 < tol
             prev = err
         else:

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ._common import CHECK_EVERY, alternate
+from .._registry import SOLVERS as _ENTRIES
+from ._common import alternate
 
 EPS = np.finfo(np.float32).eps  # scikit-learn's: replaces a zero denominator
 EPS64 = np.finfo(np.float64).eps
@@ -89,7 +90,7 @@ def mu_beta(prob, W, H):
     """scikit-learn's multiplicative-update loop for a β-divergence (β ≠ 2)."""
     X, beta, tol = prob.X, prob.beta, prob.tol
     gamma = 1 / (2 - beta) if beta < 1 else (1 / (beta - 1) if beta > 2 else 1.0)
-    check_every = CHECK_EVERY["mu"]
+    check_every = _ENTRIES["mu"].check_every
     history = [beta_error(X, W, H, beta)]
     prev = err0 = history[0]
     converged, n_iter = False, 0

@@ -1,0 +1,89 @@
+"""The solvers and losses fastnmf knows, one entry each.
+
+Validation, dispatch (``_kernels/_solve.pyx`` and ``_kernels/_batch.pyx``), the
+reference solvers, the scikit-learn estimator, the command line, the bench and the tests
+read these tables; nothing else spells out a solver's or a loss's facts. A solver's
+formulas are in docs/algorithms.md ("Solvers"), its kernel in ``_kernels/_<name>.pyx``
+and its NumPy twin in ``reference/_<name>.py``.
+"""
+
+from dataclasses import dataclass
+
+__all__ = ["Solver", "Loss", "SOLVERS", "LOSSES", "solver", "loss_of_beta"]
+
+
+@dataclass(frozen=True)
+class Solver:
+    """One solver.
+
+    name : what users pass as ``solver``.
+    kernel_id : its value in the kernels' enum (``SOLVER_*`` in ``_kernels/_common.pxd``);
+        ``_kernels/_solve.pyx`` checks at import that the two agree.
+    check_every : iterations between two convergence checks (and history entries).
+    stops_on : what ``tol`` bounds at a check: "gradient" (the sweep's projected-gradient
+        norm against the first iteration's) or "decrease" (the error's decrease since the
+        last check, relative to the starting error); docs/algorithms.md, "Stopping rules".
+    losses : the names of the losses (``LOSSES``) it minimizes.
+    sweeps : whether its iteration has HALS sweeps, whose component order ``shuffle=True``
+        draws a seed for (one integer from ``random_state``'s generator after the start;
+        bpp draws it too, though its closing sweep keeps the order).
+    accelerate : whether it takes ``accelerate=True`` (repeated sweeps per product).
+    keeps_zeros : whether an entry at zero stays there (multiplicative updates), so a fixed
+        H's W (``update_H=False``) starts from a positive constant, not from zeros.
+    summary : one line for ``--help`` and docs.
+
+    Its compiled half-step is ``<name>_half`` in ``_kernels/_<name>.pyx``, dispatched on
+    ``kernel_id`` in ``_kernels/_solve.pyx``; its NumPy twin is the function ``<name>`` of
+    ``reference/_<name>.py``.
+    """
+
+    name: str
+    kernel_id: int
+    check_every: int
+    stops_on: str
+    losses: tuple
+    sweeps: bool
+    accelerate: bool
+    keeps_zeros: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One named loss: ``beta`` its β-divergence (2 is ½‖X − WH‖²_F)."""
+
+    name: str
+    beta: float
+
+
+LOSSES = {loss.name: loss for loss in (
+    Loss("frobenius", 2.0),
+    Loss("kullback-leibler", 1.0),
+    Loss("itakura-saito", 0.0),
+)}
+
+_ALL_BETAS = tuple(LOSSES) + ("beta",)  # "beta": any other float β
+
+SOLVERS = {s.name: s for s in (
+    Solver("cd", 0, 1, "gradient", ("frobenius",), sweeps=True, accelerate=True, keeps_zeros=False,
+           summary="coordinate descent (HALS), scikit-learn's cd"),
+    Solver("als", 1, 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
+           summary="projected ALS, proposals kept only when they lower the objective"),
+    Solver("mu", 2, 10, "decrease", _ALL_BETAS, sweeps=False, accelerate=False, keeps_zeros=True,
+           summary="multiplicative updates (Lee & Seung), every β-divergence"),
+    Solver("bpp", 3, 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
+           summary="exact ANLS by block principal pivoting (Kim & Park)"),
+)}
+
+
+def solver(name):
+    """The entry of solver ``name`` (a KeyError for an unknown one: validate first)."""
+    return SOLVERS[name]
+
+
+def loss_of_beta(beta):
+    """The name under which ``solver.losses`` lists β: a named loss's, else "beta"."""
+    for loss in LOSSES.values():
+        if loss.beta == beta:
+            return loss.name
+    return "beta"
