@@ -454,17 +454,17 @@ def test_history_grows_as_written(solver):
 def test_a_failed_start_is_that_item_result(monkeypatch):
     """An item whose start fails (NNDSVD's SVD did not converge) gets the failure as its
     result; the other items are solved as alone."""
-    import fastnmf._batch as batch
+    import fastnmf._api as api  # where nmf and each batch item are started
 
     Xs = list(_stack(count=4, n=8, m=6))
-    real = batch.initialize
+    real = api.initialize
 
     def initialize(prob, rng):
         if prob.X.shape == Xs[2].shape and np.array_equal(prob.X, Xs[2]):
             raise np.linalg.LinAlgError("the SVD for NNDSVD did not converge")
         return real(prob, rng)
 
-    monkeypatch.setattr(batch, "initialize", initialize)
+    monkeypatch.setattr(api, "initialize", initialize)
     for n_jobs in (1, 2):
         got = fastnmf.nmf_batch(Xs, 2, n_jobs=n_jobs, errors="return", **KW)
         assert isinstance(got[2], np.linalg.LinAlgError)

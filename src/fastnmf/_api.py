@@ -147,17 +147,31 @@ def run(prob, solvers):
 
     An X of extreme scale is solved as X · 2⁻ᵉ and the result scaled back (exactly).
     """
+    # BLAS at one thread for the whole call: the kernels share the work among their own
+    # threads, and the start's BLAS calls give the same bits whatever count BLAS had and
+    # whatever another Python thread's call holds it at.
+    with single_threaded_blas:
+        e, work, W, H, seed = start(prob)
+        W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
+    return make_result(prob, e, W, H, n_iter, converged, history, err)
+
+
+def start(prob):
+    """The steps before the solve, for ``fastnmf.nmf`` and each item of ``nmf_batch``:
+    returns (e, work, W, H, seed): X's scale exponent (``work`` is ``prob`` with X · 2⁻ᵉ,
+    or ``prob`` itself), the starting factors and the sweep-order seed, drawn after the
+    start from the same generator. BLAS must be held to one thread meanwhile."""
     e = prob.scale_exponent()
     work = prob.scaled(e) if e else prob
     rng = LazyRNG(work.random_state)
-    # BLAS at one thread for the whole call: the kernels share the work among their own
-    # threads, and the start's BLAS calls (NNDSVD's syrk and syevr) give the same bits
-    # whatever count BLAS had and whatever another Python thread's call holds it at.
-    with single_threaded_blas:
-        W, H = initialize(work, rng)
-        seed = rng.uint63() if work.shuffle and _registry.solver(work.solver).sweeps else 0
-        W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
-    return make_result(prob, e, W, H, n_iter, converged, history, err)
+    W, H = initialize(work, rng)
+    seed = rng.uint63() if work.shuffle and _registry.solver(work.solver).sweeps else 0
+    return e, work, W, H, seed
+
+
+def operands(X):
+    """X as the kernels take it: the dense array itself, or a sparse X's two CSRs."""
+    return X if isinstance(X, np.ndarray) else _sparse_operands(X)
 
 
 def make_result(prob, e, W, H, n_iter, converged, history, err):
@@ -193,10 +207,8 @@ def _sparse_operands(X):
 def _compiled(prob, W, H, seed, progress=None):
     """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
     Wt = np.ascontiguousarray(W.T)
-    X = prob.X
-    operands = _sparse_operands(X) if not isinstance(X, np.ndarray) else X
     n_iter, converged, history, err, status = solve(
-        prob.solver, operands, Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
+        prob.solver, operands(prob.X), Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
         l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
         update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
         beta=prob.beta, progress=progress, n_threads=prob.n_threads,

@@ -11,9 +11,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from . import _registry
-from ._api import NMF_DEFAULTS, _sparse_operands, make_result
-from ._init import LazyRNG, initialize
+from ._api import NMF_DEFAULTS, make_result, operands, start
 from ._kernels._batch import solve_many
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
@@ -153,7 +151,7 @@ def _resolve_n_jobs(n_jobs, count):
 
 
 def _run_local(probs, n_threads, progress):
-    """Plan each item's start in Python, then initialize and solve all of them in one
+    """Start each item as ``fastnmf.nmf`` does (``_api.start``), then solve them all in one
     compiled call per dtype (an OpenMP loop without the GIL)."""
     results = [None] * len(probs)
     groups = {}
@@ -174,14 +172,11 @@ _ITEM_FAILURES = (ArithmeticError, np.linalg.LinAlgError, MemoryError)  # caught
 
 
 def _run_group(probs, indices, n_threads, monitor, results):
-    operands, Wts, Hs, seeds, regs, sqnorms = [], [], [], [], [], []
+    items, Wts, Hs, seeds, regs, sqnorms = [], [], [], [], [], []
     exponents, started = [], []
     for i in indices:
-        e = probs[i].scale_exponent()  # an X of extreme scale is solved as X · 2⁻ᵉ
-        prob = probs[i].scaled(e) if e else probs[i]
-        rng = LazyRNG(prob.random_state)
         try:
-            W, H = initialize(prob, rng)  # scikit-learn's NNDSVD draws: _init.randomized_svd
+            e, prob, W, H, seed = start(probs[i])  # as fastnmf.nmf starts
         except _ITEM_FAILURES as exc:  # a start that failed (the SVD did not converge)
             results[i] = exc
             if monitor is not None:
@@ -189,12 +184,10 @@ def _run_group(probs, indices, n_threads, monitor, results):
             continue
         started.append(i)
         exponents.append(e)
-        seeds.append(rng.uint63() if prob.shuffle and _registry.solver(prob.solver).sweeps
-                     else 0)
+        seeds.append(seed)
         Wts.append(np.ascontiguousarray(W.T))
         Hs.append(H)
-        X = prob.X
-        operands.append(X if isinstance(X, np.ndarray) else _sparse_operands(X))
+        items.append(operands(prob.X))
         regs.append((prob.l1_W, prob.l2_W, prob.l1_H, prob.l2_H))
         sqnorms.append(prob.sqnorm)
     if not started:
@@ -211,7 +204,7 @@ def _run_group(probs, indices, n_threads, monitor, results):
     for (solver, max_iter, tol, update_H, shuffle, beta, accelerate), js in by_solver.items():
         if monitor is not None:
             monitor.watch(done)
-        args = (solver, [operands[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
+        args = (solver, [items[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
                 np.array([sqnorms[j] for j in js], dtype=np.float64),
                 np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
                 np.array([seeds[j] for j in js], dtype=np.uint64))
