@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 import fastnmf
 import fastnmf._api
-from fastnmf import _cli
+from fastnmf import _cli, _cli_io, _demo, _progress
 from fastnmf._cli import main
 from fastnmf._datasets import low_rank
 
@@ -136,7 +136,7 @@ def test_factorize_every_format(fmt, X, tmp_path, capsys):
     expected = tmp_path / "data.nmf.npz"
     assert _files(tmp_path) == sorted([path.name, expected.name])
 
-    data = _cli.read_matrix(path)
+    data = _cli_io.read_matrix(path)
     if fmt == "mtx-sparse":
         assert sp.issparse(data)  # as read (COO): check_X converts it once its shape is checked
     else:
@@ -164,13 +164,109 @@ def test_factorize_every_format(fmt, X, tmp_path, capsys):
 def test_csv_header_is_skipped_and_numbers_kept(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("a,b,c\n1,2,3\n\n# a comment\n 4 , 5.5e0 ,6\n")
-    np.testing.assert_array_equal(_cli.read_matrix(path), [[1, 2, 3], [4, 5.5, 6]])
+    np.testing.assert_array_equal(_cli_io.read_matrix(path), [[1, 2, 3], [4, 5.5, 6]])
     path.write_text("1,2,3\n4,5,6\n")  # no header: the first line is data
-    np.testing.assert_array_equal(_cli.read_matrix(path), [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(_cli_io.read_matrix(path), [[1, 2, 3], [4, 5, 6]])
     path.write_text("\ufeffx,y\r\n1,2\r\n")  # Excel: BOM and CRLF
-    np.testing.assert_array_equal(_cli.read_matrix(path), [[1, 2]])
+    np.testing.assert_array_equal(_cli_io.read_matrix(path), [[1, 2]])
     path.write_text("1\n2\n3\n")  # one column
-    assert _cli.read_matrix(path).shape == (3, 1)
+    assert _cli_io.read_matrix(path).shape == (3, 1)
+
+
+def test_csv_header_only_when_no_field_is_a_number(tmp_path):
+    """A first row with a number among its fields is data: its bad field is an error, not
+    a header dropped in silence."""
+    path = tmp_path / "t.csv"
+    path.write_text("id,2,3\n1,2,3\n")
+    with pytest.raises(_cli_io.CLIError, match=r"line 1, column 1: 'id' is not a number"):
+        _cli_io.read_matrix(path)
+    path.write_text("NA,n/a,x\n1,2,3\n")  # no number at all: a header
+    np.testing.assert_array_equal(_cli_io.read_matrix(path), [[1, 2, 3]])
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "dense"])
+def test_save_npz_files_read(fmt, X, tmp_path, capsys):
+    """A scipy.sparse.save_npz file is read as that sparse matrix (any format), and its
+    fit equals the array's."""
+    Xs = sp.random(N, M, density=0.5, format="csr", random_state=3, dtype=np.float64)
+    path = tmp_path / "data.npz"
+    if fmt == "dense":
+        np.savez(path, X=Xs.toarray())
+    else:
+        sp.save_npz(path, Xs.asformat(fmt))
+    got = _cli_io.read_matrix(path)
+    assert sp.issparse(got) == (fmt != "dense")
+    np.testing.assert_array_equal(got.toarray() if sp.issparse(got) else got, Xs.toarray())
+    assert main(["factorize", str(path), "-k", "2", "--init", "random"]) == 0
+    ref = fastnmf.nmf(got, 2, init="random", random_state=0)  # as stored: dense or sparse
+    with np.load(tmp_path / "data.nmf.npz") as res:
+        np.testing.assert_array_equal(res["W"], ref.W)
+        np.testing.assert_array_equal(res["H"], ref.H)
+
+
+@pytest.mark.parametrize("loss, beta", [("kullback-leibler", "kullback-leibler"),
+                                        ("itakura-saito", "itakura-saito"), ("0.5", 0.5)])
+def test_beta_loss(loss, beta, X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X + 0.1)  # no zeros: β <= 0 allows none
+    assert main(["factorize", str(path), "-k", "2", "--solver", "mu", "--beta-loss",
+                 loss]) == 0
+    ref = fastnmf.nmf(X + 0.1, 2, solver="mu", beta_loss=beta, random_state=0)
+    with np.load(tmp_path / "data.nmf.npz") as res:
+        np.testing.assert_array_equal(res["W"], ref.W)
+        np.testing.assert_array_equal(res["H"], ref.H)
+        assert float(res["reconstruction_err"]) == ref.reconstruction_err
+
+
+def test_k_above_min_side_runs_and_says_so(X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X)
+    k = min(X.shape) + 3
+    assert main(["factorize", str(path), "-k", str(k), "--max-iter", "5"]) == 0
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastnmf: note: ")
+    assert f"-k {k}" in lines[0] and f"min(n, m) = {min(X.shape)}" in lines[0]
+    with np.load(tmp_path / "data.nmf.npz") as res:
+        assert res["W"].shape == (X.shape[0], k)
+
+
+def test_a_diverging_run_exits_1_with_one_line(X, tmp_path, capsys, monkeypatch):
+    path = _write_npy(tmp_path, X)
+
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("the 'cd' solver diverged")
+
+    monkeypatch.setattr(fastnmf._api, "nmf_live", diverge)
+    assert main(["factorize", str(path), "-k", "2"]) == 1
+    line, _ = _one_error_line(capsys)
+    assert "diverged" in line
+    assert _files(tmp_path) == ["data.npy"]
+
+
+def test_batch_progress_in_a_log_is_a_handful_of_lines(tmp_path, monkeypatch):
+    """nmf_batch(progress=True) with stderr not a terminal: a line per quarter of the items
+    and none redrawn; on a terminal, one line redrawn in place."""
+    import io
+
+    Xs = [low_rank(30, 20, 3, seed=s) for s in range(40)]
+
+    class Log(io.StringIO):
+        def isatty(self):
+            return False
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(_progress, "_BAR_INTERVAL", 0.001)  # redraw as often as it can
+    for stream in (Log(), Tty()):
+        monkeypatch.setattr(sys, "stderr", stream)
+        fastnmf.nmf_batch(Xs, 3, n_jobs=1, max_iter=300, tol=0, progress=True)
+        text = stream.getvalue()
+        assert text.endswith("\n") and "40/40" in text.splitlines()[-1]
+        if isinstance(stream, Log):
+            assert "\r" not in text and 1 <= len(text.splitlines()) <= 5
+        else:
+            assert text.count("\n") == 1 and text.startswith("\r")
 
 
 def test_integer_npy_and_mtx_are_converted(tmp_path, capsys):
@@ -193,8 +289,8 @@ def test_default_output_is_beside_the_input(X, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(elsewhere)
     assert main(["factorize", os.path.join("..", "in", "data.csv"), "-k", "3"]) == 0
     assert _files(tmp_path) == ["in/data.csv", "in/data.nmf.npz"]
-    assert _cli.default_output("a/b/data.csv").as_posix() == "a/b/data.nmf.npz"
-    assert _cli.default_output("x.tar.npz").as_posix() == "x.tar.nmf.npz"
+    assert _cli_io.default_output("a/b/data.csv").as_posix() == "a/b/data.nmf.npz"
+    assert _cli_io.default_output("x.tar.npz").as_posix() == "x.tar.nmf.npz"
 
 
 def test_output_option_and_overwrite(X, tmp_path, capsys):
@@ -207,10 +303,125 @@ def test_output_option_and_overwrite(X, tmp_path, capsys):
     assert stdout.rstrip().endswith(str(out))
     _check_output(out, X)
     assert _files(tmp_path) == ["data.npy", "results/fit.npz"]
-    # --output, long form, any name
-    out2 = tmp_path / "fit.result"
+    # --output, long form, upper-case extension
+    out2 = tmp_path / "fit.NPZ"
     assert main(["factorize", str(path), "--n-components", "3", "--output", str(out2)]) == 0
     _check_output(out2, X)
+
+
+@pytest.mark.parametrize("name", ["fit.csv", "fit.result", "fit", "fit.npy"])
+def test_output_format_from_its_extension_or_refused(name, X, tmp_path, capsys):
+    """An .npz is written only under an .npz name; any other extension is refused before
+    any work, and nothing is created."""
+    path = _write_npy(tmp_path, X)
+    assert main(["factorize", str(path), "-k", "3", "-o", str(tmp_path / name)]) == 2
+    line, _ = _one_error_line(capsys)
+    assert name in line and ".npz" in line
+    assert _files(tmp_path) == ["data.npy"]
+
+
+def _special_targets(tmp_path):
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    yield "fifo", fifo
+    folder = tmp_path / "folder.npz"
+    folder.mkdir()
+    yield "directory", folder
+    sock_path = tmp_path / "sock.npz"
+    import socket
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(sock_path))
+        yield "socket", sock_path
+    finally:
+        sock.close()
+    link = tmp_path / "link.npz"
+    link.symlink_to(fifo)
+    yield "symlink to a fifo", link
+
+
+def test_output_never_replaces_a_device_fifo_socket_or_directory(X, tmp_path, capsys):
+    """-o names something that exists and is not a regular file: exit 2 with one line,
+    and it is left as it was (the rename would have replaced it)."""
+    path = _write_npy(tmp_path, X)
+    for kind, target in _special_targets(tmp_path):
+        mode = os.lstat(target).st_mode
+        assert main(["factorize", str(path), "-k", "3", "-o", str(target)]) == 2, kind
+        line, _ = _one_error_line(capsys)
+        assert str(target) in line, kind
+        assert os.lstat(target).st_mode == mode, kind
+    leftovers = [f for f in _files(tmp_path) if f.endswith(".tmp")]
+    assert leftovers == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full") or not os.path.exists("/dev/null"),
+                    reason="no /dev/full or /dev/null on this system")
+@pytest.mark.parametrize("device", ["/dev/full", "/dev/null"])
+def test_output_refuses_a_device(device, X, tmp_path, capsys):
+    import stat
+
+    path = _write_npy(tmp_path, X)
+    before = os.stat(device)
+    assert main(["factorize", str(path), "-k", "3", "-o", device]) == 2
+    line, _ = _one_error_line(capsys)
+    assert device in line and "not a regular file" in line
+    after = os.stat(device)
+    assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
+
+
+def test_output_that_becomes_a_fifo_during_the_work_is_not_replaced(X, tmp_path, capsys,
+                                                                   monkeypatch):
+    """The target is checked again just before the rename."""
+    path = _write_npy(tmp_path, X)
+    target = tmp_path / "out.npz"
+    real = fastnmf._api.nmf_live
+
+    def nmf_live(*args, **kwargs):
+        os.mkfifo(target)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastnmf._api, "nmf_live", nmf_live)
+    assert main(["factorize", str(path), "-k", "3", "-o", str(target)]) == 2
+    line, _ = _one_error_line(capsys)
+    assert "not a regular file" in line
+    import stat
+    assert stat.S_ISFIFO(os.lstat(target).st_mode)
+    assert sorted(_files(tmp_path)) == ["data.npy", "out.npz"]
+
+
+@pytest.mark.parametrize("arg", [".", "/", "", "folder", "folder.csv", "missing.npy"])
+def test_input_directory_empty_or_missing_exits_2_with_one_line(arg, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder.csv").mkdir()
+    assert main(["factorize", arg, "-k", "2"]) == 2
+    line, _ = _one_error_line(capsys)
+    if arg in ("", "missing.npy"):
+        assert ("empty" if arg == "" else "no such file") in line
+    else:
+        assert "is a directory" in line
+    assert sorted(os.listdir(tmp_path)) == ["folder", "folder.csv"]
+
+
+def test_input_under_a_file_exits_2_with_one_line(X, tmp_path, capsys):
+    """A path that cannot be opened (here: under a file, so even root cannot)."""
+    path = _write_npy(tmp_path, X) / "inside.npy"
+    assert main(["factorize", str(path), "-k", "2"]) == 2
+    line, _ = _one_error_line(capsys)
+    assert str(path) in line and "cannot read" in line and "Not a directory" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_unreadable_input_exits_2_with_one_line(X, tmp_path, capsys):
+    path = _write_npy(tmp_path, X)
+    path.chmod(0)
+    try:
+        assert main(["factorize", str(path), "-k", "2"]) == 2
+    finally:
+        path.chmod(0o644)
+    line, _ = _one_error_line(capsys)
+    assert str(path) in line and "ermission" in line
 
 
 def test_output_file_mode_follows_umask(X, tmp_path, capsys):
@@ -288,6 +499,22 @@ ERRORS = [
     ("csv-not-numeric", lambda d, X: ["factorize", str(_text(d, "d.csv", "a,b\n1,2\n3,x\n")),
                                       "-k", "1"],
      ["d.csv", "line 3, column 2", "'x'", "not a number"]),
+    ("csv-first-row-bad-field", lambda d, X: ["factorize", str(_text(d, "d.csv",
+                                                                    "1,2,3x\n4,5,6\n")),
+                                              "-k", "1"],
+     ["d.csv", "line 1, column 3", "'3x'", "not a number"]),
+    ("csv-first-row-NA", lambda d, X: ["factorize", str(_text(d, "d.csv", "1,NA,3\n4,5,6\n")),
+                                       "-k", "1"],
+     ["d.csv", "line 1, column 2", "'NA'", "not a number"]),
+    ("csv-empty-field", lambda d, X: ["factorize", str(_text(d, "d.csv", "1,2,3\n4,,6\n")),
+                                      "-k", "1"],
+     ["d.csv", "line 2, column 2", "empty field"]),
+    ("beta-loss-needs-mu", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
+                                         "--beta-loss", "kullback-leibler"],
+     ["beta_loss", "solver='mu'"]),
+    ("beta-loss-unknown", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
+                                        "--beta-loss", "hellinger"],
+     ["--beta-loss", "'hellinger'", "kullback-leibler"]),
     ("csv-ragged", lambda d, X: ["factorize", str(_text(d, "d.csv", "1,2,3\n4,5\n")), "-k", "1"],
      ["d.csv", "line 2 has 2 values", "line 1 has 3"]),
     ("csv-empty", lambda d, X: ["factorize", str(_text(d, "d.csv", "")), "-k", "1"],
@@ -480,7 +707,7 @@ def test_progress_on_a_terminal_for_long_runs(X, tmp_path, capsys, monkeypatch):
         return real_nmf(*args, **kwargs)
 
     monkeypatch.setattr(fastnmf._api, "nmf_live", slow_nmf)
-    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.05)
+    monkeypatch.setattr(_progress, "_DELAY", 0.05)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["factorize", str(path), "-k", "2"]) == 0
@@ -496,7 +723,7 @@ def test_progress_on_a_terminal_for_long_runs(X, tmp_path, capsys, monkeypatch):
 
 def test_no_progress_on_a_terminal_for_short_runs(X, tmp_path, capsys, monkeypatch):
     path = _npy(tmp_path, X)
-    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 600.0)
+    monkeypatch.setattr(_progress, "_DELAY", 600.0)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["factorize", str(path), "-k", "2"]) == 0
@@ -511,7 +738,7 @@ def test_progress_is_erased_before_an_error(X, tmp_path, capsys, monkeypatch):
         raise ValueError("n_components is wrong; got 3.")
 
     monkeypatch.setattr(fastnmf._api, "nmf_live", slow_failure)
-    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.05)
+    monkeypatch.setattr(_progress, "_DELAY", 0.05)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["factorize", str(path), "-k", "2"]) == 2
@@ -556,7 +783,7 @@ def test_demo_matching_is_one_to_one():
     rng = np.random.default_rng(0)
     order = rng.permutation(17)
     H = 2.0 * P[order] + 0.01 * rng.random((17, 1024))
-    component, sim = _cli.match_parts(H, P)
+    component, sim = _demo.match_parts(H, P)
     np.testing.assert_array_equal(order[component], np.arange(17))
     assert sim.min() > 0.95
 
@@ -611,7 +838,7 @@ def test_python_m_fastnmf_factorize(X, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "40 iterations" in proc.stdout and "data.nmf.npz" in proc.stdout
-    _check_output(tmp_path / "data.nmf.npz", _cli.read_matrix(path))
+    _check_output(tmp_path / "data.nmf.npz", _cli_io.read_matrix(path))
 
 
 @pytest.mark.parametrize("fmt", ["npy", "npz", "csv", "tsv", "mtx"])
@@ -702,7 +929,7 @@ def test_progress_shows_iteration_and_error(X, monkeypatch):
                         max_iter=7, random_state=0)
     assert seen[-1] == (7, res.history[-1])
     seen = []
-    real = _cli.run_with_progress
+    real = _progress.run_with_progress
 
     def capture(fn, label, stream=None, status=None):
         out = real(fn, label, stream, status)

@@ -4,14 +4,13 @@ concurrent.futures executor (a Dask cluster's among them)."""
 import concurrent.futures
 import math
 import queue
-import sys
 import threading
-import time
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._api import NMF_DEFAULTS, make_result, operands, start
+from ._progress import BatchProgress
 from ._kernels._batch import solve_many
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
@@ -72,7 +71,9 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
         are waited for), every finished result is kept, and that failure takes the place
         of each item left without a result.
     progress : bool, default=False
-        Show a progress bar on stderr (items done, rate, time left). Never shown unless asked.
+        Show progress on stderr (items done, rate, time left). Never shown unless asked. On
+        a terminal one line is redrawn; elsewhere (a log file, a pipe) a line is written
+        each time another quarter of the items is done, and at the end.
     **nmf_kwargs
         Any argument of ``fastnmf.nmf``. ``random_state``: an int or None is given to every
         item as it is; a numpy Generator is split by ``Generator.spawn`` into one child per
@@ -157,7 +158,7 @@ def _run_local(probs, n_threads, progress):
     groups = {}
     for i, prob in enumerate(probs):
         groups.setdefault(prob.dtype, []).append(i)
-    monitor = _Progress(len(probs), n_threads) if progress else None
+    monitor = BatchProgress(len(probs)) if progress else None
     try:
         with single_threaded_blas:  # the starts and the solves, as fastnmf.nmf holds it
             for dtype, indices in groups.items():
@@ -307,7 +308,7 @@ def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progr
     results = [None] * count
     spans = {}  # future -> (start, stop)
     failure = None
-    monitor = _Progress(count, 1) if progress else None
+    monitor = BatchProgress(count) if progress else None
     try:
         for start in range(0, count, chunk):
             stop = min(start + chunk, count)
@@ -362,50 +363,3 @@ def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start):
              for i, X in enumerate(items)]
     return _run_local(probs, _resolve_n_jobs(-1 if n_jobs is None else n_jobs, len(probs)),
                       False)
-
-
-class _Progress:
-    """A one-line progress bar on stderr, redrawn by a background thread."""
-
-    def __init__(self, total, n_threads):
-        self.total, self.base, self.counters = total, 0, None
-        self.start = time.perf_counter()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def watch(self, counters):
-        self.counters = counters
-
-    def unwatch(self, counters):
-        self.base += int(counters.sum())
-        counters[:] = 0
-        self.counters = None
-
-    def add(self, count):
-        self.base += count
-
-    def _done(self):
-        counters = self.counters
-        return self.base + (int(counters.sum()) if counters is not None else 0)
-
-    def _draw(self):
-        done, elapsed = self._done(), time.perf_counter() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = (self.total - done) / rate if rate > 0 else float("nan")
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                         f"{rate:.1f}/s, {elapsed:.1f} s elapsed, {left:.1f} s left ")
-        sys.stderr.flush()
-
-    def _loop(self):
-        while not self.stop.wait(0.2):
-            self._draw()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join()
-        self._draw()
-        sys.stderr.write("\n")
-        sys.stderr.flush()

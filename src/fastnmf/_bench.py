@@ -1,12 +1,16 @@
 """Side-by-side timing shared by ``fastnmf bench`` and ``bench/compare.py``: implementations
-run interleaved in one process (a slow spell hits all alike) and medians are reported."""
+run interleaved in one process (a slow spell hits all alike) and medians are reported; and
+the ``fastnmf bench`` command itself (``run``)."""
 
+import sys
 import time
 import warnings
 
 import numpy as np
 
-__all__ = ["interleaved", "sklearn_nnf", "batch_rows"]
+from . import _registry
+
+__all__ = ["interleaved", "sklearn_nnf", "batch_rows", "run"]
 
 
 def interleaved(impls, budget=2.0, max_repeats=31):
@@ -71,3 +75,111 @@ def batch_rows(count=200, n=100, m=80, k=8, iters=200, budget=6.0, max_repeats=5
 
     base = medians["nmf_batch n_jobs=1"]
     return [(name, count / t, base / t, rel_error(results[name])) for name, t in medians.items()]
+
+
+# --- fastnmf bench ---------------------------------------------------------------------------
+
+# Every solver of the registry, in the order the table shows them.
+_BENCH_SOLVERS = tuple(_registry.SOLVERS)
+# (n, m, k, iterations, at most this many timed runs, solvers timed in the reference too):
+# a tiny problem where call overhead counts, a medium and a large one where the kernels do.
+# Each configuration gets about _BENCH_BUDGET seconds of timed runs (at least one), so that
+# the whole table takes well under a minute; the NumPy reference 'als' and 'bpp' (Python
+# loops of least-squares solves) are left out of the larger sizes.
+_BENCH_SIZES = (
+    (50, 30, 5, 100, 31, _BENCH_SOLVERS),
+    (500, 300, 10, 100, 7, ("cd", "mu", "als")),
+    (2000, 1000, 20, 30, 3, ("cd", "mu")),
+)
+_BENCH_QUICK = (  # bench --quick, for the tests
+    (50, 30, 5, 20, 3, _BENCH_SOLVERS),
+    (200, 100, 8, 20, 3, _BENCH_SOLVERS),
+)
+_BENCH_BUDGET = 2.0
+
+
+def run(args):
+    """``fastnmf bench``."""
+    import scipy
+
+    from . import _api, reference
+    from ._demo import fmt_time
+    from ._datasets import low_rank
+
+    non_negative_factorization = sklearn_nnf()
+    sklearn = sys.modules.get("sklearn") if non_negative_factorization else None
+
+    sizes = _BENCH_QUICK if args.quick else _BENCH_SIZES
+    versions = f"numpy {np.__version__}, scipy {scipy.__version__}"
+    versions += f", scikit-learn {sklearn.__version__}" if sklearn else \
+        ", scikit-learn not installed"
+    print(f"fastnmf bench: median time per call (interleaved runs), init='nndsvda', tol=0, "
+          f"fixed iterations; {versions}")
+    print("ratio = that implementation's time / fastnmf's time; relative error = "
+          "||X - WH||_F / ||X||_F")
+    print()
+    print(_row(_BENCH_HEADER))
+    print(_row(["-" * w for w, _ in _BENCH_COLUMNS]))
+    for n, m, k, iters, max_repeats, reference_solvers in sizes:
+        X = low_rank(n, m, k, seed=0)
+        norm = np.linalg.norm(X)
+        for solver in _BENCH_SOLVERS:
+            kw = dict(solver=solver, init="nndsvda", tol=0.0, max_iter=iters, random_state=0)
+            impls = {"fastnmf": lambda kw=kw: _api.nmf(X, k, **kw)}
+            if solver in reference_solvers:
+                impls["reference"] = lambda kw=kw: reference.nmf(X, k, **kw)
+            if non_negative_factorization is not None and solver in ("cd", "mu"):
+                impls["scikit-learn"] = lambda kw=kw: _sklearn_nnf(
+                    non_negative_factorization, X, k, kw)
+            med, results = interleaved(impls, budget=_BENCH_BUDGET, max_repeats=max_repeats)
+            errors = {name: _rel_error(r, X, norm) for name, r in results.items()}
+            base = med["fastnmf"]
+            cells = [f"{n}x{m}", str(k), str(iters), solver, fmt_time(base)]
+            for name in ("reference", "scikit-learn"):
+                cells.append(f"{fmt_time(med[name])} ({med[name] / base:.1f}x)"
+                             if name in med else "-")
+            for name in ("fastnmf", "reference", "scikit-learn"):
+                cells.append(f"{errors[name]:.4g}" if name in errors else "-")
+            print(_row(cells), flush=True)
+    notes = []
+    if any(len(s[5]) < len(_BENCH_SOLVERS) for s in sizes):
+        notes.append("the reference 'als' and 'bpp' are too slow for the larger sizes")
+    if non_negative_factorization is not None:
+        notes.append("scikit-learn has no 'als' or 'bpp' solver")
+    if notes:
+        print(f"\n({'; '.join(notes)})")
+    count, n, m, k, iters = (20, 50, 40, 5, 20) if args.quick else (200, 100, 80, 8, 200)
+    print(f"\nmany matrices: {count} matrices of {n}x{m}, k={k}, {iters} iterations, "
+          f"init='nndsvda', tol=0")
+    for name, rate, ratio, err in batch_rows(count, n, m, k, iters,
+                                             budget=1.0 if args.quick else 6.0):
+        print(f"  {name:<22} {rate:9.1f} matrices/s  {ratio:5.2f}x n_jobs=1  "
+              f"relative error {err:.4g}")
+    return 0
+
+
+# (width, align) of each column of the bench table; rows are printed as they are measured.
+_BENCH_HEADER = ("size", "k", "iters", "solver", "fastnmf", "reference", "scikit-learn",
+                 "err fastnmf", "err ref", "err sklearn")
+_BENCH_COLUMNS = ((9, "<"), (3, ">"), (5, ">"), (6, "<"), (9, ">"), (17, ">"), (17, ">"),
+                  (11, ">"), (10, ">"), (11, ">"))
+
+
+def _row(cells):
+    return "  ".join(f"{c:{a}{w}}" for c, (w, a) in zip(cells, _BENCH_COLUMNS)).rstrip()
+
+
+def _sklearn_nnf(non_negative_factorization, X, k, kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        W, H, _ = non_negative_factorization(
+            X, n_components=k, init=kw["init"], solver=kw["solver"], tol=kw["tol"],
+            max_iter=kw["max_iter"], random_state=kw["random_state"])
+    return W, H
+
+
+def _rel_error(result, X, norm):
+    if isinstance(result, tuple):
+        W, H = result
+        return float(np.linalg.norm(X - W @ H) / norm)
+    return result.reconstruction_err / norm

@@ -1,0 +1,247 @@
+"""The command line's files: reading a matrix by its extension, and writing an output only
+to a regular file, atomically (docs/api.md, "The command line").
+
+Every problem with a file is a :class:`CLIError` naming the file: the command line prints
+it as one line and exits with status 2.
+"""
+
+import os
+import secrets
+import stat
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CLIError", "read_matrix", "AtomicFile", "default_output", "OUTPUT_EXTENSIONS"]
+
+_READERS = {}  # extension -> reader, filled below
+# The extensions an output may have: what fastnmf writes there.
+OUTPUT_EXTENSIONS = {".npz": "a NumPy .npz of W, H, reconstruction_err, n_iter, converged, "
+                             "solver and history"}
+
+
+class CLIError(Exception):
+    """A bad input or argument: reported as one line, exit status 2."""
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def _reader(*extensions):
+    def register(fn):
+        for ext in extensions:
+            _READERS[ext] = fn
+        return fn
+
+    return register
+
+
+def _listing(items):
+    items = sorted(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def read_matrix(path):
+    """Read the matrix of ``path`` (by extension); raise CLIError naming the file. The file
+    must be a readable regular file (or a FIFO or device that reads as one)."""
+    if str(path) == "":
+        raise CLIError("the input path is empty")
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file")
+    except OSError as exc:
+        raise CLIError(f"{path}: cannot read: {exc.strerror or exc}")
+    if stat.S_ISDIR(info.st_mode):
+        raise CLIError(f"{path}: is a directory, not a file")
+    ext = path.suffix.lower()
+    if ext not in _READERS:
+        what = f"extension {path.suffix!r}" if path.suffix else "no extension"
+        raise CLIError(f"{path}: unknown file type ({what}); expected {_listing(_READERS)}")
+    try:
+        return _READERS[ext](path)
+    except CLIError:
+        raise
+    except OSError as exc:
+        raise CLIError(f"{path}: cannot read: {exc.strerror or exc}")
+    except MemoryError:
+        raise
+    except Exception as exc:  # any parser's complaint about a malformed file
+        raise CLIError(f"{path}: cannot read: {exc}")
+
+
+def _read_head(path, n):
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+@_reader(".npy")
+def _read_npy(path):
+    if _read_head(path, 6) != b"\x93NUMPY":
+        raise CLIError(f"{path}: not a NumPy .npy file")
+    return np.load(path, allow_pickle=False)
+
+
+# The arrays of an .npz written by scipy.sparse.save_npz, by its "format" entry.
+_SPARSE_NPZ = {"csr": {"data", "indices", "indptr"}, "csc": {"data", "indices", "indptr"},
+               "coo": {"data", "row", "col"}}
+
+
+@_reader(".npz")
+def _read_npz(path):
+    if _read_head(path, 4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise CLIError(f"{path}: not a NumPy .npz file")
+    with np.load(path, allow_pickle=False) as npz:
+        names = list(npz.files)
+        if "format" in names and "shape" in names:
+            fmt = npz["format"].item()
+            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+            if _SPARSE_NPZ.get(fmt, {"?"}) <= set(names):
+                import scipy.sparse as sp
+
+                return sp.load_npz(path)  # scipy.sparse.save_npz's file
+        if "X" in names:
+            return npz["X"]
+        if len(names) == 1:
+            return npz[names[0]]
+        if not names:
+            raise CLIError(f"{path}: holds no array")
+        listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise CLIError(f"{path}: holds {len(names)} arrays ({listed}) and none named 'X', "
+                       "nor a scipy.sparse matrix; name the matrix X")
+
+
+def _read_table(path, delimiter):
+    """Numbers separated by ``delimiter``; blank lines and lines starting with # skipped.
+    The first row is a header when none of its fields is a number; any other field that
+    is not a number is an error naming its line and column."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CLIError(f"{path}: not a text file (not UTF-8)")
+    rows = [(i, line) for i, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith("#")]
+    if rows and not any(_is_number(f) for f in rows[0][1].split(delimiter)):
+        rows = rows[1:]  # a header
+    if not rows:
+        raise CLIError(f"{path}: holds no numbers")
+    width = None
+    for lineno, line in rows:
+        fields = line.split(delimiter)
+        for col, field in enumerate(fields, 1):
+            if not _is_number(field):
+                shown = field.strip()
+                what = "an empty field" if not shown else f"{shown!r} is not a number"
+                raise CLIError(f"{path}: line {lineno}, column {col}: {what}")
+        if width is None:
+            width = (lineno, len(fields))
+        elif len(fields) != width[1]:
+            raise CLIError(f"{path}: line {lineno} has {len(fields)} values, line "
+                           f"{width[0]} has {width[1]}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.loadtxt([line for _, line in rows], delimiter=delimiter, dtype=np.float64,
+                          comments=None, ndmin=2)
+
+
+def _is_number(field):
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+@_reader(".csv")
+def _read_csv(path):
+    return _read_table(path, ",")
+
+
+@_reader(".tsv")
+def _read_tsv(path):
+    return _read_table(path, "\t")
+
+
+@_reader(".mtx")
+def _read_mtx(path):
+    import scipy.io
+    import scipy.sparse as sp
+
+    X = scipy.io.mmread(path)
+    return X if sp.issparse(X) else np.asarray(X)  # check_X converts, once its shape is checked
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def _check_target(target, arg):
+    """Refuse a target that exists and is not a regular file (a device such as /dev/null,
+    a FIFO, a socket, a directory): it would be replaced."""
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise CLIError(f"{arg} {target}: cannot write: {exc.strerror or exc}")
+    if stat.S_ISDIR(info.st_mode):
+        raise CLIError(f"{arg} {target}: is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise CLIError(f"{arg} {target}: exists and is not a regular file (a device, FIFO "
+                       "or socket); fastnmf writes only regular files")
+
+
+class AtomicFile:
+    """A temporary file beside ``target``, renamed onto it by ``commit`` and removed
+    otherwise; ``target`` must be a regular file or not exist (checked now and again just
+    before the rename). Created at once, so that an unwritable target fails before any
+    work. ``extensions``: the suffixes ``target`` may have (None: any)."""
+
+    def __init__(self, target, arg, extensions=None):
+        self.target, self.arg = Path(target), arg
+        if str(target) == "":
+            raise CLIError(f"{arg}: the path is empty")
+        _check_target(self.target, arg)
+        if extensions is not None and self.target.suffix.lower() not in extensions:
+            what = f"extension {self.target.suffix!r}" if self.target.suffix else \
+                "no extension"
+            kinds = "; ".join(f"{ext}: {what_}" for ext, what_ in extensions.items())
+            raise CLIError(f"{arg} {self.target}: cannot write {what}; the output may be "
+                           f"{kinds}")
+        folder = self.target.parent
+        if not folder.is_dir():
+            raise CLIError(f"{arg} {self.target}: folder {str(folder)!r} does not exist")
+        self.tmp = folder / f".{self.target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            # 0o666 and O_EXCL, as open() would create it: the umask applies, no races.
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise CLIError(f"{arg} {self.target}: cannot write: {exc.strerror or exc}")
+        self.file = os.fdopen(fd, "wb")
+
+    def commit(self):
+        self.file.close()
+        _check_target(self.target, self.arg)  # it may have become a device meanwhile
+        os.replace(self.tmp, self.target)
+        self.tmp = None
+
+    def discard(self):
+        if self.tmp is not None:
+            self.file.close()
+            try:
+                os.unlink(self.tmp)
+            except OSError:
+                pass
+            self.tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.discard()
+        return False
+
+
+def default_output(input_path):
+    """``data.csv`` -> ``data.nmf.npz``, in the input's folder."""
+    path = Path(input_path)
+    return path.with_name(path.stem + ".nmf.npz")

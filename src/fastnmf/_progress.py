@@ -1,0 +1,153 @@
+"""Progress on stderr, for the command line and ``nmf_batch(progress=True)``.
+
+On a terminal a line is redrawn in place (``\\r``); anywhere else (a log file, a pipe)
+nothing is redrawn: a batch writes one line per quarter of its items, a factorization of
+the command line writes nothing.
+"""
+
+import shutil
+import sys
+import threading
+import time
+
+__all__ = ["isatty", "run_with_progress", "worker_alive", "BatchProgress"]
+
+# The command line's spinner: shown once a run has lasted this long (seconds), then
+# refreshed every _INTERVAL seconds.
+_DELAY = 1.0
+_INTERVAL = 0.1
+_WORKER_NAME = "fastnmf-cli-worker"
+# A batch's bar on a terminal: redrawn every this many seconds.
+_BAR_INTERVAL = 0.2
+# A batch's lines elsewhere: one each time this fraction more of the items is done.
+_LOG_STEP = 0.25
+
+
+def isatty(stream):
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _write(stream, text):
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def run_with_progress(fn, label, stream=None, status=None):
+    """Call ``fn()`` in a worker thread and return its result (or raise its exception).
+
+    When ``stream`` (default: stderr) is a terminal and the call lasts more than ``_DELAY``
+    seconds, a spinner with the elapsed time (and ``status()``, if given) is shown on it
+    and erased at the end; otherwise nothing is written. The main thread only waits, so
+    Ctrl-C is handled at once (the kernels release the GIL, so the worker does not slow
+    it down).
+    """
+    stream = sys.stderr if stream is None else stream
+    outcome = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=work, name=_WORKER_NAME, daemon=True)
+    worker.start()
+    if isatty(stream) and not done.wait(_DELAY):
+        width, columns = 0, max(shutil.get_terminal_size().columns - 1, 20)
+        try:
+            for frame in _spin():
+                text = f"{label} {frame} {time.perf_counter() - t0:.1f} s"
+                if status is not None:
+                    text += status()
+                if len(text) > columns:  # a wrapped line could not be redrawn with \r
+                    text = "..." + text[len(text) - columns + 3:]
+                width = max(width, len(text))
+                _write(stream, "\r" + text.ljust(width))
+                if done.wait(_INTERVAL):
+                    break
+        finally:
+            _write(stream, "\r" + " " * width + "\r")
+    done.wait()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def worker_alive():
+    """Whether a run_with_progress worker still runs."""
+    return any(t.name == _WORKER_NAME and t.is_alive() for t in threading.enumerate())
+
+
+def _spin():
+    while True:
+        yield from "|/-\\"
+
+
+class BatchProgress:
+    """Items done of ``total``, with rate and time left, on ``stream`` (default: stderr),
+    from a background thread. Counts come from ``add`` and from watched counter arrays
+    (the compiled batch's per-thread counts, read as it runs)."""
+
+    def __init__(self, total, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = isatty(self.stream)
+        self.total, self.base, self.counters = total, 0, None
+        self.logged, self.logged_done = 0, None  # quarters and count written (no terminal)
+        self.start = time.perf_counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def watch(self, counters):
+        self.counters = counters
+
+    def unwatch(self, counters):
+        self.base += int(counters.sum())
+        counters[:] = 0
+        self.counters = None
+
+    def add(self, count):
+        self.base += count
+
+    def _done(self):
+        counters = self.counters
+        return self.base + (int(counters.sum()) if counters is not None else 0)
+
+    def _text(self):
+        done, elapsed = self._done(), time.perf_counter() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - done) / rate if rate > 0 else float("nan")
+        width = 30
+        filled = int(width * done / self.total) if self.total else width
+        return done, (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                      f"{rate:.1f}/s, {elapsed:.1f} s elapsed, {left:.1f} s left")
+
+    def _draw(self, final=False):
+        done, text = self._text()
+        if self.tty:
+            _write(self.stream, "\r" + text + " " + ("\n" if final else ""))
+            return
+        quarter = int(done / self.total / _LOG_STEP) if self.total else 4
+        if quarter > self.logged or (final and done != self.logged_done):
+            self.logged, self.logged_done = quarter, done
+            _write(self.stream, text + "\n")
+
+    def _loop(self):
+        while not self.stop.wait(_BAR_INTERVAL):
+            self._draw()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self._draw(final=True)
