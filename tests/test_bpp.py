@@ -68,3 +68,16 @@ def test_no_component_dies_from_a_poor_start():
                           max_iter=300)
         assert res.W.any(axis=0).all() and res.H.any(axis=1).all()
         assert res.reconstruction_err < 1e-3 * np.linalg.norm(X)  # measured <= 1.1e-4
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["float64", "float32"])
+def test_bpp_region_is_carved_within_its_declared_length(single):
+    """bpp carves its own workspace region; the layout ends within bpp_region_len for every
+    k (across the 64-bit word boundaries of its passive sets), every column count p <= P
+    and every alignment of the region's start."""
+    from fastnmf._kernels._bpp import region_fits
+
+    for k in (1, 2, 3, 5, 8, 13, 31, 63, 64, 65, 127, 128, 129, 200):
+        for P in (1, 2, 7, 50, 333, 4096):
+            for p in sorted({1, max(P // 2, 1), P}):
+                assert region_fits(k, p, P, single), (k, p, P)

@@ -14,7 +14,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from ._blas cimport gram, cholesky, chol_solve, dot
-from ._common cimport Params, hals_sweep, next_permutation
+from ._common cimport Half, Params, hals_sweep, next_permutation
 
 # Ridge tries when A + l2 I is not numerically positive definite.
 cdef int RIDGE_TRIES = 8
@@ -76,18 +76,22 @@ cdef int factor_system(Py_ssize_t k, const floating* A, double l2, floating* C) 
     return info
 
 
-cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
-                     const floating* B, double l1, double l2, floating* T, floating* C,
-                     floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
-                     bint measure, const Params* prm) noexcept nogil:
+cdef double als_half(const Half* h, floating* F, const floating* A,
+                     const floating* B) noexcept nogil:
     """Update F (k×p) in place; T (k×p) holds the proposal. Returns the violation
     (Σ |projected gradient|) of the sweep from F, that is at the incoming point as cd's is:
     the proposal's would be near zero from the first iteration on when the least-squares
     solution is already feasible, and the stopping test relative to it would never hold."""
-    cdef Py_ssize_t i, kp = k * p
+    cdef Py_ssize_t k = h.k, p = h.p, i, kp = h.k * h.p
+    cdef double l1 = h.l1, l2 = h.l2, viol
     cdef floating fl1 = l1
-    cdef double viol
-    next_permutation(k, perm, prm.shuffle, rng)
+    cdef floating* T = <floating*> h.T
+    cdef floating* C = <floating*> h.C
+    cdef floating* v = <floating*> h.v
+    cdef Py_ssize_t* perm = h.perm
+    cdef bint measure = h.measure
+    cdef const Params* prm = h.prm
+    next_permutation(k, perm, prm.shuffle, h.rng)
     if factor_system(k, A, l2, C) != 0:
         return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, NULL)
     for i in range(kp):
@@ -100,6 +104,7 @@ cdef double als_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
         return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, NULL)
     hals_sweep(k, p, T, A, B, l1, l2, perm, v, False, prm.n_threads, NULL)
     viol = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, NULL)
-    if half_objective(k, p, T, A, B, l1, l2, S) < half_objective(k, p, F, A, B, l1, l2, S):
+    if half_objective(k, p, T, A, B, l1, l2, <floating*> h.S) < \
+            half_objective(k, p, F, A, B, l1, l2, <floating*> h.S):
         memcpy(F, T, kp * sizeof(floating))
     return viol

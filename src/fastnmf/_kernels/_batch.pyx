@@ -12,8 +12,8 @@ from libc.stdint cimport uint64_t, int64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x, x_entries,
-                      workspace_len, init_trace, trace_status, take_history)
-from ._solve cimport solve_core
+                      init_trace, trace_status, take_history)
+from ._solve cimport solve_core, solver_workspace_len
 from ._solve import SOLVER_IDS, CHECK_EVERY
 
 STATUS_NOT_RUN = STATUS_STOPPED  # stopped part-way, or never started: the batch was stopped
@@ -111,7 +111,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].x_entries = x_entries(&xs[i])
         init_trace(&ts[i])
         ts[i].hook = &hook
-        wlen = max(wlen, workspace_len(n, m, k, beta, 1, solver_id))
+        wlen = max(wlen, solver_workspace_len(solver_id, n, m, k, beta, 1))
     if done.shape[0] < 8 * n_threads:
         raise ValueError("done must hold 8 * n_threads counters")
     if wlen > PY_SSIZE_T_MAX // 8 // n_threads:  # each item's size was checked, not the sum

@@ -23,7 +23,7 @@ from libc.string cimport memcpy, memset
 from libc.math cimport fabs
 
 from ._blas cimport gemm, cholesky, chol_solve_cols
-from ._common cimport Params, hals_sweep, next_permutation, transpose
+from ._common cimport Half, Params, hals_sweep, next_permutation, transpose
 from ._als cimport half_objective, kills_component
 
 # Kim & Park's backup allowance: full exchanges tolerated without progress.
@@ -145,25 +145,83 @@ cdef double projected_gradient(Py_ssize_t k, Py_ssize_t p, const floating* F,
     return viol
 
 
-cdef double bpp_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
-                     const floating* B, double l1, double l2, floating* T, floating* C,
-                     floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
-                     bint measure, const Params* prm, floating* E) noexcept nogil:
-    """Solve the half-step for F (k×p) exactly, in place. T (k×p), C, S (k×k) and E
-    (bpp_extra_len) are scratch. Returns the violation at the incoming F if ``measure``."""
+cdef Py_ssize_t bpp_region_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil:
+    """Entries (of 4 bytes or more) of bpp's own region for a half-step of F (k×p), p <= P,
+    as ``Region.carve`` lays it out: B's columns and one group's right-hand sides (k·P
+    each), then the passive sets (P bitmasks of ⌈k/64⌉ words), two int32 per column, k
+    indices, sort keys (16 bytes), the list of unsolved columns (8 bytes), with room for
+    alignment."""
+    cdef Py_ssize_t byte_count = 8 * P * ((k + 63) // 64) + 8 * P + 4 * k + 16 * P + 8 * P + 64
+    return 2 * k * P + byte_count // 4 + 1
+
+
+cdef struct Region:
+    void* Bc            # p×k: the columns of B − l1
+    void* R             # right-hand sides of one group
+    uint64_t* masks     # p passive sets of words(k) words
+    int32_t* best
+    int32_t* backups
+    int32_t* idx        # k entries: one passive set's indices
+    Key* keys
+    int64_t* active
+    char* end           # one past the last byte used
+
+
+cdef inline void carve(Region* r, floating* E, Py_ssize_t k, Py_ssize_t p) noexcept nogil:
+    """bpp's own region E for a half-step of F (k×p), sized by bpp_region_len."""
+    cdef Py_ssize_t nw = words(k)
+    r.Bc = E
+    r.R = E + k * p
+    r.masks = <uint64_t*> aligned(E + 2 * k * p)
+    r.best = <int32_t*> (r.masks + p * nw)
+    r.backups = r.best + p
+    r.idx = r.backups + p
+    r.keys = <Key*> aligned(r.idx + k)
+    r.active = <int64_t*> (r.keys + p)
+    r.end = <char*> (r.active + p)
+
+
+def region_fits(Py_ssize_t k, Py_ssize_t p, Py_ssize_t P, bint single=False):
+    """Whether ``carve`` of a half-step of F (k×p) ends within bpp_region_len(k, P) entries
+    of the dtype, wherever the region starts (for the tests)."""
+    cdef Region r
+    cdef Py_ssize_t size = sizeof(float) if single else sizeof(double), shift
+    cdef Py_ssize_t length = bpp_region_len(k, P)
+    for shift in range(0, 16, size):  # the region's start, at every alignment it can have
+        if single:
+            carve(&r, <float*> (<char*> 0 + 4096 + shift), k, p)
+        else:
+            carve(&r, <double*> (<char*> 0 + 4096 + shift), k, p)
+        if r.end > <char*> 0 + 4096 + shift + length * size:
+            return False
+    return True
+
+
+cdef double bpp_half(const Half* h, floating* F, const floating* A,
+                     const floating* B) noexcept nogil:
+    """Solve the half-step for F (k×p) exactly, in place. T (k×p), C, S (k×k) and its own
+    region (bpp_region_len) are scratch. Returns the violation at the incoming F if
+    ``measure``."""
+    cdef Py_ssize_t k = h.k, p = h.p
+    cdef double l1 = h.l1, l2 = h.l2
+    cdef const Params* prm = h.prm
+    cdef floating* C = <floating*> h.C
+    cdef floating* E = <floating*> h.own
+    cdef Region r
+    carve(&r, E, k, p)
     cdef Py_ssize_t nw = words(k), i, j, c, g, a, start, n_active, n_next, rounds
-    cdef double viol = projected_gradient(k, p, F, A, B, l1, l2, T) if measure else 0
-    cdef floating* Xc = T                      # p×k: the columns of F, one per row
-    cdef floating* Bc = E                      # p×k: the columns of B − l1
-    cdef floating* R = E + k * p               # right-hand sides of one group
-    # (the layout bpp_extra_len in _common sizes)
-    cdef uint64_t* masks = <uint64_t*> aligned(E + 2 * k * p)
-    cdef int32_t* best = <int32_t*> (masks + p * nw)
-    cdef int32_t* backups = best + p
-    cdef int32_t* idx = backups + p            # k entries: one passive set's indices
-    cdef Key* keys = <Key*> aligned(idx + k)
-    cdef int64_t* active = <int64_t*> (keys + p)
-    cdef floating* Aq = S
+    cdef double viol = projected_gradient(k, p, F, A, B, l1, l2, <floating*> h.T) \
+        if h.measure else 0
+    cdef floating* Xc = <floating*> h.T        # p×k: the columns of F, one per row
+    cdef floating* Bc = <floating*> r.Bc
+    cdef floating* R = <floating*> r.R
+    cdef uint64_t* masks = r.masks
+    cdef int32_t* best = r.best
+    cdef int32_t* backups = r.backups
+    cdef int32_t* idx = r.idx
+    cdef Key* keys = r.keys
+    cdef int64_t* active = r.active
+    cdef floating* Aq = <floating*> h.S
     cdef floating* x
     cdef const floating* b
     cdef uint64_t* mask
@@ -264,8 +322,8 @@ cdef double bpp_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
                              SAME_OBJECTIVE * (fabs(g_new) + fabs(g_old))):
             memcpy(F, E, k * p * sizeof(floating))
             return viol
-    next_permutation(k, perm, False, rng)
-    hals_sweep(k, p, F, A, B, l1, l2, perm, v, False, prm.n_threads, NULL)
+    next_permutation(k, h.perm, False, h.rng)
+    hals_sweep(k, p, F, A, B, l1, l2, h.perm, <floating*> h.v, False, prm.n_threads, NULL)
     return viol
 
 

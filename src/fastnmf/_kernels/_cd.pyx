@@ -5,7 +5,7 @@ half-step, or with ``accelerate`` several (Gillis & Glineur 2012's accelerated H
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
-from ._common cimport Params, hals_sweep, next_permutation
+from ._common cimport Half, Params, hals_sweep, next_permutation
 
 # Accelerated HALS: after the first sweep, sweep again while the last sweep moved F by more
 # than INNER_RATIO times the first sweep's move (‖ΔF‖_F), at most 1 + INNER_COST · ρ
@@ -21,10 +21,8 @@ cdef int inner_sweeps(Py_ssize_t k, Py_ssize_t p, const Params* prm) noexcept no
     return 1 + <int> (INNER_COST * rho)
 
 
-cdef double cd_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
-                    const floating* B, double l1, double l2, floating* T, floating* C,
-                    floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
-                    bint measure, const Params* prm) noexcept nogil:
+cdef double cd_half(const Half* h, floating* F, const floating* A,
+                    const floating* B) noexcept nogil:
     """Update F (k×p) given A = Gram of the other factor and B = its product with X.
 
     Returns the first sweep's violation (Σ |projected gradient| at the incoming F) for the
@@ -32,15 +30,18 @@ cdef double cd_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
     """
     cdef double viol, first, moved = 0
     cdef int sweep, most
-    next_permutation(k, perm, prm.shuffle, rng)
-    if not prm.accelerate:
-        return hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, NULL)
-    viol = hals_sweep(k, p, F, A, B, l1, l2, perm, v, measure, prm.n_threads, &moved)
+    cdef Py_ssize_t k = h.k, p = h.p
+    cdef floating* v = <floating*> h.v
+    cdef int threads = h.prm.n_threads
+    next_permutation(k, h.perm, h.prm.shuffle, h.rng)
+    if not h.prm.accelerate:
+        return hals_sweep(k, p, F, A, B, h.l1, h.l2, h.perm, v, h.measure, threads, NULL)
+    viol = hals_sweep(k, p, F, A, B, h.l1, h.l2, h.perm, v, h.measure, threads, &moved)
     first = moved
-    most = inner_sweeps(k, p, prm)
+    most = inner_sweeps(k, p, h.prm)
     for sweep in range(1, most):
         if not moved > INNER_RATIO * INNER_RATIO * first:
             break
-        next_permutation(k, perm, prm.shuffle, rng)
-        hals_sweep(k, p, F, A, B, l1, l2, perm, v, False, prm.n_threads, &moved)
+        next_permutation(k, h.perm, h.prm.shuffle, h.rng)
+        hals_sweep(k, p, F, A, B, h.l1, h.l2, h.perm, v, False, threads, &moved)
     return viol

@@ -71,6 +71,26 @@ cdef struct Params:
     bint accelerate         # cd: repeat the sweeps before the next product (accelerated HALS)
     double x_entries        # X's entries a product reads: n·m dense, nnz sparse (prepare_x)
 
+
+# What a half-step is given besides F (k×p, updated in place), A (k×k: the other factor's
+# Gram) and B (k×p: the other factor's product with X), which are arguments of the
+# computation's dtype. The scratch regions are of that dtype too (void*: a struct has no
+# fused members); each solver casts the ones it uses.
+cdef struct Half:
+    Py_ssize_t k, p
+    double l1, l2            # the penalties of this factor
+    bint measure             # return the violation (Σ |projected gradient|) at the incoming F
+    Py_ssize_t* perm         # k entries: the sweep order
+    uint64_t* rng            # the sweep-order generator's state
+    const Params* prm
+    void* T                  # k×P scratch
+    void* C                  # k×k scratch
+    void* S                  # k×k scratch
+    void* v                  # vectors_len(k, P, threads) entries (the sweep's sums, Gram pieces)
+    void* own                # the solver's own region, own_len entries (NULL when none)
+    Py_ssize_t own_len
+
+
 cdef struct Trace:
     double* history         # n_hist errors in a C buffer of `capacity`, grown by record
     Py_ssize_t n_hist       # (start a Trace with init_trace, end it with take_history)
@@ -155,13 +175,13 @@ cdef inline bint at_check(Trace* t, double work, int it, double err) noexcept no
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
 #   v (vectors_len: per-thread vectors, per-block violations, pieces of a Gram)
 #   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
-#   or for bpp: E (bpp_extra_len: B's columns, right-hand sides, passive sets, state)
+#   then the solver's own region (its length from the solver's *_region_len: bpp's passive
+#   sets and state; the other solvers have none), carved by the solver itself
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
 cdef double x_entries(const XData* x) noexcept nogil
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
-                              int n_threads, int solver) noexcept nogil
-cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil
+                              int n_threads, Py_ssize_t region) noexcept nogil
 cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil

@@ -56,13 +56,14 @@ cdef double x_entries(const XData* x) noexcept nogil:
 
 
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
-                              int n_threads, int solver) noexcept nogil:
+                              int n_threads, Py_ssize_t region) noexcept nogil:
+    """Entries of one call's workspace (the layout in _common.pxd), ``region`` those of the
+    solver's own region."""
     cdef Py_ssize_t P = n if n > m else m
     cdef Py_ssize_t size = 4 * k * k + 2 * k * P + vectors_len(k, P, n_threads)
     if beta != 2:
         size += 2 * k * P + 2 * P + 2 * k
-    if solver == SOLVER_BPP:
-        size += bpp_extra_len(k, P)
+    size += region
     if keeps_other_order(n, m, k):
         size += n * m  # a tiny dense X in its other order, last (see other_order)
     return size
@@ -89,15 +90,6 @@ cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil:
         transpose(x.n, x.m, <const floating*> x.dense, O, 1)
     x.other = O
     return True
-
-
-cdef Py_ssize_t bpp_extra_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil:
-    """Entries (of 4 bytes or more) of bpp's region E for a half-step of F (k×p), p <= P:
-    B's columns and one group's right-hand sides (k·P each), then the passive sets (P
-    bitmasks of ⌈k/64⌉ words), two int32 per column, sort keys (16 bytes), the list of
-    unsolved columns (8 bytes), with room for alignment."""
-    cdef Py_ssize_t byte_count = 8 * P * ((k + 63) // 64) + 8 * P + 4 * k + 16 * P + 8 * P + 64
-    return 2 * k * P + byte_count // 4 + 1
 
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil:

@@ -2,12 +2,10 @@
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
-from ._common cimport Params
+from ._common cimport Half, Params
 
-cdef double mu_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
-                    const floating* B, double l1, double l2, floating* T, floating* C,
-                    floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
-                    bint measure, const Params* prm) noexcept nogil
+cdef double mu_half(const Half* h, floating* F, const floating* A,
+                    const floating* B) noexcept nogil
 
 from ._common cimport XData, Trace
 

@@ -11,20 +11,19 @@ from libc.stdint cimport uint64_t, int32_t, int64_t
 from libc.math cimport pow, log, sqrt, isfinite
 
 from ._blas cimport gemm
-from ._common cimport (XData, Params, Trace, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED,
+from ._common cimport (XData, Half, Params, Trace, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED,
                       vectors_len, record, tick, at_check)
 
 # scikit-learn's EPSILON: numpy.finfo(numpy.float32).eps
 cdef double MU_EPS = 1.1920928955078125e-07
 
 
-cdef double mu_half(Py_ssize_t k, Py_ssize_t p, floating* F, const floating* A,
-                    const floating* B, double l1, double l2, floating* T, floating* C,
-                    floating* S, floating* v, Py_ssize_t* perm, uint64_t* rng,
-                    bint measure, const Params* prm) noexcept nogil:
+cdef double mu_half(const Half* h, floating* F, const floating* A,
+                    const floating* B) noexcept nogil:
     """Update F (k×p) in place; T (k×p) holds the denominator. Returns 0 (no violation)."""
-    cdef Py_ssize_t i, kp = k * p
-    cdef floating den, fl1 = l1, fl2 = l2, eps = <floating> MU_EPS
+    cdef Py_ssize_t k = h.k, p = h.p, i, kp = h.k * h.p
+    cdef floating den, fl1 = h.l1, fl2 = h.l2, eps = <floating> MU_EPS
+    cdef floating* T = <floating*> h.T
     gemm(False, False, <int> k, <int> p, <int> k, <floating> 1, A, <int> k, F, <int> p,
          <floating> 0, T, <int> p)
     for i in range(kp):

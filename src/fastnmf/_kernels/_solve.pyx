@@ -17,7 +17,7 @@ from libc.math cimport isfinite, INFINITY
 from libc.stdint cimport uint64_t
 
 from ._common cimport (
-    XData, Params, Trace, Hook, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED, SOLVER_CD,
+    XData, Half, Params, Trace, Hook, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED, SOLVER_CD,
     SOLVER_ALS, SOLVER_MU, SOLVER_BPP, vectors_len,
     prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
@@ -26,7 +26,7 @@ from ._common cimport (
 from ._cd cimport cd_half
 from ._als cimport als_half
 from ._mu cimport mu_half, mu_beta_core
-from ._bpp cimport bpp_half
+from ._bpp cimport bpp_half, bpp_region_len
 
 from .._registry import SOLVERS
 
@@ -38,18 +38,30 @@ if set(SOLVER_IDS.values()) != {SOLVER_CD, SOLVER_ALS, SOLVER_MU, SOLVER_BPP}:
     raise ImportError("fastnmf: _registry.SOLVERS and the kernels' SOLVER_* enum disagree")
 
 
-cdef inline double half_step(int solver, Py_ssize_t k, Py_ssize_t p, floating* F,
-                             const floating* A, const floating* B, double l1, double l2,
-                             floating* T, floating* C, floating* S, floating* v,
-                             Py_ssize_t* perm, uint64_t* rng, bint measure,
-                             const Params* prm, floating* E) noexcept nogil:
+cdef inline double half_step(int solver, const Half* h, floating* F, const floating* A,
+                             const floating* B) noexcept nogil:
+    """The registry's solver ``solver`` (its kernel_id): one half-step of F (k×p)."""
     if solver == SOLVER_CD:
-        return cd_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
+        return cd_half(h, F, A, B)
     if solver == SOLVER_ALS:
-        return als_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
+        return als_half(h, F, A, B)
     if solver == SOLVER_BPP:
-        return bpp_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm, E)
-    return mu_half(k, p, F, A, B, l1, l2, T, C, S, v, perm, rng, measure, prm)
+        return bpp_half(h, F, A, B)
+    return mu_half(h, F, A, B)
+
+
+cdef Py_ssize_t region_len(int solver, Py_ssize_t k, Py_ssize_t P) noexcept nogil:
+    """Entries of the solver's own workspace region (it carves them itself)."""
+    if solver == SOLVER_BPP:
+        return bpp_region_len(k, P)
+    return 0
+
+
+cdef Py_ssize_t solver_workspace_len(int solver, Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
+                                     double beta, int n_threads) noexcept nogil:
+    """Entries of one call's workspace for ``solver``."""
+    cdef Py_ssize_t P = n if n > m else m
+    return workspace_len(n, m, k, beta, n_threads, region_len(solver, k, P))
 
 
 cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floating* H,
@@ -75,8 +87,8 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef floating* B = S + kk
     cdef floating* T = B + k * P
     cdef floating* v = T + k * P
-    cdef floating* E = v + vectors_len(k, P, p.n_threads)  # bpp's region
     cdef Py_ssize_t T_len = k * P
+    cdef Py_ssize_t wlen = solver_workspace_len(solver, n, m, k, p.beta, p.n_threads)
     # Multiply-adds of a half-step (a product with X, then the sweep or solve and a Gram:
     # an estimate, for the hook's pacing only).
     cdef double work_W = p.x_entries * k + 2.0 * kk * n
@@ -86,9 +98,17 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef bint conv, measure
     cdef int it
     cdef XData own = x[0]
+    cdef Half hw, hh  # the W and the H half-steps
+    hw.k, hw.p, hw.l1, hw.l2 = k, n, p.l1_W, p.l2_W
+    hw.perm, hw.rng, hw.prm = perm, &rng, p
+    hw.T, hw.C, hw.S, hw.v = T, C, S, v
+    hw.own_len = region_len(solver, k, P)  # last but for the tiny X's copy (other_order)
+    hw.own = (v + vectors_len(k, P, p.n_threads)) if hw.own_len else NULL
+    hh = hw
+    hh.p, hh.l1, hh.l2 = m, p.l1_H, p.l2_H
     if solver == SOLVER_MU and p.beta != 2:
         return mu_beta_core(x, k, Wt, H, work, p, t)
-    if other_order(&own, k, work + workspace_len(n, m, k, p.beta, p.n_threads, solver)):
+    if other_order(&own, k, work + wlen):
         x = &own
     t.n_hist = 0
     t.n_iter = 0
@@ -108,15 +128,14 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         # The violation is needed at every check when tol > 0; with tol = 0 only for the
         # first iteration and the last (the `converged` flag): skip its cost in between.
         measure = p.tol > 0 or it == 1 or it == p.max_iter
-        viol = half_step(solver, k, n, Wt, A, B, p.l1_W, p.l2_W, T, C, S, v, perm, &rng,
-                         measure, p, E)
+        hw.measure = hh.measure = measure
+        viol = half_step(solver, &hw, Wt, A, B)
         factor_gram(k, n, Wt, G, v, P, p.n_threads)
         if tick(t, work_W):
             return STATUS_STOPPED
         if p.update_H:
             product_H(x, k, Wt, B, T, p.n_threads)
-            viol += half_step(solver, k, m, H, G, B, p.l1_H, p.l2_H, T, C, S, v, perm,
-                              &rng, measure, p, E)
+            viol += half_step(solver, &hh, H, G, B)
             factor_gram(k, m, H, A, v, P, p.n_threads)
             err_sq = loss_sq(x, k, m, H, B, G, A)
         else:
@@ -239,7 +258,8 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.accelerate = accelerate
     p.x_entries = x_entries(&x)
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[::1] work = np.empty(workspace_len(n, m, k, beta, p.n_threads, solver_id), dtype=dtype)
+    cdef floating[::1] work = np.empty(solver_workspace_len(solver_id, n, m, k, beta,
+                                                            p.n_threads), dtype=dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)
     init_trace(&t)
     t.hook = &watch.hook if watch.needed() else NULL
