@@ -12,12 +12,6 @@ cdef enum:
     STATUS_STOPPED = 4      # the Hook said stop (2 is _result's STATUS_OVERFLOW, 3 the batch's)
     STATUS_NO_MEMORY = 5    # the history could not grow (see record)
 
-cdef enum:
-    SOLVER_CD = 0
-    SOLVER_ALS = 1
-    SOLVER_MU = 2
-    SOLVER_BPP = 3
-
 # Columns per block of a HALS sweep (at most SWEEP_BLOCK, at least SWEEP_MIN): its k rows
 # take about SWEEP_BYTES, to stay in the first-level cache. A block is swept a tile of
 # SWEEP_TILE_BYTES of columns at a time (32 float64, 64 float32: four AVX-512 or eight

@@ -1,10 +1,18 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""The one iteration loop of every solver, and its Python entry.
+"""The iteration loop of every solver for the Frobenius loss, the dispatch to the solvers'
+half-steps, and the Python entry.
 
 Both factors are stored component-major inside the loop: Wᵀ (k×n) and H (k×m), so that a
 half-step for either is the same operation on a k×p matrix F with A (the other factor's
 Gram) and B (the other factor's product with X). ``solve_core`` runs without the GIL and
 allocates nothing; ``solve`` allocates the one workspace, releases the GIL once and calls it.
+
+The other β-divergences (mu only, ``_mu.mu_beta_core``) have a loop of their own, for a
+reason of the mathematics: for β ≠ 2 the gradient is not a function of the Grams and the
+products with X (A, B) that this loop forms once per half-step: each update needs
+X ∘ (WH)^(β−2) and (WH)^(β−1), a pass over X together with WH for each factor, and the loss
+D_β(X ‖ WH) is not ‖X‖² − 2⟨B, F⟩ + ⟨A, G⟩ but another pass. The two loops share the
+stopping rule, the trace and the hook.
 """
 
 import threading
@@ -17,8 +25,7 @@ from libc.math cimport isfinite, INFINITY
 from libc.stdint cimport uint64_t
 
 from ._common cimport (
-    XData, Half, Params, Trace, Hook, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED, SOLVER_CD,
-    SOLVER_ALS, SOLVER_MU, SOLVER_BPP, vectors_len,
+    XData, Half, Params, Trace, Hook, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED, vectors_len,
     prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
     trace_status, take_history,
@@ -29,6 +36,13 @@ from ._mu cimport mu_half, mu_beta_core
 from ._bpp cimport bpp_half, bpp_region_len
 
 from .._registry import SOLVERS
+
+# The kernels' solver ids: the registry's kernel_id of each solver, dispatched below.
+cdef enum:
+    SOLVER_CD = 0
+    SOLVER_ALS = 1
+    SOLVER_MU = 2
+    SOLVER_BPP = 3
 
 # The registry's entries as the loop takes them. Its ids must be the ones ``half_step``
 # dispatches on (checked once, at import: a solver added to one and not the other fails).
