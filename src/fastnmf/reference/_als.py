@@ -5,7 +5,8 @@ current factor each get one HALS sweep; the one with the lower half-step objecti
 import numpy as np
 import scipy.linalg
 
-from ._common import alternate, hals_sweep
+from ._common import alternate
+from ._sweep import hals_sweep
 
 RIDGE_TRIES = 8
 

@@ -13,7 +13,8 @@ import numpy as np
 import scipy.linalg
 
 from ._als import half_objective
-from ._common import alternate, hals_sweep
+from ._common import alternate
+from ._sweep import hals_sweep
 
 BACKUPS = 3
 RIDGE_TRIES = 8

@@ -3,7 +3,9 @@
 
 import numpy as np
 
-from ._common import alternate, hals_sweep, x_entries
+from ._common import alternate
+from ._sweep import hals_sweep
+from ._xdata import x_entries
 
 # Sweep again while the last sweep moved F by more than INNER_RATIO times the first sweep's
 # move, at most 1 + INNER_COST · ρ sweeps, ρ = (multiply-adds of the product with X) /

@@ -1,0 +1,233 @@
+# The products with X (the only code that reads X during the iterations) and the
+# transposes they use; left_product for the randomized SVD of the start.
+# Included by _common.pyx (one module: the cdef functions are declared in _common.pxd).
+
+
+# Chunks of a threaded dense product, handed out one at a time (schedule dynamic): a
+# thread that loses its core for a while leaves its share to the others.
+cdef Py_ssize_t PRODUCT_CHUNKS = 16
+# A chunk across X's storage order (columns of a C-ordered X) reads a piece of every row:
+# pieces of at least STRIDED_BYTES keep the memory streams long (8000 x 4000, k = 50:
+# Wᵀ X in 4 chunks of 1000 columns took 43 ms, in 16 of 256 columns 52 ms), as long as
+# there are STRIDED_CHUNKS chunks or more to share.
+cdef Py_ssize_t STRIDED_BYTES = 8192
+cdef Py_ssize_t STRIDED_CHUNKS = 4
+
+
+cdef inline Py_ssize_t round16(Py_ssize_t c) noexcept nogil:
+    return (c + 15) // 16 * 16
+
+
+cdef inline Py_ssize_t chunk_width(Py_ssize_t cols, bint strided,
+                                   Py_ssize_t size) noexcept nogil:
+    """Columns per chunk of a threaded dense product: at most PRODUCT_CHUNKS chunks of at
+    least 256 (a multiple of 16: each BLAS call packs the other factor anew, wide chunks
+    keep that small); ``strided`` chunks (across X's storage order, entries of ``size``
+    bytes) wider, see STRIDED_BYTES. It depends on the shape only, so every thread count
+    makes the same BLAS calls and the same result."""
+    cdef Py_ssize_t c = round16((cols + PRODUCT_CHUNKS - 1) // PRODUCT_CHUNKS)
+    cdef Py_ssize_t wide
+    if strided:
+        wide = round16((cols + STRIDED_CHUNKS - 1) // STRIDED_CHUNKS)
+        if wide > STRIDED_BYTES // size:
+            wide = STRIDED_BYTES // size
+        if wide > c:
+            c = wide
+    return c if c > 256 else 256
+
+
+# Multiply-adds from which a product runs threaded (the Python side holds BLAS to one
+# thread from there on).
+THREADED_WORK = PARALLEL_MIN_WORK
+
+
+def left_product(X, floating[:, ::1] F, bint transpose, int n_threads=1):
+    """The solvers' threaded products with a dense X (n×m, C- or F-contiguous, F's dtype),
+    for the randomized range finder: F Xᵀ (l×n) for F (l×m), or with ``transpose`` F X
+    (l×m) for F (l×n). Bit-identical for any ``n_threads``; hold BLAS to one thread
+    around it (_threads.single_threaded_blas)."""
+    cdef XData x
+    cdef Py_ssize_t l = F.shape[0], n = X.shape[0], m = X.shape[1]
+    if F.shape[1] != (n if transpose else m):
+        raise ValueError("F does not match X")
+    dtype = np.float64 if floating is double else np.float32
+    out = np.empty((l, m if transpose else n), dtype=dtype)
+    cdef floating[:, ::1] B = out
+    prepare_x(&x, X, n, m, 0.0, F)
+    with nogil:
+        if transpose:
+            product_H(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
+        else:
+            product_W(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
+    return out
+
+
+cdef void transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* F, floating* Ft,
+                    int n_threads) noexcept nogil:
+    """Ft (cols×rows) = Fᵀ for row-major F (rows×cols), by blocks of 64 columns of F
+    (rows short streams read, a contiguous block written), shared among threads."""
+    cdef Py_ssize_t nb = (cols + 63) // 64, b
+    if threads_for(n_threads, 4.0 * rows * cols) == 1:  # memory-bound: worth it sooner
+        for b in range(nb):
+            transpose_block(rows, cols, F, Ft, b * 64)
+        return
+    for b in prange(nb, schedule="dynamic", num_threads=n_threads):
+        transpose_block(rows, cols, F, Ft, b * 64)
+
+
+cdef inline void transpose_block(Py_ssize_t rows, Py_ssize_t cols, const floating* F,
+                                 floating* Ft, Py_ssize_t j0) noexcept nogil:
+    cdef Py_ssize_t i, j, j1 = j0 + 64 if j0 + 64 < cols else cols
+    for j in range(j0, j1):
+        for i in range(rows):
+            Ft[j * rows + i] = F[i * cols + j]
+
+
+cdef void sparse_times(Py_ssize_t rows, const int64_t* ptr, const int32_t* ind,
+                       const floating* data, Py_ssize_t k, const floating* Ft,
+                       floating* out, floating* acc, int n_threads) noexcept nogil:
+    """out (k×rows, component-major) = (Y · Ftᵀ)ᵀ for CSR Y (rows×q) and row-major Ft (q×k).
+
+    Rows are shared among up to ``n_threads`` OpenMP threads; each row gathers the
+    k-vectors Ft[j] of its non-zeros into its thread's accumulator (k contiguous entries
+    at acc + thread · acc_stride(k): the loop vectorizes), then stores them as
+    column r of ``out``. A row's sum is the same whatever the threads.
+    """
+    cdef Py_ssize_t r, c, p
+    cdef int nt = threads_for(n_threads, <double> ptr[rows] * k)
+    if nt == 1:
+        for r in range(rows):
+            sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc)
+        return
+    for r in prange(rows, schedule="dynamic", chunksize=64, num_threads=nt):
+        sparse_row(r, ptr, ind, data, k, Ft, out, rows, acc + threadid() * acc_stride(k))
+
+
+cdef inline void sparse_row(Py_ssize_t r, const int64_t* ptr, const int32_t* ind,
+                            const floating* data, Py_ssize_t k, const floating* Ft,
+                            floating* out, Py_ssize_t rows, floating* a) noexcept nogil:
+    """Column r of sparse_times' ``out``, gathered in ``a`` (k entries)."""
+    cdef Py_ssize_t c, p
+    cdef floating v
+    cdef const floating* row
+    for c in range(k):
+        a[c] = 0
+    for p in range(ptr[r], ptr[r + 1]):
+        v = data[p]
+        row = Ft + <Py_ssize_t> ind[p] * k
+        for c in range(k):
+            a[c] += v * row[c]
+    for c in range(k):
+        out[c * rows + r] = a[c]
+
+
+cdef inline void dense_W_part(const XData* x, Py_ssize_t k, const floating* H, floating* B,
+                              Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Columns c0..c1 of B (k×n) = H Xᵀ, that is rows c0..c1 of X."""
+    cdef int n = x.n, m = x.m, kk = k, w = c1 - c0
+    cdef const floating* X = <const floating*> x.dense
+    if w <= 0:
+        return
+    if x.fortran or x.other != NULL:  # Xᵀ stored m×n
+        if not x.fortran:
+            X = <const floating*> x.other
+        gemm(False, False, kk, w, m, <floating> 1, H, m, X + c0, n, <floating> 0, B + c0, n)
+    else:
+        gemm(False, True, kk, w, m, <floating> 1, H, m, X + c0 * m, m, <floating> 0,
+             B + c0, n)
+
+
+cdef inline void dense_H_part(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
+                              Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Columns c0..c1 of B (k×m) = Wᵀ X, that is columns c0..c1 of X."""
+    cdef int n = x.n, m = x.m, kk = k, w = c1 - c0
+    cdef const floating* X = <const floating*> x.dense
+    if w <= 0:
+        return
+    if x.fortran and x.other == NULL:  # stored Xᵀ is m×n
+        gemm(False, True, kk, w, n, <floating> 1, Wt, n, X + c0 * n, n, <floating> 0,
+             B + c0, m)
+        return
+    if x.fortran:  # X in C order
+        X = <const floating*> x.other
+    gemm(False, False, kk, w, n, <floating> 1, Wt, n, X + c0, m, <floating> 0, B + c0, m)
+
+
+cdef void dense_product(const XData* x, Py_ssize_t k, const floating* F, floating* B,
+                        floating* T, bint for_W, int n_threads) noexcept nogil:
+    """B = H Xᵀ (k×n, ``for_W``, F = H) or B = Wᵀ X (k×m, F = Wt) for a dense X: one
+    call below the threading threshold, else chunks of ``chunk_width`` columns of B (by
+    the shape alone, so that any thread count makes the same calls); computed in T
+    (k×P scratch, or NULL) and transposed into B where ``by_rows``."""
+    cdef Py_ssize_t cols = x.n if for_W else x.m, w, c
+    cdef bint rows = by_rows(x, for_W, T)
+    cdef floating* out = T if rows else B
+    if threads_for(2, <double> x.n * x.m * k) == 1:
+        dense_part(x, k, F, out, rows, for_W, 0, cols)
+    else:
+        w = chunk_width(cols, for_W == x.fortran, sizeof(floating))
+        for c in prange((cols + w - 1) // w, schedule="dynamic", num_threads=n_threads):
+            dense_part(x, k, F, out, rows, for_W, c * w,
+                       (c + 1) * w if (c + 1) * w < cols else cols)
+    if rows:
+        transpose(cols, k, T, B, n_threads)
+
+
+cdef inline bint by_rows(const XData* x, bint for_W, const floating* T) noexcept nogil:
+    """Whether a float32 product along X's storage order (rows of a C-ordered X for
+    H Xᵀ, columns of an F-ordered one for Wᵀ X) is computed as (X's stored rows) Fᵀ into
+    T (cols×k) and then transposed: OpenBLAS packs X faster as the second operand of
+    sgemm (single-threaded, 2000 x 1000, k = 20: 1.12 against 1.34 ms; 3 to 18 % from
+    500 x 400 to 8000 x 4000), while dgemm is faster the other way (2.88 against 3.56 ms)."""
+    return floating is float and T != NULL and x.other == NULL and for_W != x.fortran
+
+
+cdef inline void dense_part(const XData* x, Py_ssize_t k, const floating* F, floating* out,
+                            bint rows, bint for_W, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    if rows:
+        rows_part(x, k, F, out, for_W, c0, c1)
+    elif for_W:
+        dense_W_part(x, k, F, out, c0, c1)
+    else:
+        dense_H_part(x, k, F, out, c0, c1)
+
+
+cdef inline void rows_part(const XData* x, Py_ssize_t k, const floating* F, floating* T,
+                           bint for_W, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Rows c0..c1 of T (cols×k) = (stored rows c0..c1 of X) Fᵀ (see by_rows)."""
+    cdef int q = x.m if for_W else x.n, kk = k, w = c1 - c0
+    if w <= 0:
+        return
+    gemm(False, True, w, kk, q, <floating> 1, <const floating*> x.dense + c0 * q, q, F, q,
+         <floating> 0, T + c0 * k, kk)
+
+
+cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
+                    floating* T, int n_threads) noexcept nogil:
+    """B (k×n) = H Xᵀ: the product the W half-step needs (X Hᵀ, stored transposed).
+
+    A large dense X is split into chunks of rows (``chunk_width``), one single-threaded
+    BLAS call each (the caller holds BLAS to one thread: see _threads), shared among
+    ``n_threads`` threads. T (k×P, P = max(n, m)) and the region v after it are
+    scratch (a sparse X; a float32 X, see by_rows); T may be NULL for a dense X.
+    """
+    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m
+    if x.sparse:
+        transpose(k, m, H, T, n_threads)  # Hᵀ (m×k)
+        sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B, T + k * P,
+                     n_threads)
+        return
+    dense_product(x, k, H, B, T, True, n_threads)
+
+
+cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
+                    floating* T, int n_threads) noexcept nogil:
+    """B (k×m) = Wᵀ X: the product the H half-step needs (threads and scratch as
+    product_W, over blocks of columns of X)."""
+    cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m
+    if x.sparse:
+        transpose(k, n, Wt, T, n_threads)  # W (n×k)
+        sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B, T + k * P,
+                     n_threads)
+        return
+    dense_product(x, k, Wt, B, T, False, n_threads)
