@@ -14,7 +14,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x, x_entries,
                       init_trace, trace_status, take_history)
 from ._solve cimport solve_core, solver_workspace_len
-from ._solve import SOLVER_IDS, CHECK_EVERY
+from ._solve import SOLVER_IDS, CHECK_EVERY, STOPS_ON_DECREASE
 
 STATUS_NOT_RUN = STATUS_STOPPED  # stopped part-way, or never started: the batch was stopped
 
@@ -105,6 +105,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].shuffle = shuffle
         ps[i].seed = seeds[i]
         ps[i].check_every = check_every
+        ps[i].stop_on_decrease = STOPS_ON_DECREASE[solver]
         ps[i].beta = beta
         ps[i].n_threads = 1  # the items are the parallel loop
         ps[i].accelerate = accelerate

@@ -60,6 +60,7 @@ cdef struct Params:
     bint shuffle
     uint64_t seed
     int check_every
+    bint stop_on_decrease   # the registry's stops_on: "decrease" (True) or "gradient"
     double beta             # the β of the loss: 2 Frobenius, 1 Kullback-Leibler, 0 Itakura-Saito
     int n_threads           # OpenMP threads of the products and sweeps (1 inside a batch)
     bint accelerate         # cd: repeat the sweeps before the next product (accelerated HALS)

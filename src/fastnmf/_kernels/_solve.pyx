@@ -48,6 +48,7 @@ cdef enum:
 # dispatches on (checked once, at import: a solver added to one and not the other fails).
 SOLVER_IDS = {name: s.kernel_id for name, s in SOLVERS.items()}
 CHECK_EVERY = {name: s.check_every for name, s in SOLVERS.items()}
+STOPS_ON_DECREASE = {name: s.stops_on == "decrease" for name, s in SOLVERS.items()}
 if set(SOLVER_IDS.values()) != {SOLVER_CD, SOLVER_ALS, SOLVER_MU, SOLVER_BPP}:
     raise ImportError("fastnmf: _registry.SOLVERS and the kernels' SOLVER_* enum disagree")
 
@@ -85,9 +86,11 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
 
     Per iteration: W half-step with A = HHᵀ, B = H Xᵀ; then (if update_H) the H half-step
     with G = WᵀW, B = Wᵀ X; then the loss from those Grams and products (no n × m work).
-    Stopping (docs/algorithms.md, "Stopping rules and check cadence"): cd and als stop when the sweep's projected-gradient norm falls
-    to tol × its value at the first iteration; mu, checked every ``check_every`` iterations,
-    when (previous error − error) / initial error < tol. tol = 0 never stops early.
+    Stopping (docs/algorithms.md, "Stopping rules and check cadence"), at a check every
+    ``p.check_every`` iterations, by the registry's rule for the solver: "gradient" (cd,
+    als, bpp) when the sweep's projected-gradient norm falls to tol × its value at the
+    first iteration, "decrease" (mu) when (previous error − error) / initial error < tol.
+    tol = 0 never stops early.
     After each half-step the loop reports its work to ``t.hook``, and each check (_common.pxd,
     Hook); the hook changes nothing the loop computes.
     Returns STATUS_OK, STATUS_NONFINITE if the loss stops being finite, or STATUS_STOPPED
@@ -162,7 +165,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
                 return STATUS_STOPPED
             continue
         err = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len))
-        if solver == SOLVER_MU:
+        if p.stop_on_decrease:
             conv = err0 == 0 or (prev - err) / err0 < p.tol
             prev = err
         else:
@@ -267,6 +270,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.shuffle = shuffle
     p.seed = seed
     p.check_every = CHECK_EVERY[solver]
+    p.stop_on_decrease = STOPS_ON_DECREASE[solver]
     p.beta = beta
     p.n_threads = max(n_threads, 1)
     p.accelerate = accelerate
