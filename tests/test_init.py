@@ -455,3 +455,25 @@ def test_nndsvd_close_to_sklearn_initialize(init):
     W, H = start(X, 5, init)
     Ws, Hs = init_nmf(X, 5, init=init, random_state=0)
     assert rel_diff(W @ H, Ws @ Hs) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(20, 12, 3), (12, 20, 3), (50, 30, 5), (30, 50, 5),
+                                   (13, 13, 12), (7, 40, 5), (40, 7, 5), (5, 5, 5),
+                                   (300, 200, 25), (1000, 60, 20)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_compiled_randomized_svd_is_the_steps_bit_for_bit(shape, dtype, order):
+    """A dense X's randomized SVD runs as one compiled call (rsvd_core); it gives the
+    step-by-step path's triplets exactly, on both sides of ell = k + 10 > min(n, m) (the
+    bases shrink) and for wide and tall X."""
+    from fastnmf._init import LazyRNG, omega, randomized_svd, randomized_svd_steps
+    from fastnmf._threads import single_threaded_blas
+
+    n, m, k = shape
+    X = np.asarray(np.random.default_rng(n * m + k).random((n, m)), dtype=dtype, order=order)
+    with single_threaded_blas:
+        compiled = randomized_svd(X, k, LazyRNG(3))
+        steps = randomized_svd_steps(X, k, omega(X, k, LazyRNG(3)))
+    for a, b in zip(compiled, steps):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, np.asarray(b, dtype=dtype))

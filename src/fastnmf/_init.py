@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from . import _registry
 from ._kernels._common import left_product
 from ._kernels._nndsvd import (lu_basis as _k_lu_basis, orthonormal_rows as _k_orthonormal_rows,
+                               randomized_svd_dense as _k_randomized_svd_dense,
                                split as _k_split, svd_rows as _k_svd_rows)
 from ._threads import single_threaded_blas
 
@@ -130,13 +131,22 @@ def randomized_svd(X, k, rng, n_threads=1):
     save passes for a small s, but a Gram product by gemm rounds differently on a worker
     thread than on the main one (measured: 1e-12), and concurrent calls must equal serial ones.
     """
+    Y = omega(X, k, rng)
+    if sp.issparse(X):
+        return randomized_svd_steps(X, k, Y, n_threads)
+    # A dense X: the same steps in one compiled call (rsvd_core), bit for bit.
+    return _k_randomized_svd_dense(X, k, k + _OVERSAMPLES, power_iterations(k, min(X.shape)),
+                                   Y, n_threads)
+
+
+def randomized_svd_steps(X, k, Y, n_threads=1):
+    """randomized_svd from its start Y (``omega``), step by step: for a sparse X (the
+    products are scipy.sparse's), and the statement of what rsvd_core does for a dense
+    one (the tests check that the two agree bit for bit)."""
     n, m = X.shape
-    s = min(n, m)
-    ell = k + _OVERSAMPLES
-    q = 7 if k < 0.1 * s else 4
+    q = power_iterations(k, min(n, m))
     wide = n < m  # M = Xᵀ: products with M are products with X from the other side
     # Bases are kept as rows (ell × dimension), the layout the kernels' products take.
-    Y = np.ascontiguousarray(rng.get().normal(size=(s, ell)).astype(X.dtype, copy=False).T)
     for _ in range(q):
         Y = _k_lu_basis(_times(X, Y, wide, n_threads))  # (M Y)ᵀ
         Y = _k_lu_basis(_times(X, Y, not wide, n_threads))  # (Mᵀ Z)ᵀ
@@ -146,6 +156,20 @@ def randomized_svd(X, k, rng, n_threads=1):
     UQt = left_product(Qt, np.ascontiguousarray(Ub[:, :k].T), True)  # (Q Ub)ᵀ, k × p: M's left vectors
     Vt = Vbt[:k]  # k × s: M's right vectors
     return (Vt, sigma[:k], UQt) if wide else (UQt, sigma[:k], Vt)
+
+
+def power_iterations(k, s):
+    """scikit-learn's count of power iterations for k components of a matrix whose smaller
+    side is s."""
+    return 7 if k < 0.1 * s else 4
+
+
+def omega(X, k, rng):
+    """The randomized SVD's start Ω (s × ell, s = min(n, m)), transposed to ell × s rows:
+    scikit-learn's draw (``rng.normal`` in X's dtype)."""
+    s = min(X.shape)
+    return np.ascontiguousarray(
+        rng.get().normal(size=(s, k + _OVERSAMPLES)).astype(X.dtype, copy=False).T)
 
 
 def _times(X, F, transpose, n_threads):

@@ -11,7 +11,10 @@ import numpy as np
 from cython cimport floating
 from libc.math cimport sqrt, fabs
 
+from libc.string cimport memcpy
 from scipy.linalg cimport cython_lapack as lapack
+
+from ._common cimport XData, prepare_x, product_W, product_H
 
 # Entries below this are set to zero (then filled, for nndsvda), as scikit-learn does.
 cdef double NNDSVD_EPS = 1e-6
@@ -186,3 +189,179 @@ def svd_rows(floating[:, ::1] B):
     if info != 0:
         raise np.linalg.LinAlgError(f"the SVD for NNDSVD did not converge (info={info})")
     return ub, sigma, vbt
+
+
+# --- the whole randomized SVD of a dense X in one call without the GIL --------------------
+#
+# rsvd_core runs _init.randomized_svd's steps for a dense X: the same products (the
+# solvers' product_W / product_H, T = NULL as left_product passes it), the same LAPACK
+# calls with the same workspace sizes, in the same order, so its triplets are the Python
+# path's bit for bit; but as one call without the GIL, so that a batch can start its items
+# inside its parallel loop. Scratch: rsvd_sizes(n, m, k, ell) entries of the dtype and ints.
+
+cdef inline void _geqrf(int p, int l, floating* A, floating* tau, floating* work,
+                        int lwork, int* info) noexcept nogil:
+    if floating is double:
+        lapack.dgeqrf(&p, &l, A, &p, tau, work, &lwork, info)
+    else:
+        lapack.sgeqrf(&p, &l, A, &p, tau, work, &lwork, info)
+
+
+cdef inline void _orgqr(int p, int r, floating* A, floating* tau, floating* work,
+                        int lwork, int* info) noexcept nogil:
+    if floating is double:
+        lapack.dorgqr(&p, &r, &r, A, &p, tau, work, &lwork, info)
+    else:
+        lapack.sorgqr(&p, &r, &r, A, &p, tau, work, &lwork, info)
+
+
+cdef inline void _gesdd(int s, int l, floating* A, floating* S, floating* U1, floating* V1t,
+                        floating* work, int lwork, int* iwork, int* info) noexcept nogil:
+    cdef char jobz = 83  # 'S'
+    cdef int r = min(l, s)
+    if floating is double:
+        lapack.dgesdd(&jobz, &s, &l, A, &s, S, U1, &s, V1t, &r, work, &lwork, iwork, info)
+    else:
+        lapack.sgesdd(&jobz, &s, &l, A, &s, S, U1, &s, V1t, &r, work, &lwork, iwork, info)
+
+
+cdef inline int _qr_lwork(int p, int l, floating* A, floating* tau) noexcept nogil:
+    """orthonormal_rows' workspace: the larger of geqrf's and orgqr's optimal sizes."""
+    cdef floating q1 = 0, q2 = 0
+    cdef int info, r = min(l, p)
+    _geqrf(p, l, A, tau, &q1, -1, &info)
+    _orgqr(p, r, A, tau, &q2, -1, &info)
+    return <int> max(q1, q2, 1)
+
+
+cdef inline int _svd_lwork(int s, int l, floating* A, floating* S, int* iwork) noexcept nogil:
+    """svd_rows' workspace: gesdd's optimal size."""
+    cdef floating q = 0
+    cdef int info
+    _gesdd(s, l, A, S, A, A, &q, -1, iwork, &info)
+    return <int> max(q, 1)
+
+
+cdef inline int _lu_rows(int l, int p, floating* A, int* ipiv) noexcept nogil:
+    """lu_basis in place on A (l × p rows): its first r = min(l, p) rows become the basis."""
+    cdef int r = min(l, p)
+    cdef Py_ssize_t c, i
+    _getrf(p, l, A, ipiv)  # info > 0 (a zero pivot) still leaves P L
+    for c in range(r):
+        for i in range(c):
+            A[c * p + i] = 0
+        A[c * p + c] = 1
+    _laswp_back(r, p, A, r, ipiv)
+    return r
+
+
+cdef inline void _times_x(const XData* x, int l, const floating* F, floating* out,
+                          bint right, int n_threads) noexcept nogil:
+    """_init._times for a dense X: F X (``right``; F: l × n) or F Xᵀ (F: l × m)."""
+    if right:
+        product_H(x, l, F, out, NULL, n_threads)
+    else:
+        product_W(x, l, F, out, NULL, n_threads)
+
+
+cdef inline int _final_rows(int n, int m, int ell, int q) noexcept nogil:
+    """Rows of the basis after the power iterations (each LU keeps min(rows, columns))."""
+    cdef bint wide = n < m
+    cdef int l = ell, it
+    for it in range(q):
+        l = min(l, m if wide else n)
+        l = min(l, n if wide else m)
+    return l
+
+
+def rsvd_sizes(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t ell, Py_ssize_t q):
+    """(entries of the dtype, ints) of rsvd_core's scratch for a dense n × m X: its bases,
+    the SVD's factors and the LAPACK workspaces of the queries rsvd_core makes (the larger
+    of the float32 and float64 ones)."""
+    cdef int s = min(n, m), P = max(n, m), l = _final_rows(n, m, ell, q), r = min(l, P)
+    cdef double d = 0
+    cdef float f = 0
+    cdef int iw = 0
+    cdef Py_ssize_t lapack_len = max(_qr_lwork(P, l, &d, &d), _qr_lwork(P, l, &f, &f),
+                                     _svd_lwork(s, r, &d, &d, &iw),
+                                     _svd_lwork(s, r, &f, &f, &iw))
+    return 2 * ell * P + ell * s + ell * ell + 2 * ell + k * ell + lapack_len, 9 * ell
+
+
+cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating* omega,
+                   floating* Wt, floating* Ht, floating* sigma, floating* work,
+                   int* iwork, int n_threads) noexcept nogil:
+    """The randomized SVD of _init.randomized_svd for a dense X (n × m): ``omega`` the
+    ell × s start (Ω transposed, s = min(n, m)), q power iterations. Writes X's k leading
+    left vectors as rows of Wt (k × n), right vectors as rows of Ht (k × m), σ (k).
+    Returns gesdd's info (0: done)."""
+    cdef int n = x.n, m = x.m, s = min(n, m), P = max(n, m), l = ell, it, r, r2, c, i
+    cdef bint wide = n < m
+    cdef int rows_wide = m if wide else n   # columns of a product F X (wide) / F Xᵀ
+    cdef int rows_tall = n if wide else m
+    cdef floating* Ya = work
+    cdef floating* Yb = Ya + <Py_ssize_t> ell * P
+    cdef floating* U1 = Yb + <Py_ssize_t> ell * P       # r2 × s
+    cdef floating* V1t = U1 + <Py_ssize_t> ell * s      # r × r2
+    cdef floating* tau = V1t + <Py_ssize_t> ell * ell
+    cdef floating* S = tau + ell
+    cdef floating* F2 = S + ell                          # k × r
+    cdef floating* lw = F2 + k * ell
+    cdef floating* tmp
+    cdef int* ipiv = iwork
+    cdef int* iw = iwork + ell
+    cdef int lwork, info = 0
+    cdef XData xq
+    memcpy(Yb, omega, <Py_ssize_t> ell * s * sizeof(floating))
+    for it in range(q):
+        _times_x(x, l, Yb, Ya, wide, n_threads)        # l × rows_wide
+        l = _lu_rows(l, rows_wide, Ya, ipiv)
+        tmp = Ya; Ya = Yb; Yb = tmp
+        _times_x(x, l, Yb, Ya, not wide, n_threads)    # l × rows_tall
+        l = _lu_rows(l, rows_tall, Ya, ipiv)
+        tmp = Ya; Ya = Yb; Yb = tmp
+    _times_x(x, l, Yb, Ya, wide, n_threads)            # l × P
+    lwork = _qr_lwork(P, l, Ya, tau)
+    _geqrf(P, l, Ya, tau, lw, lwork, &info)
+    r = min(l, P)
+    _orgqr(P, r, Ya, tau, lw, lwork, &info)            # Qt: r × P, in Ya
+    _times_x(x, r, Ya, Yb, not wide, n_threads)        # B = Qᵀ M: r × s, in Yb
+    r2 = min(r, s)
+    lwork = _svd_lwork(s, r, Yb, S, iw)
+    _gesdd(s, r, Yb, S, U1, V1t, lw, lwork, iw, &info)
+    if info != 0:
+        return info
+    for c in range(k):                                 # F2 = Ub[:, :k]ᵀ (k × r)
+        for i in range(r):
+            F2[c * r + i] = V1t[i * r2 + c]
+        sigma[c] = S[c]
+    xq.n, xq.m, xq.sparse, xq.fortran = r, P, False, False
+    xq.dense, xq.other, xq.sqnorm = Ya, NULL, 0
+    _times_x(&xq, k, F2, Wt if not wide else Ht, True, n_threads)   # (Q Ub)ᵀ: k × P
+    memcpy(Ht if not wide else Wt, U1, k * s * sizeof(floating))    # Vbt[:k]: k × s
+    return 0
+
+
+def randomized_svd_dense(X, Py_ssize_t k, int ell, int q, const floating[:, ::1] omega,
+                         int n_threads=1):
+    """rsvd_core for a dense X (C- or F-contiguous, omega's dtype): (Wt (k × n), σ (k),
+    Ht (k × m)), as _init.randomized_svd returns them. LinAlgError if gesdd fails."""
+    cdef XData x
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
+    dtype = np.float64 if floating is double else np.float32
+    wt = np.empty((k, n), dtype=dtype)
+    ht = np.empty((k, m), dtype=dtype)
+    sig = np.empty(k, dtype=dtype)
+    cdef floating[:, ::1] Wt = wt, Ht = ht
+    cdef floating[::1] S = sig
+    size, isize = rsvd_sizes(n, m, k, ell, q)
+    cdef floating[::1] work = np.empty(size, dtype=dtype)
+    cdef int[::1] iwork = np.empty(isize, dtype=np.intc)
+    cdef int info
+    prepare_x(&x, X, n, m, 0.0, omega)
+    with nogil:
+        info = rsvd_core(&x, k, ell, q, &omega[0, 0], &Wt[0, 0], &Ht[0, 0], &S[0], &work[0],
+                         &iwork[0], n_threads)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the SVD for NNDSVD did not converge (info={info})")
+    return wt, sig, ht
