@@ -453,7 +453,8 @@ def test_history_grows_as_written(solver):
 
 def test_a_failed_start_is_that_item_result(monkeypatch):
     """An item whose start fails (NNDSVD's SVD did not converge) gets the failure as its
-    result; the other items are solved as alone."""
+    result; the other items are solved as alone. (nndsvdar: a start made in Python; the
+    compiled batch's own nndsvd* start reports gesdd's failure by its status.)"""
     import fastnmf._api as api  # where nmf and each batch item are started
 
     Xs = list(_stack(count=4, n=8, m=6))
@@ -465,10 +466,33 @@ def test_a_failed_start_is_that_item_result(monkeypatch):
         return real(prob, rng)
 
     monkeypatch.setattr(api, "initialize", initialize)
+    kw = dict(KW, init="nndsvdar", random_state=0)
     for n_jobs in (1, 2):
-        got = fastnmf.nmf_batch(Xs, 2, n_jobs=n_jobs, errors="return", **KW)
+        got = fastnmf.nmf_batch(Xs, 2, n_jobs=n_jobs, errors="return", **kw)
         assert isinstance(got[2], np.linalg.LinAlgError)
         for i in (0, 1, 3):
-            _assert_same(got[i], fastnmf.nmf(Xs[i], 2, **KW))
+            _assert_same(got[i], fastnmf.nmf(Xs[i], 2, **kw))
         with pytest.raises(fastnmf.BatchError, match=r"Xs\[2\]"):
-            fastnmf.nmf_batch(Xs, 2, n_jobs=n_jobs, **KW)
+            fastnmf.nmf_batch(Xs, 2, n_jobs=n_jobs, **kw)
+
+
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda", None])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_start_in_its_parallel_loop_equals_nmf(init, dtype):
+    """A dense item's nndsvd/nndsvda start is made by the compiled batch in its parallel
+    loop (rsvd_core, then the split); each item equals fastnmf.nmf bit for bit: wide and
+    tall, C and Fortran order, bases that shrink (k + 10 > min(n, m)), an X of extreme
+    scale (solved as X · 2⁻ᵉ), shuffle (its seed drawn after Ω, from the same generator)
+    and an item left to Python (sparse) among them."""
+    rng = np.random.default_rng(5)
+    Xs = [rng.random((30, 20)), np.asfortranarray(rng.random((20, 30))), rng.random((9, 14)),
+          rng.random((40, 12)) * 1e300, sp.random(25, 15, density=0.5, format="csr",
+                                                  random_state=1), rng.random((60, 50))]
+    Xs = [X.astype(dtype) if not (dtype == np.float32 and np.max(X) > 1e30) else X
+          for X in Xs]
+    kw = dict(init=init, tol=0, max_iter=15, random_state=4)
+    for extra in ({}, dict(shuffle=True)):
+        for n_jobs in (1, 2):
+            got = fastnmf.nmf_batch(Xs, 4, n_jobs=n_jobs, **kw, **extra)
+            for X, r in zip(Xs, got):
+                _assert_same(r, fastnmf.nmf(X, 4, **kw, **extra))

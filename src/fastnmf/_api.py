@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 
 from . import _registry
-from ._init import LazyRNG, initialize
+from ._init import LazyRNG, initialize, planned_nndsvd
 from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
@@ -151,22 +151,26 @@ def run(prob, solvers):
     # threads, and the start's BLAS calls give the same bits whatever count BLAS had and
     # whatever another Python thread's call holds it at.
     with single_threaded_blas:
-        e, work, W, H, seed = start(prob)
+        e, work, W, H, seed, _ = start(prob)
         W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
     return make_result(prob, e, W, H, n_iter, converged, history, err)
 
 
-def start(prob):
+def start(prob, plan=False):
     """The steps before the solve, for ``fastnmf.nmf`` and each item of ``nmf_batch``:
-    returns (e, work, W, H, seed): X's scale exponent (``work`` is ``prob`` with X · 2⁻ᵉ,
-    or ``prob`` itself), the starting factors and the sweep-order seed, drawn after the
-    start from the same generator. BLAS must be held to one thread meanwhile."""
+    returns (e, work, W, H, seed, planned): X's scale exponent (``work`` is ``prob`` with
+    X · 2⁻ᵉ, or ``prob`` itself), the starting factors and the sweep-order seed, drawn
+    after the start from the same generator. With ``plan`` (a batch), a start the compiled
+    batch can make itself is only planned: W and H are None and ``planned`` is
+    _init.planned_nndsvd's (Ω, q, fill); else ``planned`` is None. BLAS must be held to
+    one thread meanwhile."""
     e = prob.scale_exponent()
     work = prob.scaled(e) if e else prob
     rng = LazyRNG(work.random_state)
-    W, H = initialize(work, rng)
+    planned = planned_nndsvd(work, rng) if plan else None
+    W, H = (None, None) if planned else initialize(work, rng)
     seed = rng.uint63() if work.shuffle and _registry.solver(work.solver).sweeps else 0
-    return e, work, W, H, seed
+    return e, work, W, H, seed, planned
 
 
 def operands(X):

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ._api import NMF_DEFAULTS, make_result, operands, start
 from ._progress import BatchProgress
-from ._kernels._batch import solve_many
+from ._kernels._batch import STATUS_INIT_FAILED, solve_many
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
 from ._validation import check_nmf_args, error_message, resolve_threads
@@ -174,10 +174,10 @@ _ITEM_FAILURES = (ArithmeticError, np.linalg.LinAlgError, MemoryError)  # caught
 
 def _run_group(probs, indices, n_threads, monitor, results):
     items, Wts, Hs, seeds, regs, sqnorms = [], [], [], [], [], []
-    exponents, started = [], []
+    exponents, started, omegas, powers, fills = [], [], [], [], []
     for i in indices:
-        try:
-            e, prob, W, H, seed = start(probs[i])  # as fastnmf.nmf starts
+        try:  # as fastnmf.nmf starts; a dense nndsvd/nndsvda start only planned
+            e, prob, W, H, seed, planned = start(probs[i], plan=True)
         except _ITEM_FAILURES as exc:  # a start that failed (the SVD did not converge)
             results[i] = exc
             if monitor is not None:
@@ -186,8 +186,17 @@ def _run_group(probs, indices, n_threads, monitor, results):
         started.append(i)
         exponents.append(e)
         seeds.append(seed)
-        Wts.append(np.ascontiguousarray(W.T))
-        Hs.append(H)
+        if planned:  # the compiled batch makes it, in its parallel loop
+            omega, power, fill = planned
+            Wts.append(np.empty((prob.k, prob.n), dtype=prob.dtype))
+            Hs.append(np.empty((prob.k, prob.m), dtype=prob.dtype))
+        else:
+            omega, power, fill = None, -1, -1.0
+            Wts.append(np.ascontiguousarray(W.T))
+            Hs.append(H)
+        omegas.append(omega)
+        powers.append(power)
+        fills.append(fill)
         items.append(operands(prob.X))
         regs.append((prob.l1_W, prob.l2_W, prob.l1_H, prob.l2_H))
         sqnorms.append(prob.sqnorm)
@@ -208,7 +217,9 @@ def _run_group(probs, indices, n_threads, monitor, results):
         args = (solver, [items[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
                 np.array([sqnorms[j] for j in js], dtype=np.float64),
                 np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
-                np.array([seeds[j] for j in js], dtype=np.uint64))
+                np.array([seeds[j] for j in js], dtype=np.uint64),
+                [omegas[j] for j in js], np.array([powers[j] for j in js], dtype=np.intc),
+                np.array([fills[j] for j in js], dtype=np.float64))
         kwargs = dict(max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
                       n_threads=n_threads, done=done, stop=stop, beta=beta,
                       accelerate=accelerate)
@@ -219,6 +230,8 @@ def _run_group(probs, indices, n_threads, monitor, results):
         for q, j in enumerate(js):
             i = indices[j]
             try:
+                if status[q] == STATUS_INIT_FAILED:
+                    raise np.linalg.LinAlgError("the SVD for NNDSVD did not converge")
                 raise_for_status(int(status[q]), solver=solver, n_iter=int(n_iter[q]),
                                  dtype=first.dtype)
                 results[i] = make_result(

@@ -16,7 +16,7 @@ from ._kernels._nndsvd import (lu_basis as _k_lu_basis, orthonormal_rows as _k_o
                                split as _k_split, svd_rows as _k_svd_rows)
 from ._threads import single_threaded_blas
 
-__all__ = ["initialize", "LazyRNG", "randomized_svd"]
+__all__ = ["initialize", "LazyRNG", "randomized_svd", "planned_nndsvd"]
 
 # scikit-learn's randomized SVD takes k + this many random directions.
 _OVERSAMPLES = 10
@@ -178,6 +178,18 @@ def _times(X, F, transpose, n_threads):
     if sp.issparse(X):
         return np.ascontiguousarray((X.T @ F.T).T if transpose else (X @ F.T).T)
     return left_product(X, F, transpose, n_threads)
+
+
+def planned_nndsvd(prob, rng):
+    """A start the compiled batch makes itself, in its parallel loop: for a dense X with
+    init 'nndsvd' or 'nndsvda', (Ω, q, fill) drawn and computed as ``initialize`` would
+    (the draws from the same generator, in the same order), for rsvd_core and split;
+    else None (the start is made here)."""
+    if not prob.update_H or prob.init not in ("nndsvd", "nndsvda") or sp.issparse(prob.X):
+        return None
+    fill = float(_mean(prob.X)) if prob.init == "nndsvda" else -1.0
+    Y = omega(prob.X, prob.k, rng.for_svd())
+    return Y, power_iterations(prob.k, min(prob.n, prob.m)), fill
 
 
 def _nndsvd(X, k, variant, rng, dtype, n_threads=1):
