@@ -730,6 +730,52 @@ def test_no_progress_on_a_terminal_for_short_runs(X, tmp_path, capsys, monkeypat
     assert terminal.getvalue() == ""
 
 
+def test_progress_in_a_log_is_a_handful_of_lines(X, tmp_path, monkeypatch):
+    """stderr a file: nothing redrawn; a line after _LOG_DELAY, one each time the elapsed
+    time doubles, one at the end; a short run writes nothing."""
+    path = _npy(tmp_path, X)
+    real_nmf = fastnmf._api.nmf_live
+
+    def slow_nmf(*args, **kwargs):
+        time.sleep(0.5)
+        return real_nmf(*args, **kwargs)
+
+    monkeypatch.setattr(fastnmf._api, "nmf_live", slow_nmf)
+    monkeypatch.setattr(_progress, "_LOG_DELAY", 0.04)  # lines at 0.04, 0.08, 0.16, 0.32 s
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as f:
+        monkeypatch.setattr(sys, "stderr", f)
+        assert main(["factorize", str(path), "-k", "2", "-o", str(tmp_path / "o.npz")]) == 0
+    lines = log.read_text().splitlines()
+    assert "\r" not in log.read_text()
+    assert 2 <= len(lines) <= 6, lines
+    assert all(line.startswith("fastnmf: factorizing data.npy (20x15, k=2, cd): ")
+               for line in lines)
+    assert " ended after " in lines[-1] and " ended after " not in lines[0]
+    monkeypatch.setattr(fastnmf._api, "nmf_live", real_nmf)
+    monkeypatch.setattr(_progress, "_LOG_DELAY", 600.0)
+    with open(log, "w") as f:
+        monkeypatch.setattr(sys, "stderr", f)
+        assert main(["factorize", str(path), "-k", "2", "-o", str(tmp_path / "o.npz")]) == 0
+    assert log.read_text() == ""
+
+
+def test_the_work_runs_in_the_main_thread(X, tmp_path, monkeypatch):
+    # fastnmf.nmf stops itself on Ctrl-C only in the main thread (Python's signals go there).
+    import threading
+
+    path = _npy(tmp_path, X)
+    real_nmf, threads = fastnmf._api.nmf_live, []
+
+    def record(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real_nmf(*args, **kwargs)
+
+    monkeypatch.setattr(fastnmf._api, "nmf_live", record)
+    assert main(["factorize", str(path), "-k", "2"]) == 0
+    assert threads == [threading.main_thread()]
+
+
 def test_progress_is_erased_before_an_error(X, tmp_path, capsys, monkeypatch):
     path = _npy(tmp_path, X)
 

@@ -11,7 +11,6 @@ and renamed into place only when complete; only a regular file is ever replaced)
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from ._cli_io import OUTPUT_EXTENSIONS, AtomicFile, CLIError, default_output, read_matrix
 from ._demo import fmt_time
-from ._progress import run_with_progress, worker_alive
+from ._progress import run_with_progress
 
 __all__ = ["main"]
 
@@ -173,17 +172,8 @@ def main(argv=None):
         return args.func(args)
     except CLIError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except KeyboardInterrupt:
-        status = _fail("interrupted", EXIT_INTERRUPTED)
-        if argv is None and worker_alive():
-            # The program itself (not a call from Python code) was interrupted while a
-            # factorization still runs in its thread, which cannot be stopped: leave now.
-            # A normal exit would wait forever in OpenBLAS's exit handler for the BLAS call
-            # that thread is in. Output files were already removed.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
-        return status
+    except KeyboardInterrupt:  # fastnmf.nmf, in this thread, stops itself on Ctrl-C
+        return _fail("interrupted", EXIT_INTERRUPTED)
     except _Failure as exc:
         return _fail(str(exc), EXIT_FAILED)
     except MemoryError:

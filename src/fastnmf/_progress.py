@@ -1,8 +1,9 @@
 """Progress on stderr, for the command line and ``nmf_batch(progress=True)``.
 
 On a terminal a line is redrawn in place (``\\r``); anywhere else (a log file, a pipe)
-nothing is redrawn: a batch writes one line per quarter of its items, a factorization of
-the command line writes nothing.
+nothing is redrawn and only a handful of lines is written: a batch writes one line per
+quarter of its items, a factorization of the command line nothing when it is short, else
+a line after 10 s, 20 s, 40 s, ... and one at the end.
 """
 
 import shutil
@@ -10,13 +11,15 @@ import sys
 import threading
 import time
 
-__all__ = ["isatty", "run_with_progress", "worker_alive", "BatchProgress"]
+__all__ = ["isatty", "run_with_progress", "BatchProgress"]
 
 # The command line's spinner: shown once a run has lasted this long (seconds), then
 # refreshed every _INTERVAL seconds.
 _DELAY = 1.0
 _INTERVAL = 0.1
-_WORKER_NAME = "fastnmf-cli-worker"
+# Elsewhere: a first line once a run has lasted this long (seconds), then one each time
+# the elapsed time doubles.
+_LOG_DELAY = 10.0
 # A batch's bar on a terminal: redrawn every this many seconds.
 _BAR_INTERVAL = 0.2
 # A batch's lines elsewhere: one each time this fraction more of the items is done.
@@ -39,54 +42,57 @@ def _write(stream, text):
 
 
 def run_with_progress(fn, label, stream=None, status=None):
-    """Call ``fn()`` in a worker thread and return its result (or raise its exception).
+    """Call ``fn()`` in the calling thread and return its result (or raise its exception,
+    a KeyboardInterrupt included: ``fastnmf.nmf`` stops itself on Ctrl-C).
 
-    When ``stream`` (default: stderr) is a terminal and the call lasts more than ``_DELAY``
-    seconds, a spinner with the elapsed time (and ``status()``, if given) is shown on it
-    and erased at the end; otherwise nothing is written. The main thread only waits, so
-    Ctrl-C is handled at once (the kernels release the GIL, so the worker does not slow
-    it down).
+    Meanwhile a background thread reports on ``stream`` (default: stderr), with the elapsed
+    time and ``status()``, if given. On a terminal, once the call has lasted ``_DELAY``
+    seconds, a spinner is redrawn in place every ``_INTERVAL`` seconds and erased at the
+    end. Elsewhere (a log file, a pipe) nothing is redrawn and short calls write nothing: a
+    line once the call has lasted ``_LOG_DELAY`` seconds, another each time the elapsed
+    time doubles, and, if any was written, a last one when it ends (a handful of lines
+    even for a long run).
     """
     stream = sys.stderr if stream is None else stream
-    outcome = {}
     done = threading.Event()
-
-    def work():
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # handed to the main thread
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    t0 = time.perf_counter()
-    worker = threading.Thread(target=work, name=_WORKER_NAME, daemon=True)
-    worker.start()
-    if isatty(stream) and not done.wait(_DELAY):
-        width, columns = 0, max(shutil.get_terminal_size().columns - 1, 20)
-        try:
-            for frame in _spin():
-                text = f"{label} {frame} {time.perf_counter() - t0:.1f} s"
-                if status is not None:
-                    text += status()
-                if len(text) > columns:  # a wrapped line could not be redrawn with \r
-                    text = "..." + text[len(text) - columns + 3:]
-                width = max(width, len(text))
-                _write(stream, "\r" + text.ljust(width))
-                if done.wait(_INTERVAL):
-                    break
-        finally:
-            _write(stream, "\r" + " " * width + "\r")
-    done.wait()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    reporter = threading.Thread(
+        target=_spinner if isatty(stream) else _log_lines,
+        args=(done, stream, label, status, time.perf_counter()), daemon=True)
+    reporter.start()
+    try:
+        return fn()
+    finally:
+        done.set()
+        reporter.join()
 
 
-def worker_alive():
-    """Whether a run_with_progress worker still runs."""
-    return any(t.name == _WORKER_NAME and t.is_alive() for t in threading.enumerate())
+def _spinner(done, stream, label, status, t0):
+    if done.wait(_DELAY):
+        return
+    width, columns = 0, max(shutil.get_terminal_size().columns - 1, 20)
+    try:
+        for frame in _spin():
+            text = f"{label} {frame} {time.perf_counter() - t0:.1f} s"
+            if status is not None:
+                text += status()
+            if len(text) > columns:  # a wrapped line could not be redrawn with \r
+                text = "..." + text[len(text) - columns + 3:]
+            width = max(width, len(text))
+            _write(stream, "\r" + text.ljust(width))
+            if done.wait(_INTERVAL):
+                break
+    finally:
+        _write(stream, "\r" + " " * width + "\r")
+
+
+def _log_lines(done, stream, label, status, t0):
+    wait, written = _LOG_DELAY, False
+    while not done.wait(max(t0 + wait - time.perf_counter(), 0.0)):
+        text = f"{label}: {time.perf_counter() - t0:.1f} s"
+        _write(stream, text + (status() if status is not None else "") + "\n")
+        wait, written = 2 * wait, True
+    if written:
+        _write(stream, f"{label}: ended after {time.perf_counter() - t0:.1f} s\n")
 
 
 def _spin():
