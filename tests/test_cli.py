@@ -309,15 +309,54 @@ def test_output_option_and_overwrite(X, tmp_path, capsys):
     _check_output(out2, X)
 
 
-@pytest.mark.parametrize("name", ["fit.csv", "fit.result", "fit", "fit.npy"])
+@pytest.mark.parametrize("name", ["fit.txt", "fit.result", "fit", "fit.npy", "fit.csv.gz"])
 def test_output_format_from_its_extension_or_refused(name, X, tmp_path, capsys):
-    """An .npz is written only under an .npz name; any other extension is refused before
-    any work, and nothing is created."""
+    """An extension other than .npz, .csv or .tsv is refused before any work, with the
+    list of those, and nothing is created."""
     path = _write_npy(tmp_path, X)
     assert main(["factorize", str(path), "-k", "3", "-o", str(tmp_path / name)]) == 2
     line, _ = _one_error_line(capsys)
-    assert name in line and ".npz" in line
+    assert name in line and ".npz" in line and ".csv" in line and ".tsv" in line
     assert _files(tmp_path) == ["data.npy"]
+
+
+@pytest.mark.parametrize("ext, sep", [(".csv", ","), (".tsv", "\t"), (".CSV", ",")])
+def test_output_as_text_holds_w_and_h_exactly(ext, sep, X, tmp_path, capsys):
+    """-o fit.csv writes fit.W.csv and fit.H.csv (not fit.csv), every value exact: they
+    read back as the W and H of the .npz output, bit for bit."""
+    path = _write_npy(tmp_path, X)
+    assert main(["factorize", str(path), "-k", "3", "-o", str(tmp_path / "ref.npz")]) == 0
+    capsys.readouterr()
+    assert main(["factorize", str(path), "-k", "3", "-o", str(tmp_path / f"fit{ext}")]) == 0
+    out, err = capsys.readouterr()
+    W_path, H_path = tmp_path / f"fit.W{ext}", tmp_path / f"fit.H{ext}"
+    assert err == "" and out.rstrip().endswith(f"-> {W_path}, {H_path}")
+    assert _files(tmp_path) == sorted(["data.npy", "ref.npz", W_path.name, H_path.name])
+    first = W_path.read_text().splitlines()[0]
+    assert len(first.split(sep)) == 3  # no header
+    with np.load(tmp_path / "ref.npz") as ref:
+        for got, name in ((_cli_io.read_matrix(W_path), "W"), (_cli_io.read_matrix(H_path), "H")):
+            assert got.dtype == np.float64 and got.shape == ref[name].shape
+            np.testing.assert_array_equal(got, ref[name])
+
+
+def test_output_as_text_never_replaces_a_fifo(X, tmp_path, capsys):
+    """Either file of a text output that is not a regular file: refused, nothing written."""
+    path = _write_npy(tmp_path, X)
+    fifo = tmp_path / "fit.H.csv"
+    os.mkfifo(fifo)
+    assert main(["factorize", str(path), "-k", "3", "-o", str(tmp_path / "fit.csv")]) == 2
+    line, _ = _one_error_line(capsys)
+    assert str(fifo) in line and "not a regular file" in line
+    import stat
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert _files(tmp_path) == ["data.npy", "fit.H.csv"]
+    # The input as one of the outputs: refused.
+    W = tmp_path / "fit.W.csv"
+    W.write_text("1,2\n3,4\n")
+    assert main(["factorize", str(W), "-k", "1", "-o", str(tmp_path / "fit.csv")]) == 2
+    line, _ = _one_error_line(capsys)
+    assert "is the input file" in line and W.read_text() == "1,2\n3,4\n"
 
 
 def _special_targets(tmp_path):

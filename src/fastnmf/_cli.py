@@ -10,6 +10,7 @@ and renamed into place only when complete; only a regular file is ever replaced)
 """
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._cli_io import OUTPUT_EXTENSIONS, AtomicFile, CLIError, default_output, read_matrix
+from ._cli_io import (OUTPUT_EXTENSIONS, AtomicFile, CLIError, default_output, output_paths,
+                      read_matrix, write_result)
 from ._demo import fmt_time
 from ._progress import run_with_progress
 
@@ -103,7 +105,8 @@ def _build_parser():
     p = sub.add_parser(
         "factorize", help="factorize a matrix read from a file",
         description="Factorize the matrix in INPUT and write W, H, reconstruction_err, "
-                    "n_iter, converged and solver to an .npz file.")
+                    "n_iter, converged, solver and history to an .npz file, or W and H "
+                    "to two CSV/TSV files.")
     p.add_argument("input", metavar="INPUT",
                    help="the matrix: .npy, .npz (its only array, the one named X, or a "
                         "scipy.sparse.save_npz file: kept sparse), .csv/.tsv (numbers; a "
@@ -111,10 +114,12 @@ def _build_parser():
                         ".mtx (kept sparse)")
     p.add_argument("-k", "--n-components", dest="k", type=_int_at_least(1), required=True,
                    metavar="K", help="number of components (rank), >= 1")
-    p.add_argument("-o", "--output", metavar="OUT.npz",
-                   help="output file, a .npz of W, H, reconstruction_err, n_iter, "
-                        "converged, solver and history; written only as a regular file "
-                        "(default: INPUT's stem + .nmf.npz, beside INPUT)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="the output, by its extension: " + "; ".join(
+                       f"{ext}: {what}" for ext, what in OUTPUT_EXTENSIONS.items())
+                   + " (STEM: OUT without its extension). Only regular files are "
+                     "written: an existing device, FIFO, socket or directory is refused "
+                     "(default: INPUT's stem + .nmf.npz, beside INPUT)")
     p.add_argument("--solver", choices=tuple(SOLVERS), default="cd",
                    help="solver (default: cd): " + "; ".join(
                        f"{name}: {s.summary}" for name, s in SOLVERS.items()))
@@ -213,15 +218,18 @@ def _factorize(args):
         X, sqnorm, _ = check_X(X, arg="the data")
     except (ValueError, TypeError) as exc:
         raise CLIError(f"{path}: {exc}")
-    if out.exists() and path.resolve() == out.resolve():
-        raise CLIError(f"{out_arg} {out}: is the input file; choose another output")
+    targets = output_paths(out, out_arg)  # by the extension: refused before any work
+    for target in targets:
+        if target.exists() and path.resolve() == target.resolve():
+            raise CLIError(f"{out_arg} {target}: is the input file; choose another output")
     n, m = X.shape
     if args.k > min(n, m) and args.init in (None, "random"):  # else the API refuses it
         print(f"{PROG}: note: -k {args.k} exceeds min(n, m) = {min(n, m)} of {path.name} "
               f"({n}x{m}): allowed, but no rank above {min(n, m)} fits X better, and "
               "each iteration costs more", file=sys.stderr)
 
-    with AtomicFile(out, out_arg, OUTPUT_EXTENSIONS) as target:
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(AtomicFile(target, out_arg)) for target in targets]
         sparse = not isinstance(X, np.ndarray)
         shape = f"{n}x{m}" + (f" sparse (nnz {X.nnz})" if sparse else "")
         label = f"{PROG}: factorizing {path.name} ({shape}, k={args.k}, {args.solver})"
@@ -252,11 +260,7 @@ def _factorize(args):
             raise _Failure(f"{path}: {exc}")
         seconds = time.perf_counter() - t0
         try:
-            np.savez(target.file, W=res.W, H=res.H,
-                     reconstruction_err=np.float64(res.reconstruction_err),
-                     n_iter=np.int64(res.n_iter), converged=np.bool_(res.converged),
-                     solver=np.str_(res.solver), history=res.history)
-            target.commit()
+            write_result(files, res)
         except OSError as exc:
             raise CLIError(f"{out_arg} {out}: cannot write: {exc.strerror or exc}")
 
@@ -265,5 +269,6 @@ def _factorize(args):
     status = "converged" if res.converged else "max_iter reached"
     print(f"{path}: {shape}, k={args.k}, solver {res.solver}: "
           f"error {res.reconstruction_err:.6g} (relative {rel:.3g}), "
-          f"{res.n_iter} iterations ({status}), {fmt_time(seconds)} -> {out}")
+          f"{res.n_iter} iterations ({status}), {fmt_time(seconds)} -> "
+          + ", ".join(map(str, targets)))
     return 0

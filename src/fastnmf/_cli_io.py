@@ -1,5 +1,6 @@
 """The command line's files: reading a matrix by its extension, and writing an output only
-to a regular file, atomically (docs/api.md, "The command line").
+to a regular file, atomically, as .npz or as CSV/TSV text (docs/api.md, "The command
+line").
 
 Every problem with a file is a :class:`CLIError` naming the file: the command line prints
 it as one line and exits with status 2.
@@ -13,12 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIError", "read_matrix", "AtomicFile", "default_output", "OUTPUT_EXTENSIONS"]
+__all__ = ["CLIError", "read_matrix", "AtomicFile", "default_output", "output_paths",
+           "write_result", "OUTPUT_EXTENSIONS"]
 
 _READERS = {}  # extension -> reader, filled below
-# The extensions an output may have: what fastnmf writes there.
-OUTPUT_EXTENSIONS = {".npz": "a NumPy .npz of W, H, reconstruction_err, n_iter, converged, "
-                             "solver and history"}
+# The extensions an output may have: what fastnmf writes for them.
+OUTPUT_EXTENSIONS = {
+    ".npz": "a NumPy .npz of W, H, reconstruction_err, n_iter, converged, solver and "
+            "history",
+    ".csv": "W and H as comma-separated numbers in STEM.W.csv and STEM.H.csv",
+    ".tsv": "W and H as tab-separated numbers in STEM.W.tsv and STEM.H.tsv",
+}
+_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 
 class CLIError(Exception):
@@ -190,6 +197,13 @@ def _check_target(target, arg):
                        "or socket); fastnmf writes only regular files")
 
 
+def _check_extension(target, arg, extensions):
+    if target.suffix.lower() not in extensions:
+        what = f"has extension {target.suffix!r}" if target.suffix else "has no extension"
+        kinds = "; ".join(f"{ext}: {what_}" for ext, what_ in extensions.items())
+        raise CLIError(f"{arg} {target}: {what}; the output may be {kinds}")
+
+
 class AtomicFile:
     """A temporary file beside ``target``, renamed onto it by ``commit`` and removed
     otherwise; ``target`` must be a regular file or not exist (checked now and again just
@@ -201,12 +215,8 @@ class AtomicFile:
         if str(target) == "":
             raise CLIError(f"{arg}: the path is empty")
         _check_target(self.target, arg)
-        if extensions is not None and self.target.suffix.lower() not in extensions:
-            what = f"extension {self.target.suffix!r}" if self.target.suffix else \
-                "no extension"
-            kinds = "; ".join(f"{ext}: {what_}" for ext, what_ in extensions.items())
-            raise CLIError(f"{arg} {self.target}: cannot write {what}; the output may be "
-                           f"{kinds}")
+        if extensions is not None:
+            _check_extension(self.target, arg, extensions)
         folder = self.target.parent
         if not folder.is_dir():
             raise CLIError(f"{arg} {self.target}: folder {str(folder)!r} does not exist")
@@ -219,10 +229,7 @@ class AtomicFile:
         self.file = os.fdopen(fd, "wb")
 
     def commit(self):
-        self.file.close()
-        _check_target(self.target, self.arg)  # it may have become a device meanwhile
-        os.replace(self.tmp, self.target)
-        self.tmp = None
+        commit_all([self])
 
     def discard(self):
         if self.tmp is not None:
@@ -239,6 +246,50 @@ class AtomicFile:
     def __exit__(self, *exc):
         self.discard()
         return False
+
+
+def commit_all(files):
+    """Put every AtomicFile of ``files`` in place: each target is checked again (it may
+    have become a device meanwhile) before any is replaced."""
+    for f in files:
+        f.file.close()
+    for f in files:
+        _check_target(f.target, f.arg)
+    for f in files:
+        os.replace(f.tmp, f.target)
+        f.tmp = None
+
+
+def output_paths(out, arg):
+    """The files written for the output ``out``, by its extension: ``out`` itself for
+    .npz; ``STEM.W.csv`` and ``STEM.H.csv`` beside it for .csv (.tsv likewise)."""
+    out = Path(out)
+    if str(out) == "":
+        raise CLIError(f"{arg}: the path is empty")
+    _check_target(out, arg)  # a device or a directory first, whatever its name
+    _check_extension(out, arg, OUTPUT_EXTENSIONS)
+    ext = out.suffix
+    if ext.lower() not in _DELIMITERS:
+        return [out]
+    return [out.with_name(f"{out.stem}.{name}{ext}") for name in ("W", "H")]
+
+
+def write_result(files, res):
+    """Write ``res`` (an NMFResult) into the open AtomicFiles ``files`` (from
+    ``output_paths``) and commit them. Text keeps every value exactly: the shortest
+    decimal that reads back as the same double."""
+    ext = files[0].target.suffix.lower()
+    if ext not in _DELIMITERS:
+        np.savez(files[0].file, W=res.W, H=res.H,
+                 reconstruction_err=np.float64(res.reconstruction_err),
+                 n_iter=np.int64(res.n_iter), converged=np.bool_(res.converged),
+                 solver=np.str_(res.solver), history=res.history)
+    else:
+        sep = _DELIMITERS[ext]
+        for f, A in zip(files, (res.W, res.H)):
+            for row in A.tolist():
+                f.file.write((sep.join(map(repr, row)) + "\n").encode("ascii"))
+    commit_all(files)
 
 
 def default_output(input_path):
