@@ -737,15 +737,20 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_on_a_terminal_for_long_runs(X, tmp_path, capsys, monkeypatch):
-    path = _npy(tmp_path, X)
+def _slow_factorization(monkeypatch, seconds=0.5):
+    """The CLI's factorization made to last at least ``seconds`` longer."""
     real_nmf = fastnmf._api.nmf_live
 
     def slow_nmf(*args, **kwargs):
-        time.sleep(0.5)
+        time.sleep(seconds)
         return real_nmf(*args, **kwargs)
 
     monkeypatch.setattr(fastnmf._api, "nmf_live", slow_nmf)
+
+
+def test_progress_on_a_terminal_for_long_runs(X, tmp_path, capsys, monkeypatch):
+    path = _npy(tmp_path, X)
+    _slow_factorization(monkeypatch)
     monkeypatch.setattr(_progress, "_DELAY", 0.05)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -774,12 +779,7 @@ def test_progress_in_a_log_is_a_handful_of_lines(X, tmp_path, monkeypatch):
     time doubles, one at the end; a short run writes nothing."""
     path = _npy(tmp_path, X)
     real_nmf = fastnmf._api.nmf_live
-
-    def slow_nmf(*args, **kwargs):
-        time.sleep(0.5)
-        return real_nmf(*args, **kwargs)
-
-    monkeypatch.setattr(fastnmf._api, "nmf_live", slow_nmf)
+    _slow_factorization(monkeypatch)
     monkeypatch.setattr(_progress, "_LOG_DELAY", 0.04)  # lines at 0.04, 0.08, 0.16, 0.32 s
     log = tmp_path / "stderr.log"
     with open(log, "w") as f:
