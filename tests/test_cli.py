@@ -229,16 +229,25 @@ def test_k_above_min_side_runs_and_says_so(X, tmp_path, capsys):
         assert res["W"].shape == (X.shape[0], k)
 
 
-def test_a_diverging_run_exits_1_with_one_line(X, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("error, status, text", [
+    (FloatingPointError("the 'cd' solver diverged"), 1, "the 'cd' solver diverged"),
+    (np.linalg.LinAlgError("SVD did not converge"), 1, "SVD did not converge"),
+    (MemoryError(), 1, "out of memory"),
+    (ValueError("n_components must be <= 3; got\n7."), 2, "n_components must be <= 3; got 7."),
+], ids=["FloatingPointError", "LinAlgError", "MemoryError", "ValueError"])
+def test_an_error_of_the_api_is_one_line(error, status, text, X, tmp_path, capsys,
+                                         monkeypatch):
+    """A failure during the work (divergence, memory, an SVD): status 1; an argument the
+    API refuses: status 2. One line either way, no output file."""
     path = _write_npy(tmp_path, X)
 
-    def diverge(*args, **kwargs):
-        raise FloatingPointError("the 'cd' solver diverged")
+    def fail(*args, **kwargs):
+        raise error
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", diverge)
-    assert main(["factorize", str(path), "-k", "2"]) == 1
-    line, _ = _one_error_line(capsys)
-    assert "diverged" in line
+    monkeypatch.setattr(fastnmf._api, "nmf_live", fail)
+    assert main(["factorize", str(path), "-k", "2"]) == status
+    line, out = _one_error_line(capsys)
+    assert line.startswith("fastnmf: error: ") and line.endswith(text) and out == ""
     assert _files(tmp_path) == ["data.npy"]
 
 
@@ -449,6 +458,30 @@ def test_input_under_a_file_exits_2_with_one_line(X, tmp_path, capsys):
     assert main(["factorize", str(path), "-k", "2"]) == 2
     line, _ = _one_error_line(capsys)
     assert str(path) in line and "cannot read" in line and "Not a directory" in line
+
+
+@pytest.mark.parametrize("name", ["data.npy", "data.csv", "data.npz"])
+def test_input_refused_at_open_exits_2_with_one_line(name, X, tmp_path, capsys, monkeypatch):
+    """Permission denied when the file is opened (simulated: file modes do not stop root;
+    the real case is the test below)."""
+    import builtins
+    import io as io_module
+
+    path = tmp_path / name
+    path.write_bytes(b"1,2\n3,4\n")
+
+    def guard(real):
+        def opener(file, *args, **kwargs):
+            if str(file) == str(path):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real(file, *args, **kwargs)
+        return opener
+
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(io_module, "open", guard(io_module.open))  # pathlib's read_bytes
+    assert main(["factorize", str(path), "-k", "1"]) == 2
+    line, _ = _one_error_line(capsys)
+    assert line == f"fastnmf: error: {path}: cannot read: Permission denied"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
