@@ -169,7 +169,7 @@ def start(prob, plan=False):
     rng = LazyRNG(work.random_state)
     planned = planned_nndsvd(work, rng) if plan else None
     W, H = (None, None) if planned else initialize(work, rng)
-    seed = rng.uint63() if work.shuffle and _registry.solver(work.solver).sweeps else 0
+    seed = rng.uint63() if work.shuffle and _registry.SOLVERS[work.solver].sweeps else 0
     return e, work, W, H, seed, planned
 
 

@@ -95,7 +95,7 @@ def initialize(prob, rng):
         H = prob.H
         if prob.W is not None:
             W = prob.W
-        elif _registry.solver(prob.solver).keeps_zeros:  # zeros would stay zeros
+        elif _registry.SOLVERS[prob.solver].keeps_zeros:  # zeros would stay zeros
             W = np.full((prob.n, k), np.sqrt(_mean(X) / k), dtype=dtype)
         else:
             W = np.zeros((prob.n, k), dtype=dtype)

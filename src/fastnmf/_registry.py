@@ -9,7 +9,7 @@ and its NumPy twin in ``reference/_<name>.py``.
 
 from dataclasses import dataclass
 
-__all__ = ["Solver", "Loss", "SOLVERS", "LOSSES", "solver", "loss_of_beta"]
+__all__ = ["Solver", "Loss", "SOLVERS", "LOSSES", "loss_of_beta"]
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,6 @@ SOLVERS = {s.name: s for s in (
     Solver("bpp", 3, 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
            summary="exact ANLS by block principal pivoting (Kim & Park)"),
 )}
-
-
-def solver(name):
-    """The entry of solver ``name`` (a KeyError for an unknown one: validate first)."""
-    return SOLVERS[name]
 
 
 def loss_of_beta(beta):

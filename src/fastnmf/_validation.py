@@ -336,7 +336,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise ValueError(error_message("init", "must be None or one of", _choices(INITS),
                                        got=f"{init!r}"))
     beta = _check_beta_loss(beta_loss, solver)
-    if accelerate and not _registry.solver(solver).accelerate:
+    if accelerate and not _registry.SOLVERS[solver].accelerate:
         takes = " or ".join(f"{s.name!r}" for s in _registry.SOLVERS.values() if s.accelerate)
         raise ValueError(error_message(
             "accelerate", f"applies to solver={takes} only (repeated HALS sweeps); solver "
@@ -481,7 +481,7 @@ def _check_beta_loss(beta_loss, solver):
     else:
         raise TypeError(error_message("beta_loss", "must be a float or one of",
                                       _choices(BETA_LOSSES), got=f"{beta_loss!r}"))
-    if _registry.loss_of_beta(beta) not in _registry.solver(solver).losses:
+    if _registry.loss_of_beta(beta) not in _registry.SOLVERS[solver].losses:
         serves = " or ".join(f"{s.name!r}" for s in _registry.SOLVERS.values()
                              if _registry.loss_of_beta(beta) in s.losses)
         raise ValueError(error_message(

@@ -321,7 +321,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _solve(self, X, *, W, H, update_H):
         """scikit-learn's checks of ``_fit_transform``, then ``fastnmf.nmf``."""
         beta_loss = _beta_loss_to_float(self.beta_loss)
-        entry = _registry.solver(self.solver)
+        entry = _registry.SOLVERS[self.solver]
         if _registry.loss_of_beta(beta_loss) not in entry.losses:
             raise ValueError(
                 f"Invalid beta_loss parameter: solver {self.solver!r} does not handle "

@@ -13,10 +13,9 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x, x_entries,
                       init_trace, trace_status, take_history)
-from ._solve cimport solve_core, solver_workspace_len
+from ._solve cimport solve_core, solver_params, solver_workspace_len
 from ._nndsvd cimport rsvd_core, nndsvd_split
 from ._nndsvd import rsvd_sizes
-from ._solve import SOLVER_IDS, CHECK_EVERY, STOPS_ON_DECREASE
 
 # Per-item status beyond the solver's: the start's SVD (rsvd_core) did not converge.
 cdef enum:
@@ -90,7 +89,8 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
                  bint accelerate, floating kind=0):
     cdef Py_ssize_t count = len(Wts), i, n, m
     cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
-    cdef int solver_id = SOLVER_IDS[solver], check_every = CHECK_EVERY[solver]
+    cdef Params facts
+    cdef int solver_id = solver_params(solver, &facts)
     cdef Py_ssize_t wlen = 1, iwlen = 1
     dtype = np.float64 if floating is double else np.float32
     # Per-item records live in byte buffers owned by these arrays.
@@ -130,8 +130,8 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         ps[i].update_H = update_H
         ps[i].shuffle = shuffle
         ps[i].seed = seeds[i]
-        ps[i].check_every = check_every
-        ps[i].stop_on_decrease = STOPS_ON_DECREASE[solver]
+        ps[i].check_every = facts.check_every
+        ps[i].stop_on_decrease = facts.stop_on_decrease
         ps[i].beta = beta
         ps[i].n_threads = 1  # the items are the parallel loop
         ps[i].accelerate = accelerate

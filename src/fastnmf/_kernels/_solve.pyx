@@ -46,11 +46,17 @@ cdef enum:
 
 # The registry's entries as the loop takes them. Its ids must be the ones ``half_step``
 # dispatches on (checked once, at import: a solver added to one and not the other fails).
-SOLVER_IDS = {name: s.kernel_id for name, s in SOLVERS.items()}
-CHECK_EVERY = {name: s.check_every for name, s in SOLVERS.items()}
-STOPS_ON_DECREASE = {name: s.stops_on == "decrease" for name, s in SOLVERS.items()}
-if set(SOLVER_IDS.values()) != {SOLVER_CD, SOLVER_ALS, SOLVER_MU, SOLVER_BPP}:
+if {s.kernel_id for s in SOLVERS.values()} != {SOLVER_CD, SOLVER_ALS, SOLVER_MU, SOLVER_BPP}:
     raise ImportError("fastnmf: _registry.SOLVERS and the kernels' SOLVER_* enum disagree")
+
+
+cdef int solver_params(str solver, Params* p) except -1:
+    """The registry's facts of ``solver`` that the loop reads, into ``p`` (its check cadence
+    and stopping rule); returns its kernel id."""
+    cdef object entry = SOLVERS[solver]
+    p.check_every = entry.check_every
+    p.stop_on_decrease = entry.stops_on == "decrease"
+    return entry.kernel_id
 
 
 cdef inline double half_step(int solver, const Half* h, floating* F, const floating* A,
@@ -259,7 +265,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     cdef Params p
     cdef Trace t
     cdef Py_ssize_t k = Wt.shape[0], n = Wt.shape[1], m = H.shape[1]
-    cdef int solver_id = SOLVER_IDS[solver]
+    cdef int solver_id = solver_params(solver, &p)
     cdef int status
     cdef Watch watch = Watch(progress, verbose)
     prepare_x(&x, X, n, m, sqnorm, H)
@@ -269,8 +275,6 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     p.update_H = update_H
     p.shuffle = shuffle
     p.seed = seed
-    p.check_every = CHECK_EVERY[solver]
-    p.stop_on_decrease = STOPS_ON_DECREASE[solver]
     p.beta = beta
     p.n_threads = max(n_threads, 1)
     p.accelerate = accelerate
