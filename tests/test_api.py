@@ -27,6 +27,29 @@ def test_registry_cadence_is_the_documented_one():
     assert CADENCE == {"cd": 1, "als": 1, "mu": 10, "bpp": 1}
 
 
+def test_every_registry_solver_is_a_kernel_and_a_reference_twin():
+    """A solver is its registry entry, the KERNEL of _kernels/_<name>.pyx that the loop
+    dispatches to, and reference/_<name>.py: each entry has both, and each runs."""
+    import importlib
+
+    from fastnmf import _registry, reference
+
+    X = np.random.default_rng(0).random((12, 9))
+    for name, entry in _registry.SOLVERS.items():
+        kernel = importlib.import_module(f"fastnmf._kernels._{name}").KERNEL
+        assert type(kernel).__name__ == "PyCapsule"
+        assert f'"fastnmf._kernels.Kernel"' in repr(kernel)
+        assert callable(reference.SOLVERS[name])
+        res = fastnmf.nmf(X, 3, solver=name, init="random", random_state=0, max_iter=20)
+        ref = reference.nmf(X, 3, solver=name, init="random", random_state=0, max_iter=20)
+        assert res.solver == name and res.n_iter == ref.n_iter == 20
+        np.testing.assert_allclose(res.W, ref.W, rtol=1e-8, atol=1e-10)
+        if entry.losses != ("frobenius",):  # its loss loop serves the other losses
+            kl = fastnmf.nmf(X, 3, solver=name, beta_loss="kullback-leibler", max_iter=5,
+                             init="random", random_state=0)
+            assert np.isfinite(kl.reconstruction_err)
+
+
 def assert_same_result(a, b):
     assert_array_equal(a.W, b.W)
     assert_array_equal(a.H, b.H)

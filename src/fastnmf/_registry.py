@@ -17,8 +17,6 @@ class Solver:
     """One solver.
 
     name : what users pass as ``solver``.
-    kernel_id : its value in the kernels' enum (``SOLVER_*`` in ``_kernels/_common.pxd``);
-        ``_kernels/_solve.pyx`` checks at import that the two agree.
     check_every : iterations between two convergence checks (and history entries).
     stops_on : what ``tol`` bounds at a check: "gradient" (the sweep's projected-gradient
         norm against the first iteration's) or "decrease" (the error's decrease since the
@@ -32,13 +30,15 @@ class Solver:
         H's W (``update_H=False``) starts from a positive constant, not from zeros.
     summary : one line for ``--help`` and docs.
 
-    Its compiled half-step is ``<name>_half`` in ``_kernels/_<name>.pyx``, dispatched on
-    ``kernel_id`` in ``_kernels/_solve.pyx``; its NumPy twin is the function ``<name>`` of
-    ``reference/_<name>.py``.
+    Its compiled entry points are the ``KERNEL`` of ``_kernels/_<name>.pyx`` (a half-step,
+    its own workspace region and, if ``losses`` names more than Frobenius, its loop for
+    them: ``Kernel`` in ``_kernels/_common.pxd``), which ``_kernels/_solve.pyx`` gathers at
+    import; its NumPy twin is the function ``<name>`` of ``reference/_<name>.py``. Both
+    modules are named in the ``solvers`` list of ``src/fastnmf/meson.build``. A new solver
+    is those four files and this entry.
     """
 
     name: str
-    kernel_id: int
     check_every: int
     stops_on: str
     losses: tuple
@@ -65,13 +65,13 @@ LOSSES = {loss.name: loss for loss in (
 _ALL_BETAS = tuple(LOSSES) + ("beta",)  # "beta": any other float β
 
 SOLVERS = {s.name: s for s in (
-    Solver("cd", 0, 1, "gradient", ("frobenius",), sweeps=True, accelerate=True, keeps_zeros=False,
+    Solver("cd", 1, "gradient", ("frobenius",), sweeps=True, accelerate=True, keeps_zeros=False,
            summary="coordinate descent (HALS), scikit-learn's cd"),
-    Solver("als", 1, 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
+    Solver("als", 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
            summary="projected ALS, proposals kept only when they lower the objective"),
-    Solver("mu", 2, 10, "decrease", _ALL_BETAS, sweeps=False, accelerate=False, keeps_zeros=True,
+    Solver("mu", 10, "decrease", _ALL_BETAS, sweeps=False, accelerate=False, keeps_zeros=True,
            summary="multiplicative updates (Lee & Seung), every β-divergence"),
-    Solver("bpp", 3, 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
+    Solver("bpp", 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
            summary="exact ANLS by block principal pivoting (Kim & Park)"),
 )}
 

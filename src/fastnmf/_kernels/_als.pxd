@@ -2,11 +2,8 @@
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
-from ._common cimport Half
 
-cdef double als_half(const Half* h, floating* F, const floating* A,
-                     const floating* B) noexcept nogil
-
+# als's pieces that bpp uses too.
 cdef double half_objective(Py_ssize_t k, Py_ssize_t p, const floating* F, const floating* A,
                            const floating* B, double l1, double l2,
                            floating* S) noexcept nogil

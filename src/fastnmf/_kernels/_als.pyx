@@ -14,7 +14,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from ._blas cimport gram, cholesky, chol_solve, dot
-from ._common cimport Half, Params, hals_sweep, next_permutation
+from ._common cimport Half, Params, Kernel, kernel_capsule, hals_sweep, next_permutation
 
 # Ridge tries when A + l2 I is not numerically positive definite.
 cdef int RIDGE_TRIES = 8
@@ -108,3 +108,12 @@ cdef double als_half(const Half* h, floating* F, const floating* A,
             half_objective(k, p, F, A, B, l1, l2, <floating*> h.S):
         memcpy(F, T, kp * sizeof(floating))
     return viol
+
+# The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
+cdef Kernel kernel
+kernel.half_f32 = als_half[float]
+kernel.half_f64 = als_half[double]
+kernel.region_len = NULL
+kernel.loss_loop_f32 = NULL
+kernel.loss_loop_f64 = NULL
+KERNEL = kernel_capsule(kernel)

@@ -23,7 +23,8 @@ from libc.string cimport memcpy, memset
 from libc.math cimport fabs
 
 from ._blas cimport gemm, cholesky, chol_solve_cols
-from ._common cimport Half, Params, hals_sweep, next_permutation, transpose
+from ._common cimport (Half, Params, Kernel, kernel_capsule, hals_sweep, next_permutation,
+                       transpose)
 from ._als cimport half_objective, kills_component
 
 # Kim & Park's backup allowance: full exchanges tolerated without progress.
@@ -145,7 +146,7 @@ cdef double projected_gradient(Py_ssize_t k, Py_ssize_t p, const floating* F,
     return viol
 
 
-cdef Py_ssize_t bpp_region_len(Py_ssize_t k, Py_ssize_t P) noexcept nogil:
+cdef Py_ssize_t bpp_region_len(Py_ssize_t k, Py_ssize_t P, double beta) noexcept nogil:
     """Entries (of 4 bytes or more) of bpp's own region for a half-step of F (k×p), p <= P,
     as ``Region.carve`` lays it out: B's columns and one group's right-hand sides (k·P
     each), then the passive sets (P bitmasks of ⌈k/64⌉ words), two int32 per column, k
@@ -186,7 +187,7 @@ def region_fits(Py_ssize_t k, Py_ssize_t p, Py_ssize_t P, bint single=False):
     of the dtype, wherever the region starts (for the tests)."""
     cdef Region r
     cdef Py_ssize_t size = sizeof(float) if single else sizeof(double), shift
-    cdef Py_ssize_t length = bpp_region_len(k, P)
+    cdef Py_ssize_t length = bpp_region_len(k, P, 2)
     for shift in range(0, 16, size):  # the region's start, at every alignment it can have
         if single:
             carve(&r, <float*> (<char*> 0 + 4096 + shift), k, p)
@@ -333,3 +334,12 @@ cdef inline bint same_set(const uint64_t* a, const uint64_t* b, Py_ssize_t nw) n
         if a[w] != b[w]:
             return False
     return True
+
+# The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
+cdef Kernel kernel
+kernel.half_f32 = bpp_half[float]
+kernel.half_f64 = bpp_half[double]
+kernel.region_len = bpp_region_len
+kernel.loss_loop_f32 = NULL
+kernel.loss_loop_f64 = NULL
+KERNEL = kernel_capsule(kernel)

@@ -115,6 +115,32 @@ cdef struct Hook:
     double last             # the clock at the last call due to work
     volatile int* stop      # NULL, or a flag that ends the loop once non-zero (set elsewhere)
 
+# A solver's compiled entry points, one record per solver: its module's ``KERNEL``, a
+# capsule made by ``kernel_capsule``, which ``_kernels/_solve.pyx`` gathers at import for
+# every registry entry (so the loop names no solver). The half-step in each dtype; the
+# entries of its own workspace region (NULL: none); and, for a solver that serves losses
+# other than Frobenius, its loop for them (NULL: Frobenius only; _solve.pyx's docstring
+# says why such a loop is not the Frobenius one).
+ctypedef double (*HalfF32)(const Half* h, float* F, const float* A,
+                           const float* B) noexcept nogil
+ctypedef double (*HalfF64)(const Half* h, double* F, const double* A,
+                           const double* B) noexcept nogil
+ctypedef Py_ssize_t (*RegionLen)(Py_ssize_t k, Py_ssize_t P, double beta) noexcept nogil
+ctypedef int (*LossLoopF32)(const XData* x, Py_ssize_t k, float* Wt, float* H, float* work,
+                            const Params* p, Trace* t) noexcept nogil
+ctypedef int (*LossLoopF64)(const XData* x, Py_ssize_t k, double* Wt, double* H,
+                            double* work, const Params* p, Trace* t) noexcept nogil
+
+cdef struct Kernel:
+    HalfF32 half_f32
+    HalfF64 half_f64
+    RegionLen region_len
+    LossLoopF32 loss_loop_f32
+    LossLoopF64 loss_loop_f64
+
+cdef object kernel_capsule(Kernel kernel)
+cdef Kernel kernel_of(object capsule) except *
+
 cdef extern from *:
     """
     #if defined(_WIN32)
@@ -169,14 +195,14 @@ cdef inline bint at_check(Trace* t, double work, int it, double err) noexcept no
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
 #   v (vectors_len: per-thread vectors, per-block violations, pieces of a Gram)
-#   and for a β other than 2 (mu): Y1, Y2 (k×P each, blocks of rows of X and WH), z (2P + 2k)
-#   then the solver's own region (its length from the solver's *_region_len: bpp's passive
-#   sets and state; the other solvers have none), carved by the solver itself
+#   then the solver's own region (its length from its Kernel's region_len: bpp's passive
+#   sets and state, mu's blocks of X and WH for a β other than 2; cd and als have none),
+#   carved by the solver itself
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
 cdef double x_entries(const XData* x) noexcept nogil
-cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
-                              int n_threads, Py_ssize_t region) noexcept nogil
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int n_threads,
+                              Py_ssize_t region) noexcept nogil
 cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil

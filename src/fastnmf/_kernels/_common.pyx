@@ -9,7 +9,8 @@ reference/ (.py); _scan.pxi has none (the reference shares fastnmf.nmf's validat
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite, fma, fmaf
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
-from libc.stdlib cimport realloc, free
+from libc.stdlib cimport malloc, realloc, free
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from libc.string cimport memcpy
 from cython.parallel cimport prange, threadid
 
@@ -24,6 +25,31 @@ include "_scan.pxi"
 include "_sweep.pxi"
 include "_loss.pxi"
 include "_rng.pxi"
+
+
+# The name a capsule of a Kernel carries (a capsule of another name is refused).
+cdef const char* KERNEL_NAME = b"fastnmf._kernels.Kernel"
+
+
+cdef void free_kernel(object capsule) noexcept:
+    free(PyCapsule_GetPointer(capsule, KERNEL_NAME))
+
+
+cdef object kernel_capsule(Kernel kernel):
+    """A solver module's KERNEL: a capsule holding a copy of ``kernel``."""
+    cdef Kernel* held = <Kernel*> malloc(sizeof(Kernel))
+    if held == NULL:
+        raise MemoryError()
+    held[0] = kernel
+    return PyCapsule_New(held, KERNEL_NAME, free_kernel)
+
+
+cdef Kernel kernel_of(object capsule) except *:
+    """The Kernel a solver module's KERNEL holds (a ValueError for anything else)."""
+    cdef Kernel* held = <Kernel*> PyCapsule_GetPointer(capsule, KERNEL_NAME)
+    if held.half_f32 == NULL or held.half_f64 == NULL:
+        raise ValueError("a solver's KERNEL has no half-step")
+    return held[0]
 
 
 cdef int threads_for(int n_threads, double work) noexcept nogil:

@@ -11,8 +11,8 @@ from libc.stdint cimport uint64_t, int32_t, int64_t
 from libc.math cimport pow, log, sqrt, isfinite
 
 from ._blas cimport gemm
-from ._common cimport (XData, Half, Params, Trace, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED,
-                      vectors_len, record, tick, at_check)
+from ._common cimport (XData, Half, Params, Trace, Kernel, kernel_capsule, STATUS_OK,
+                      STATUS_NONFINITE, STATUS_STOPPED, vectors_len, record, tick, at_check)
 
 # scikit-learn's EPSILON: numpy.finfo(numpy.float32).eps
 cdef double MU_EPS = 1.1920928955078125e-07
@@ -284,7 +284,7 @@ cdef inline void accumulate_x_terms(double beta, double xv, double wh, double* s
         sum_x_beta[0] += pow(xv, beta)
 
 
-cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
+cdef int mu_loss_loop(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
                       floating* work, const Params* p, Trace* t) noexcept nogil:
     """mu for a β-divergence (β ≠ 2), scikit-learn's loop: W, then H (with the new W),
     each F ← F ∘ (num ⊘ den)^γ with γ = 1/(2−β) for β < 1, 1/(β−1) for β > 2, else 1;
@@ -351,3 +351,20 @@ cdef int mu_beta_core(const XData* x, Py_ssize_t k, floating* Wt, floating* H,
             break
     t.final_err = beta_error(x, beta, k, Wt, H, Y1, Y2, k * P, z)
     return STATUS_OK if isfinite(t.final_err) else STATUS_NONFINITE
+
+
+cdef Py_ssize_t mu_region_len(Py_ssize_t k, Py_ssize_t P, double beta) noexcept nogil:
+    """Entries of mu's own region: none for β = 2; else Y1, Y2 (k×P each: blocks of rows of
+    X and WH) and z (2P + 2k), which mu_loss_loop carves (its region starts where the
+    workspace's v ends)."""
+    return 0 if beta == 2 else 2 * k * P + 2 * P + 2 * k
+
+
+# The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
+cdef Kernel kernel
+kernel.half_f32 = mu_half[float]
+kernel.half_f64 = mu_half[double]
+kernel.region_len = mu_region_len
+kernel.loss_loop_f32 = mu_loss_loop[float]
+kernel.loss_loop_f64 = mu_loss_loop[double]
+KERNEL = kernel_capsule(kernel)

@@ -7,7 +7,7 @@ half-step for either is the same operation on a k×p matrix F with A (the other 
 Gram) and B (the other factor's product with X). ``solve_core`` runs without the GIL and
 allocates nothing; ``solve`` allocates the one workspace, releases the GIL once and calls it.
 
-The other β-divergences (mu only, ``_mu.mu_beta_core``) have a loop of their own, for a
+The other β-divergences (mu only, ``_mu.mu_loss_loop``) have a loop of their own, for a
 reason of the mathematics: for β ≠ 2 the gradient is not a function of the Grams and the
 products with X (A, B) that this loop forms once per half-step: each update needs
 X ∘ (WH)^(β−2) and (WH)^(β−1), a pass over X together with WH for each factor, and the loss
@@ -15,6 +15,7 @@ D_β(X ‖ WH) is not ‖X‖² − 2⟨B, F⟩ + ⟨A, G⟩ but another pass. T
 stopping rule, the trace and the hook.
 """
 
+import importlib
 import threading
 
 import numpy as np
@@ -25,29 +26,28 @@ from libc.math cimport isfinite, INFINITY
 from libc.stdint cimport uint64_t
 
 from ._common cimport (
-    XData, Half, Params, Trace, Hook, STATUS_OK, STATUS_NONFINITE, STATUS_STOPPED, vectors_len,
-    prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
+    XData, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
+    STATUS_STOPPED, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
     trace_status, take_history,
 )
-from ._cd cimport cd_half
-from ._als cimport als_half
-from ._mu cimport mu_half, mu_beta_core
-from ._bpp cimport bpp_half, bpp_region_len
 
 from .._registry import SOLVERS
 
-# The kernels' solver ids: the registry's kernel_id of each solver, dispatched below.
+# Every registry solver's entry points (its module's KERNEL), indexed by the solver's place
+# in the registry: its kernel id. Gathered once, at import.
 cdef enum:
-    SOLVER_CD = 0
-    SOLVER_ALS = 1
-    SOLVER_MU = 2
-    SOLVER_BPP = 3
-
-# The registry's entries as the loop takes them. Its ids must be the ones ``half_step``
-# dispatches on (checked once, at import: a solver added to one and not the other fails).
-if {s.kernel_id for s in SOLVERS.values()} != {SOLVER_CD, SOLVER_ALS, SOLVER_MU, SOLVER_BPP}:
-    raise ImportError("fastnmf: _registry.SOLVERS and the kernels' SOLVER_* enum disagree")
+    MAX_SOLVERS = 16
+cdef Kernel KERNELS[MAX_SOLVERS]
+cdef dict KERNEL_IDS = {}
+if len(SOLVERS) > MAX_SOLVERS:
+    raise ImportError("fastnmf: more solvers in _registry.SOLVERS than _solve.MAX_SOLVERS")
+for _id, _entry in enumerate(SOLVERS.values()):
+    KERNELS[_id] = kernel_of(importlib.import_module(f"._{_entry.name}", __package__).KERNEL)
+    KERNEL_IDS[_entry.name] = _id
+    if _entry.losses != ("frobenius",) and KERNELS[_id].loss_loop_f64 == NULL:
+        raise ImportError(f"fastnmf: solver {_entry.name!r} lists losses other than "
+                          "Frobenius but its KERNEL has no loss loop")
 
 
 cdef int solver_params(str solver, Params* p) except -1:
@@ -56,33 +56,30 @@ cdef int solver_params(str solver, Params* p) except -1:
     cdef object entry = SOLVERS[solver]
     p.check_every = entry.check_every
     p.stop_on_decrease = entry.stops_on == "decrease"
-    return entry.kernel_id
+    return KERNEL_IDS[solver]
 
 
 cdef inline double half_step(int solver, const Half* h, floating* F, const floating* A,
                              const floating* B) noexcept nogil:
-    """The registry's solver ``solver`` (its kernel_id): one half-step of F (k×p)."""
-    if solver == SOLVER_CD:
-        return cd_half(h, F, A, B)
-    if solver == SOLVER_ALS:
-        return als_half(h, F, A, B)
-    if solver == SOLVER_BPP:
-        return bpp_half(h, F, A, B)
-    return mu_half(h, F, A, B)
+    """One half-step of F (k×p) by the solver of kernel id ``solver``."""
+    if floating is double:
+        return KERNELS[solver].half_f64(h, F, A, B)
+    else:
+        return KERNELS[solver].half_f32(h, F, A, B)
 
 
-cdef Py_ssize_t region_len(int solver, Py_ssize_t k, Py_ssize_t P) noexcept nogil:
+cdef Py_ssize_t region_len(int solver, Py_ssize_t k, Py_ssize_t P, double beta) noexcept nogil:
     """Entries of the solver's own workspace region (it carves them itself)."""
-    if solver == SOLVER_BPP:
-        return bpp_region_len(k, P)
-    return 0
+    if KERNELS[solver].region_len == NULL:
+        return 0
+    return KERNELS[solver].region_len(k, P, beta)
 
 
 cdef Py_ssize_t solver_workspace_len(int solver, Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
                                      double beta, int n_threads) noexcept nogil:
     """Entries of one call's workspace for ``solver``."""
     cdef Py_ssize_t P = n if n > m else m
-    return workspace_len(n, m, k, beta, n_threads, region_len(solver, k, P))
+    return workspace_len(n, m, k, n_threads, region_len(solver, k, P, beta))
 
 
 cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floating* H,
@@ -125,12 +122,15 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     hw.k, hw.p, hw.l1, hw.l2 = k, n, p.l1_W, p.l2_W
     hw.perm, hw.rng, hw.prm = perm, &rng, p
     hw.T, hw.C, hw.S, hw.v = T, C, S, v
-    hw.own_len = region_len(solver, k, P)  # last but for the tiny X's copy (other_order)
+    hw.own_len = region_len(solver, k, P, p.beta)  # last but for the tiny X's copy (other_order)
     hw.own = (v + vectors_len(k, P, p.n_threads)) if hw.own_len else NULL
     hh = hw
     hh.p, hh.l1, hh.l2 = m, p.l1_H, p.l2_H
-    if solver == SOLVER_MU and p.beta != 2:
-        return mu_beta_core(x, k, Wt, H, work, p, t)
+    if p.beta != 2:  # validation lets only a solver with a loss loop take another loss
+        if floating is double:
+            return KERNELS[solver].loss_loop_f64(x, k, Wt, H, work, p, t)
+        else:
+            return KERNELS[solver].loss_loop_f32(x, k, Wt, H, work, p, t)
     if other_order(&own, k, work + wlen):
         x = &own
     t.n_hist = 0

@@ -45,15 +45,12 @@ cdef double x_entries(const XData* x) noexcept nogil:
     return <double> x.rptr[x.n] if x.sparse else <double> x.n * x.m
 
 
-cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, double beta,
-                              int n_threads, Py_ssize_t region) noexcept nogil:
+cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int n_threads,
+                              Py_ssize_t region) noexcept nogil:
     """Entries of one call's workspace (the layout in _common.pxd), ``region`` those of the
     solver's own region."""
     cdef Py_ssize_t P = n if n > m else m
-    cdef Py_ssize_t size = 4 * k * k + 2 * k * P + vectors_len(k, P, n_threads)
-    if beta != 2:
-        size += 2 * k * P + 2 * P + 2 * k
-    size += region
+    cdef Py_ssize_t size = 4 * k * k + 2 * k * P + vectors_len(k, P, n_threads) + region
     if keeps_other_order(n, m, k):
         size += n * m  # a tiny dense X in its other order, last (see other_order)
     return size
