@@ -244,7 +244,7 @@ def test_an_error_of_the_api_is_one_line(error, status, text, X, tmp_path, capsy
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", fail)
+    monkeypatch.setattr(fastnmf._api, "nmf", fail)
     assert main(["factorize", str(path), "-k", "2"]) == status
     line, out = _one_error_line(capsys)
     assert line.startswith("fastnmf: error: ") and line.endswith(text) and out == ""
@@ -422,13 +422,13 @@ def test_output_that_becomes_a_fifo_during_the_work_is_not_replaced(X, tmp_path,
     """The target is checked again just before the rename."""
     path = _write_npy(tmp_path, X)
     target = tmp_path / "out.npz"
-    real = fastnmf._api.nmf_live
+    real = fastnmf._api.nmf
 
-    def nmf_live(*args, **kwargs):
+    def nmf(*args, **kwargs):
         os.mkfifo(target)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", nmf_live)
+    monkeypatch.setattr(fastnmf._api, "nmf", nmf)
     assert main(["factorize", str(path), "-k", "3", "-o", str(target)]) == 2
     line, _ = _one_error_line(capsys)
     assert "not a regular file" in line
@@ -699,7 +699,7 @@ def test_error_while_solving_leaves_no_file(X, tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("beta_loss must be a float; got 'x'.")
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", broken)
+    monkeypatch.setattr(fastnmf._api, "nmf", broken)
     assert main(["factorize", str(path), "-k", "2", "-o", str(tmp_path / "o.npz")]) == 2
     line, _ = _one_error_line(capsys)
     assert line == f"fastnmf: error: {path}: beta_loss must be a float; got 'x'."
@@ -743,7 +743,7 @@ def test_keyboard_interrupt_exits_130(X, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", interrupted)
+    monkeypatch.setattr(fastnmf._api, "nmf", interrupted)
     assert main(["factorize", str(path), "-k", "2"]) == 130
     line, out = _one_error_line(capsys)
     assert line == "fastnmf: error: interrupted"
@@ -772,13 +772,13 @@ class _Terminal(io.StringIO):
 
 def _slow_factorization(monkeypatch, seconds=0.5):
     """The CLI's factorization made to last at least ``seconds`` longer."""
-    real_nmf = fastnmf._api.nmf_live
+    real_nmf = fastnmf._api.nmf
 
     def slow_nmf(*args, **kwargs):
         time.sleep(seconds)
         return real_nmf(*args, **kwargs)
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", slow_nmf)
+    monkeypatch.setattr(fastnmf._api, "nmf", slow_nmf)
 
 
 def test_progress_on_a_terminal_for_long_runs(X, tmp_path, capsys, monkeypatch):
@@ -811,7 +811,7 @@ def test_progress_in_a_log_is_a_handful_of_lines(X, tmp_path, monkeypatch):
     """stderr a file: nothing redrawn; a line after _LOG_DELAY, one each time the elapsed
     time doubles, one at the end; a short run writes nothing."""
     path = _npy(tmp_path, X)
-    real_nmf = fastnmf._api.nmf_live
+    real_nmf = fastnmf._api.nmf
     _slow_factorization(monkeypatch)
     monkeypatch.setattr(_progress, "_LOG_DELAY", 0.04)  # lines at 0.04, 0.08, 0.16, 0.32 s
     log = tmp_path / "stderr.log"
@@ -824,7 +824,7 @@ def test_progress_in_a_log_is_a_handful_of_lines(X, tmp_path, monkeypatch):
     assert all(line.startswith("fastnmf: factorizing data.npy (20x15, k=2, cd): ")
                for line in lines)
     assert " ended after " in lines[-1] and " ended after " not in lines[0]
-    monkeypatch.setattr(fastnmf._api, "nmf_live", real_nmf)
+    monkeypatch.setattr(fastnmf._api, "nmf", real_nmf)
     monkeypatch.setattr(_progress, "_LOG_DELAY", 600.0)
     with open(log, "w") as f:
         monkeypatch.setattr(sys, "stderr", f)
@@ -837,13 +837,13 @@ def test_the_work_runs_in_the_main_thread(X, tmp_path, monkeypatch):
     import threading
 
     path = _npy(tmp_path, X)
-    real_nmf, threads = fastnmf._api.nmf_live, []
+    real_nmf, threads = fastnmf._api.nmf, []
 
     def record(*args, **kwargs):
         threads.append(threading.current_thread())
         return real_nmf(*args, **kwargs)
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", record)
+    monkeypatch.setattr(fastnmf._api, "nmf", record)
     assert main(["factorize", str(path), "-k", "2"]) == 0
     assert threads == [threading.main_thread()]
 
@@ -855,7 +855,7 @@ def test_progress_is_erased_before_an_error(X, tmp_path, capsys, monkeypatch):
         time.sleep(0.3)
         raise ValueError("n_components is wrong; got 3.")
 
-    monkeypatch.setattr(fastnmf._api, "nmf_live", slow_failure)
+    monkeypatch.setattr(fastnmf._api, "nmf", slow_failure)
     monkeypatch.setattr(_progress, "_DELAY", 0.05)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -1049,8 +1049,8 @@ def test_progress_shows_iteration_and_error(X, monkeypatch):
     from fastnmf import _api
 
     seen = []
-    res = _api.nmf_live(X, 2, lambda it, err: seen.append((it, err)), solver="cd", tol=0,
-                        max_iter=7, random_state=0)
+    res = _api.nmf(X, 2, solver="cd", tol=0, max_iter=7, random_state=0,
+                   callback=lambda it, err: seen.append((it, err)))
     assert seen[-1] == (7, res.history[-1])
     seen = []
     real = _progress.run_with_progress

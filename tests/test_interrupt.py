@@ -26,7 +26,6 @@ import numpy as np
 import pytest
 
 import fastnmf
-from fastnmf._api import nmf_live
 from fastnmf._datasets import low_rank
 from conftest import SOLVERS  # noqa: E402
 
@@ -177,11 +176,49 @@ def _ids(case):
 def test_progress_sees_every_check(case):
     X = low_rank(40, 30, 4, seed=1)
     seen = []
-    res = nmf_live(X, 4, lambda it, err: seen.append((it, err)), max_iter=30, tol=0,
-                   random_state=0, **case)
+    res = fastnmf.nmf(X, 4, max_iter=30, tol=0, random_state=0,
+                      callback=lambda it, err: seen.append((it, err)), **case)
     every = 10 if case["solver"] == "mu" else 1
     assert [it for it, _ in seen] == list(range(0, 31, every))
     assert [err for _, err in seen] == list(res.history)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_the_reference_calls_back_as_the_kernel_does(case):
+    from fastnmf import reference
+
+    X = low_rank(40, 30, 4, seed=1)
+    seen = {}
+    for name, fn in (("kernel", fastnmf.nmf), ("reference", reference.nmf)):
+        seen[name] = []
+        res = fn(X, 4, max_iter=20, tol=0, random_state=0, **case,
+                 callback=lambda it, err: seen[name].append((it, err)))
+        assert [err for _, err in seen[name]] == list(res.history)
+    assert [it for it, _ in seen["kernel"]] == [it for it, _ in seen["reference"]]
+    np.testing.assert_allclose([e for _, e in seen["kernel"]],
+                               [e for _, e in seen["reference"]], rtol=1e-8)
+
+
+@pytest.mark.parametrize("scale", [2.0 ** 600, 2.0 ** -600])
+def test_callback_and_verbose_report_errors_in_x_scale(scale):
+    """An X of extreme scale is solved scaled by a power of two; what the callback and
+    verbose see is the error of X itself, as history records it."""
+    X = low_rank(40, 30, 4, seed=1) * scale
+    seen, out = [], io.StringIO()
+    with contextlib.redirect_stdout(out):
+        res = fastnmf.nmf(X, 4, max_iter=5, tol=0, random_state=0, verbose=True,
+                          callback=lambda it, err: seen.append(err))
+    assert seen == list(res.history)
+    printed = [float(line.rsplit(" ", 1)[1]) for line in out.getvalue().splitlines()]
+    np.testing.assert_allclose(printed, res.history, rtol=1e-9)
+
+
+def test_callback_must_be_callable_and_batch_refuses_it():
+    X = low_rank(20, 10, 2, seed=1)
+    with pytest.raises(TypeError, match="callback must be None or a callable; got int"):
+        fastnmf.nmf(X, 2, callback=3)
+    with pytest.raises(TypeError, match="callback is not taken by nmf_batch"):
+        fastnmf.nmf_batch([X, X], 2, callback=lambda it, err: None)
 
 
 class _Stop(Exception):
@@ -199,7 +236,7 @@ def test_an_exception_from_progress_stops_the_call(case):
             raise _Stop(it)
 
     with pytest.raises(_Stop):
-        nmf_live(X, 4, progress, max_iter=100, tol=0, random_state=0, **case)
+        fastnmf.nmf(X, 4, max_iter=100, tol=0, random_state=0, callback=progress, **case)
     assert len(seen) == 3  # no check after the one that raised
 
 
@@ -236,7 +273,7 @@ def test_the_call_out_changes_no_result(case):
     plain = _in_thread(lambda: fastnmf.nmf(X, 10, **kw))
     with contextlib.redirect_stdout(io.StringIO()):
         others = [fastnmf.nmf(X, 10, **kw), fastnmf.nmf(X, 10, verbose=True, **kw),
-                  nmf_live(X, 10, lambda it, err: None, **kw)]
+                  fastnmf.nmf(X, 10, callback=lambda it, err: None, **kw)]
     for res in others:
         np.testing.assert_array_equal(res.W, plain.W)
         np.testing.assert_array_equal(res.H, plain.H)

@@ -1,6 +1,5 @@
 """fastnmf.nmf: validate, initialize, dispatch to a solver, wrap the result."""
 
-import functools
 import inspect
 
 import numpy as np
@@ -12,13 +11,13 @@ from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
 from ._validation import SOLVERS, check_nmf_args, scale2
 
-__all__ = ["nmf", "nmf_live", "run", "make_result", "NMF_DEFAULTS"]
+__all__ = ["nmf", "run", "make_result", "NMF_DEFAULTS"]
 
 
 def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=True,
         max_iter=200, tol=1e-4, beta_loss="frobenius", alpha_W=0.0, alpha_H="same",
         l1_ratio=0.0, random_state=None, shuffle=False, verbose=False, n_threads=None,
-        accelerate=False):
+        accelerate=False, callback=None):
     """Non-negative matrix factorization: find W, H >= 0 with X ≈ W @ H.
 
     Minimizes ½‖X − WH‖²_F plus scikit-learn's regularization, with compiled solvers
@@ -76,7 +75,8 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         cd and als: visit the components in a random order in each sweep (mu and bpp have
         no sweep order).
     verbose : bool, default=False
-        Print the error at each convergence check (to ``sys.stdout``).
+        Print ``fastnmf: iteration N, error E`` at the start (N = 0) and at each
+        convergence check, through ``sys.stdout``.
     n_threads : int, default=None
         Threads of this call for the large products with X and the sweeps. None: as
         scikit-learn's OpenMP code decides -- ``OMP_NUM_THREADS`` or threadpoolctl's
@@ -95,6 +95,11 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         (cost of a sweep) sweeps). An iteration costs more, far fewer are needed for an
         error: use it with a ``tol`` or a time budget, not to compare iteration counts.
         False keeps scikit-learn's cd iterates.
+    callback : callable, default=None
+        Called as ``callback(iteration, error)`` at the start (iteration 0) and at each
+        convergence check while the call runs, from the calling thread, with the error
+        that ``history`` records there. An exception it raises stops the call and is
+        raised (for a time budget or a progress display). ``nmf_batch`` does not take it.
 
     Returns
     -------
@@ -138,7 +143,7 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         X, n_components, solver=solver, init=init, W=W, H=H, update_H=update_H,
         max_iter=max_iter, tol=tol, beta_loss=beta_loss, alpha_W=alpha_W, alpha_H=alpha_H,
         l1_ratio=l1_ratio, random_state=random_state, shuffle=shuffle, verbose=verbose,
-        n_threads=n_threads, accelerate=accelerate)
+        n_threads=n_threads, accelerate=accelerate, callback=callback)
     return run(prob, _SOLVERS)
 
 
@@ -152,8 +157,26 @@ def run(prob, solvers):
     # whatever another Python thread's call holds it at.
     with single_threaded_blas:
         e, work, W, H, seed, _ = start(prob)
-        W, H, n_iter, converged, history, err = solvers[work.solver](work, W, H, seed)
+        W, H, n_iter, converged, history, err = solvers[work.solver](
+            work, W, H, seed, _reporter(prob, e))
     return make_result(prob, e, W, H, n_iter, converged, history, err)
+
+
+def _reporter(prob, e):
+    """What the loop calls at the start and at each check, ``report(iteration, error)``:
+    ``verbose``'s line and ``callback``, the error in X's scale (undoing a scaling of X by
+    2⁻ᵉ); None when neither is asked for."""
+    if not prob.verbose and prob.callback is None:
+        return None
+    shift = prob.error_shift(e) if e else 0
+
+    def report(it, err):
+        err = scale2(float(err), shift)
+        if prob.verbose:
+            print(f"fastnmf: iteration {it}, error {err:.10g}", flush=True)
+        if prob.callback is not None:
+            prob.callback(it, err)
+    return report
 
 
 def start(prob, plan=False):
@@ -208,14 +231,14 @@ def _sparse_operands(X):
     )
 
 
-def _compiled(prob, W, H, seed, progress=None):
+def _compiled(prob, W, H, seed, report):
     """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
     Wt = np.ascontiguousarray(W.T)
     n_iter, converged, history, err, status = solve(
         prob.solver, operands(prob.X), Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
         l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
-        update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, verbose=prob.verbose,
-        beta=prob.beta, progress=progress, n_threads=prob.n_threads,
+        update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, beta=prob.beta,
+        progress=report, n_threads=prob.n_threads,
         accelerate=prob.accelerate)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
     return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
@@ -227,14 +250,3 @@ _SOLVERS = {name: _compiled for name in SOLVERS}
 NMF_DEFAULTS = {name: p.default for name, p in inspect.signature(nmf).parameters.items()
                 if p.kind is p.KEYWORD_ONLY}
 
-
-def nmf_live(X, n_components, progress, **kwargs):
-    """``nmf`` that also calls ``progress(iteration, error)`` at each convergence check
-    (iteration 0: the start) while it runs, from the calling thread; an exception it raises
-    stops the call and propagates."""
-    unknown = set(kwargs) - set(NMF_DEFAULTS)
-    if unknown:
-        raise TypeError(f"nmf() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-    prob = check_nmf_args(X, n_components, **{**NMF_DEFAULTS, **kwargs})
-    solver = functools.partial(_compiled, progress=progress)
-    return run(prob, {name: solver for name in SOLVERS})

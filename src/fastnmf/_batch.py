@@ -91,6 +91,9 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
     unknown = set(nmf_kwargs) - set(NMF_DEFAULTS)
     if unknown:
         raise TypeError(f"nmf_batch() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    if nmf_kwargs.get("callback") is not None:  # the items run without the GIL
+        raise TypeError(error_message("callback", "is not taken by nmf_batch (use "
+                                      "progress=True to follow a batch)"))
     items = _as_items(Xs)
     seeds = _split_random_state(nmf_kwargs.pop("random_state", None), len(items))
     kwargs = {**NMF_DEFAULTS, **nmf_kwargs}

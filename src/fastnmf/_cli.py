@@ -207,7 +207,7 @@ def _bench(args):
 
 
 def _factorize(args):
-    from ._api import nmf_live
+    from ._api import nmf
     from ._validation import check_X
 
     X = read_matrix(args.input)  # first: a directory or an empty path is named as the input
@@ -247,10 +247,10 @@ def _factorize(args):
         t0 = time.perf_counter()
         try:
             res = run_with_progress(
-                lambda: nmf_live(X, args.k, progress, solver=args.solver, init=args.init,
-                                 max_iter=args.max_iter, tol=args.tol,
-                                 beta_loss=args.beta_loss, random_state=args.random_state,
-                                 accelerate=args.accelerate, n_threads=args.threads),
+                lambda: nmf(X, args.k, solver=args.solver, init=args.init,
+                            max_iter=args.max_iter, tol=args.tol, beta_loss=args.beta_loss,
+                            random_state=args.random_state, accelerate=args.accelerate,
+                            n_threads=args.threads, callback=progress),
                 label, status=status)
         except np.linalg.LinAlgError as exc:  # a ValueError, but not a bad input
             raise _Failure(f"{path}: {exc}")

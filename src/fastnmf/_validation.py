@@ -58,7 +58,7 @@ class Problem:
     __slots__ = (
         "X", "sqnorm", "xmax", "beta", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
         "max_iter", "tol", "l1_W", "l2_W", "l1_H", "l2_H", "random_state", "shuffle",
-        "verbose", "n_threads", "accelerate",
+        "verbose", "n_threads", "accelerate", "callback",
     )
 
     def __init__(self, **kw):
@@ -327,7 +327,7 @@ def check_random_state(random_state):
 
 def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, tol,
                    beta_loss, alpha_W, alpha_H, l1_ratio, random_state, shuffle, verbose,
-                   n_threads, accelerate):
+                   n_threads, accelerate, callback):
     """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`."""
     if not isinstance(solver, str) or solver not in SOLVERS:
         raise ValueError(error_message("solver", "must be one of", _choices(SOLVERS),
@@ -341,6 +341,9 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise ValueError(error_message(
             "accelerate", f"applies to solver={takes} only (repeated HALS sweeps); solver "
             f"{solver!r} has no such option", got=f"{accelerate!r}"))
+    if callback is not None and not callable(callback):
+        raise TypeError(error_message("callback", "must be None or a callable",
+                                      got=type(callback).__name__))
     n_threads = resolve_threads(n_threads, "n_threads")
     X, sqnorm, xmax = check_X(X, n_threads=n_threads)
     if beta <= 0 and _has_zeros(X):
@@ -389,7 +392,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         l1_W=m * alpha_W * l1_ratio, l2_W=m * alpha_W * (1.0 - l1_ratio),
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
         random_state=random_state, shuffle=bool(shuffle), verbose=bool(verbose),
-        n_threads=n_threads, accelerate=bool(accelerate),
+        n_threads=n_threads, accelerate=bool(accelerate), callback=callback,
     )
     _check_scale(prob, {"l1_W": ("alpha_W", alpha_W, m * l1_ratio),
                         "l2_W": ("alpha_W", alpha_W, m * (1.0 - l1_ratio)),

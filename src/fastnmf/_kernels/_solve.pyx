@@ -194,24 +194,23 @@ cdef double SIGNAL_INTERVAL = 0.02
 
 cdef class Watch:
     """What the loop's Hook reports to, with the GIL: Python's pending signals (when called
-    from the main thread, the only one Python delivers them to), a progress callback and
-    ``verbose`` lines (through ``sys.stdout``). An exception raised by any of them (a
-    KeyboardInterrupt from Ctrl-C's handler, or the callback's own) stops the loop; the
+    from the main thread, the only one Python delivers them to) and a progress callback
+    (``verbose`` and the user's ``callback``: _api._reporter). An exception raised by either
+    (a KeyboardInterrupt from Ctrl-C's handler, or the callback's own) stops the loop; the
     caller raises it (``raise_if_stopped``)."""
 
     cdef Hook hook
     cdef object progress
-    cdef bint verbose, signals
+    cdef bint signals
     cdef object error
 
-    def __init__(self, progress=None, bint verbose=False):
+    def __init__(self, progress=None):
         self.progress = progress
-        self.verbose = verbose
         self.signals = threading.current_thread() is threading.main_thread()
         self.error = None
         self.hook.call = watch_call
         self.hook.owner = <void*> self
-        self.hook.each_check = verbose or progress is not None
+        self.hook.each_check = progress is not None
         self.hook.every = SIGNAL_WORK if self.signals else INFINITY
         self.hook.interval = SIGNAL_INTERVAL
         self.hook.owed = 0
@@ -224,11 +223,8 @@ cdef class Watch:
 
     cdef int event(self, int it, double err):
         try:
-            if it >= 0:
-                if self.verbose:
-                    print(f"fastnmf: iteration {it}, error {err:.10g}", flush=True)
-                if self.progress is not None:
-                    self.progress(it, err)
+            if it >= 0 and self.progress is not None:
+                self.progress(it, err)
             if self.signals:
                 PyErr_CheckSignals()
         except BaseException as exc:
@@ -249,15 +245,14 @@ cdef int watch_call(Hook* h, int it, double err) noexcept nogil:
 
 def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm, *,
           int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H,
-          bint update_H, bint shuffle, uint64_t seed, bint verbose, double beta=2,
+          bint update_H, bint shuffle, uint64_t seed, double beta=2,
           progress=None, int n_threads=1, bint accelerate=False):
     """Run ``solver`` on Wt (k×n) and H (k×m) in place.
 
     X is a dense ndarray (C- or F-contiguous, the dtype of Wt) or a tuple
     (data, indptr, indices, data_t, indptr_t, indices_t) of X's CSR and Xᵀ's CSR, with
     int64 indptr and int32 indices. ``progress(iteration, error)``, if given, is called at
-    each convergence check (iteration 0: the start) as the loop runs; ``verbose`` prints
-    the same through ``sys.stdout``. Ctrl-C (on the main thread) or an exception from
+    each convergence check (iteration 0: the start) as the loop runs. Ctrl-C (on the main thread) or an exception from
     ``progress`` stops the loop within a few tens of milliseconds of work and is raised
     here. Returns (n_iter, converged, history, final_err, status).
     """
@@ -267,7 +262,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     cdef Py_ssize_t k = Wt.shape[0], n = Wt.shape[1], m = H.shape[1]
     cdef int solver_id = solver_params(solver, &p)
     cdef int status
-    cdef Watch watch = Watch(progress, verbose)
+    cdef Watch watch = Watch(progress)
     prepare_x(&x, X, n, m, sqnorm, H)
     p.max_iter = max_iter
     p.tol = tol

@@ -51,5 +51,5 @@ def als_half(F, A, B, l1, l2, rng, prob):
     return violation
 
 
-def als(prob, W, H, seed):
-    return alternate(prob, W, H, seed, als_half)
+def als(prob, W, H, seed, report=None):
+    return alternate(prob, W, H, seed, als_half, report)

@@ -102,5 +102,5 @@ def bpp_half(F, A, B, l1, l2, rng, prob):
     return viol
 
 
-def bpp(prob, W, H, seed):
-    return alternate(prob, W, H, seed, bpp_half)
+def bpp(prob, W, H, seed, report=None):
+    return alternate(prob, W, H, seed, bpp_half, report)

@@ -33,5 +33,5 @@ def cd_half(F, A, B, l1, l2, rng, prob):
     return violation
 
 
-def cd(prob, W, H, seed):
-    return alternate(prob, W, H, seed, cd_half)
+def cd(prob, W, H, seed, report=None):
+    return alternate(prob, W, H, seed, cd_half, report)

@@ -19,8 +19,9 @@ from ._rng import SplitMix64
 __all__ = ["alternate"]
 
 
-def alternate(prob, W, H, seed, half_step):
-    """Alternate ``half_step`` on Wᵀ and H; the stopping rules of fastnmf.nmf's docstring."""
+def alternate(prob, W, H, seed, half_step, report):
+    """Alternate ``half_step`` on Wᵀ and H; the stopping rules of fastnmf.nmf's docstring.
+    ``report(iteration, error)``, if not None, at the start and at each check."""
     X, sqnorm, tol = prob.X, prob.sqnorm, prob.tol
     check_every = _ENTRIES[prob.solver].check_every
     rng = SplitMix64(seed)
@@ -31,6 +32,8 @@ def alternate(prob, W, H, seed, half_step):
     err_sq = loss_sq(sqnorm, Wt, B, G, A)
     history = [math.sqrt(max(accurate_loss_sq(X, W, H, err_sq, sqnorm), 0.0))]
     prev = err0 = history[0]
+    if report is not None:
+        report(0, err0)
     violation0, converged, n_iter = 0.0, False, 0
     for it in range(1, prob.max_iter + 1):
         if it > 1 and prob.update_H:
@@ -51,6 +54,8 @@ def alternate(prob, W, H, seed, half_step):
             continue
         err = math.sqrt(max(accurate_loss_sq(X, W, H, err_sq, sqnorm), 0.0))
         history.append(err)
+        if report is not None:
+            report(it, err)
         if _ENTRIES[prob.solver].stops_on == "decrease":
             converged = err0 == 0 or (prev - err) / err0 < tol
             prev = err

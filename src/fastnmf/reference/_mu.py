@@ -86,13 +86,16 @@ def beta_error(X, W, H, beta):
     return math.sqrt(2 * res) if res > 0 else 0.0
 
 
-def mu_beta(prob, W, H):
-    """scikit-learn's multiplicative-update loop for a β-divergence (β ≠ 2)."""
+def mu_beta(prob, W, H, report):
+    """scikit-learn's multiplicative-update loop for a β-divergence (β ≠ 2); ``report`` as
+    in _common.alternate."""
     X, beta, tol = prob.X, prob.beta, prob.tol
     gamma = 1 / (2 - beta) if beta < 1 else (1 / (beta - 1) if beta > 2 else 1.0)
     check_every = _ENTRIES["mu"].check_every
     history = [beta_error(X, W, H, beta)]
     prev = err0 = history[0]
+    if report is not None:
+        report(0, err0)
     converged, n_iter = False, 0
     for it in range(1, prob.max_iter + 1):
         Y = _numerator_ratio(X, _wh_at(X, W, H), beta)
@@ -114,6 +117,8 @@ def mu_beta(prob, W, H):
             continue
         err = beta_error(X, W, H, beta)
         history.append(err)
+        if report is not None:
+            report(it, err)
         converged = err0 == 0 or (prev - err) / err0 < tol
         prev = err
         if converged and tol > 0:
@@ -121,7 +126,7 @@ def mu_beta(prob, W, H):
     return W, H, n_iter, converged, np.array(history), beta_error(X, W, H, beta)
 
 
-def mu(prob, W, H, seed):
+def mu(prob, W, H, seed, report=None):
     if prob.beta != 2:
-        return mu_beta(prob, W, H)
-    return alternate(prob, W, H, seed, mu_half)
+        return mu_beta(prob, W, H, report)
+    return alternate(prob, W, H, seed, mu_half, report)
