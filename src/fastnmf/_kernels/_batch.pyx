@@ -11,9 +11,9 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t, int64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
-from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x, x_entries,
+from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x,
                       init_trace, trace_status, take_history)
-from ._solve cimport solve_core, solver_params, solver_workspace_len
+from ._solve cimport solve_core, fill_params, solver_workspace_len
 from ._nndsvd cimport rsvd_core, nndsvd_split
 from ._nndsvd import rsvd_sizes
 
@@ -89,8 +89,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
                  bint accelerate, floating kind=0):
     cdef Py_ssize_t count = len(Wts), i, n, m
     cdef Py_ssize_t k = Wts[0].shape[0] if count else 1
-    cdef Params facts
-    cdef int solver_id = solver_params(solver, &facts)
+    cdef int solver_id = 0
     cdef Py_ssize_t wlen = 1, iwlen = 1
     dtype = np.float64 if floating is double else np.float32
     # Per-item records live in byte buffers owned by these arrays.
@@ -124,18 +123,10 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
         prepare_x(&xs[i], operands[i], n, m, sqnorms[i], H)
         wt_ptrs[i] = <int64_t> &Wt[0, 0]
         h_ptrs[i] = <int64_t> &H[0, 0]
-        ps[i].max_iter = max_iter
-        ps[i].tol = tol
-        ps[i].l1_W, ps[i].l2_W, ps[i].l1_H, ps[i].l2_H = regs[i, 0], regs[i, 1], regs[i, 2], regs[i, 3]
-        ps[i].update_H = update_H
-        ps[i].shuffle = shuffle
-        ps[i].seed = seeds[i]
-        ps[i].check_every = facts.check_every
-        ps[i].stop_on_decrease = facts.stop_on_decrease
-        ps[i].beta = beta
-        ps[i].n_threads = 1  # the items are the parallel loop
-        ps[i].accelerate = accelerate
-        ps[i].x_entries = x_entries(&xs[i])
+        # one thread each: the items are the parallel loop
+        solver_id = fill_params(&ps[i], solver, &xs[i], max_iter, tol, regs[i, 0], regs[i, 1],
+                                regs[i, 2], regs[i, 3], update_H, shuffle, seeds[i], beta, 1,
+                                accelerate)
         init_trace(&ts[i])
         ts[i].hook = &hook
         wlen = max(wlen, solver_workspace_len(solver_id, n, m, k, beta, 1))

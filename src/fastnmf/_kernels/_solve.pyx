@@ -50,12 +50,26 @@ for _id, _entry in enumerate(SOLVERS.values()):
                           "Frobenius but its KERNEL has no loss loop")
 
 
-cdef int solver_params(str solver, Params* p) except -1:
-    """The registry's facts of ``solver`` that the loop reads, into ``p`` (its check cadence
-    and stopping rule); returns its kernel id."""
+cdef int fill_params(Params* p, str solver, const XData* x, int max_iter, double tol,
+                     double l1_W, double l2_W, double l1_H, double l2_H, bint update_H,
+                     bint shuffle, uint64_t seed, double beta, int n_threads,
+                     bint accelerate) except -1:
+    """Every field of ``p`` for a call of ``solver`` on ``x``: the arguments, and the
+    registry's facts the loop reads (check cadence, stopping rule). Returns the solver's
+    kernel id. The one place a Params is filled (solve, and each item of a batch)."""
     cdef object entry = SOLVERS[solver]
+    p.max_iter = max_iter
+    p.tol = tol
+    p.l1_W, p.l2_W, p.l1_H, p.l2_H = l1_W, l2_W, l1_H, l2_H
+    p.update_H = update_H
+    p.shuffle = shuffle
+    p.seed = seed
     p.check_every = entry.check_every
     p.stop_on_decrease = entry.stops_on == "decrease"
+    p.beta = beta
+    p.n_threads = max(n_threads, 1)
+    p.accelerate = accelerate
+    p.x_entries = x_entries(x)
     return KERNEL_IDS[solver]
 
 
@@ -260,20 +274,11 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     cdef Params p
     cdef Trace t
     cdef Py_ssize_t k = Wt.shape[0], n = Wt.shape[1], m = H.shape[1]
-    cdef int solver_id = solver_params(solver, &p)
-    cdef int status
+    cdef int solver_id, status
     cdef Watch watch = Watch(progress)
     prepare_x(&x, X, n, m, sqnorm, H)
-    p.max_iter = max_iter
-    p.tol = tol
-    p.l1_W, p.l2_W, p.l1_H, p.l2_H = l1_W, l2_W, l1_H, l2_H
-    p.update_H = update_H
-    p.shuffle = shuffle
-    p.seed = seed
-    p.beta = beta
-    p.n_threads = max(n_threads, 1)
-    p.accelerate = accelerate
-    p.x_entries = x_entries(&x)
+    solver_id = fill_params(&p, solver, &x, max_iter, tol, l1_W, l2_W, l1_H, l2_H, update_H,
+                            shuffle, seed, beta, n_threads, accelerate)
     dtype = np.float64 if floating is double else np.float32
     cdef floating[::1] work = np.empty(solver_workspace_len(solver_id, n, m, k, beta,
                                                             p.n_threads), dtype=dtype)
