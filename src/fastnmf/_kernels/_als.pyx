@@ -14,7 +14,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from ._blas cimport gram, cholesky, chol_solve, dot
-from ._common cimport Half, Params, Kernel, kernel_capsule, hals_sweep, next_permutation
+from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation
 
 # Ridge tries when A + l2 I is not numerically positive definite.
 cdef int RIDGE_TRIES = 8
@@ -110,10 +110,4 @@ cdef double als_half(const Half* h, floating* F, const floating* A,
     return viol
 
 # The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
-cdef Kernel kernel
-kernel.half_f32 = als_half[float]
-kernel.half_f64 = als_half[double]
-kernel.region_len = NULL
-kernel.loss_loop_f32 = NULL
-kernel.loss_loop_f64 = NULL
-KERNEL = kernel_capsule(kernel)
+KERNEL = kernel_capsule(als_half[float], als_half[double], NULL, NULL, NULL)

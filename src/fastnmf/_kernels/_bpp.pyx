@@ -23,7 +23,7 @@ from libc.string cimport memcpy, memset
 from libc.math cimport fabs
 
 from ._blas cimport gemm, cholesky, chol_solve_cols
-from ._common cimport (Half, Params, Kernel, kernel_capsule, hals_sweep, next_permutation,
+from ._common cimport (Half, Params, kernel_capsule, hals_sweep, next_permutation,
                        transpose)
 from ._als cimport half_objective, kills_component
 
@@ -336,10 +336,4 @@ cdef inline bint same_set(const uint64_t* a, const uint64_t* b, Py_ssize_t nw) n
     return True
 
 # The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
-cdef Kernel kernel
-kernel.half_f32 = bpp_half[float]
-kernel.half_f64 = bpp_half[double]
-kernel.region_len = bpp_region_len
-kernel.loss_loop_f32 = NULL
-kernel.loss_loop_f64 = NULL
-KERNEL = kernel_capsule(kernel)
+KERNEL = kernel_capsule(bpp_half[float], bpp_half[double], bpp_region_len, NULL, NULL)

@@ -5,7 +5,7 @@ half-step, or with ``accelerate`` several (Gillis & Glineur 2012's accelerated H
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
-from ._common cimport Half, Params, Kernel, kernel_capsule, hals_sweep, next_permutation
+from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation
 
 # Accelerated HALS: after the first sweep, sweep again while the last sweep moved F by more
 # than INNER_RATIO times the first sweep's move (‖ΔF‖_F), at most 1 + INNER_COST · ρ
@@ -47,10 +47,4 @@ cdef double cd_half(const Half* h, floating* F, const floating* A,
     return viol
 
 # The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
-cdef Kernel kernel
-kernel.half_f32 = cd_half[float]
-kernel.half_f64 = cd_half[double]
-kernel.region_len = NULL
-kernel.loss_loop_f32 = NULL
-kernel.loss_loop_f64 = NULL
-KERNEL = kernel_capsule(kernel)
+KERNEL = kernel_capsule(cd_half[float], cd_half[double], NULL, NULL, NULL)

@@ -138,7 +138,8 @@ cdef struct Kernel:
     LossLoopF32 loss_loop_f32
     LossLoopF64 loss_loop_f64
 
-cdef object kernel_capsule(Kernel kernel)
+cdef object kernel_capsule(HalfF32 half_f32, HalfF64 half_f64, RegionLen region_len,
+                           LossLoopF32 loss_loop_f32, LossLoopF64 loss_loop_f64)
 cdef Kernel kernel_of(object capsule) except *
 
 cdef extern from *:

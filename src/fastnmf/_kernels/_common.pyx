@@ -35,12 +35,14 @@ cdef void free_kernel(object capsule) noexcept:
     free(PyCapsule_GetPointer(capsule, KERNEL_NAME))
 
 
-cdef object kernel_capsule(Kernel kernel):
-    """A solver module's KERNEL: a capsule holding a copy of ``kernel``."""
+cdef object kernel_capsule(HalfF32 half_f32, HalfF64 half_f64, RegionLen region_len,
+                           LossLoopF32 loss_loop_f32, LossLoopF64 loss_loop_f64):
+    """A solver module's KERNEL: a capsule holding its entry points (_common.pxd, Kernel)."""
     cdef Kernel* held = <Kernel*> malloc(sizeof(Kernel))
     if held == NULL:
         raise MemoryError()
-    held[0] = kernel
+    held.half_f32, held.half_f64, held.region_len = half_f32, half_f64, region_len
+    held.loss_loop_f32, held.loss_loop_f64 = loss_loop_f32, loss_loop_f64
     return PyCapsule_New(held, KERNEL_NAME, free_kernel)
 
 

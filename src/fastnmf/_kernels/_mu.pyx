@@ -11,7 +11,7 @@ from libc.stdint cimport uint64_t, int32_t, int64_t
 from libc.math cimport pow, log, sqrt, isfinite
 
 from ._blas cimport gemm
-from ._common cimport (XData, Half, Params, Trace, Kernel, kernel_capsule, STATUS_OK,
+from ._common cimport (XData, Half, Params, Trace, kernel_capsule, STATUS_OK,
                       STATUS_NONFINITE, STATUS_STOPPED, vectors_len, record, tick, at_check)
 
 # scikit-learn's EPSILON: numpy.finfo(numpy.float32).eps
@@ -361,10 +361,5 @@ cdef Py_ssize_t mu_region_len(Py_ssize_t k, Py_ssize_t P, double beta) noexcept 
 
 
 # The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
-cdef Kernel kernel
-kernel.half_f32 = mu_half[float]
-kernel.half_f64 = mu_half[double]
-kernel.region_len = mu_region_len
-kernel.loss_loop_f32 = mu_loss_loop[float]
-kernel.loss_loop_f64 = mu_loss_loop[double]
-KERNEL = kernel_capsule(kernel)
+KERNEL = kernel_capsule(mu_half[float], mu_half[double], mu_region_len,
+                        mu_loss_loop[float], mu_loss_loop[double])
