@@ -26,6 +26,10 @@ class Solver:
         draws a seed for (one integer from ``random_state``'s generator after the start;
         bpp draws it too, though its closing sweep keeps the order).
     accelerate : whether it takes ``accelerate=True`` (repeated sweeps per product).
+    separable : whether its half-step updates each column of F (each row of W) from that
+        column alone, given A and B's column: the row-block engine then updates W a block
+        of rows at a time while it reads X once per iteration (docs/algorithms.md, "One pass
+        over X"). als and bpp are not: each compares or checks the whole factor.
     keeps_zeros : whether an entry at zero stays there (multiplicative updates), so a fixed
         H's W (``update_H=False``) starts from a positive constant, not from zeros.
     summary : one line for ``--help`` and docs.
@@ -44,6 +48,7 @@ class Solver:
     losses: tuple
     sweeps: bool
     accelerate: bool
+    separable: bool
     keeps_zeros: bool
     summary: str
 
@@ -65,14 +70,14 @@ LOSSES = {loss.name: loss for loss in (
 _ALL_BETAS = tuple(LOSSES) + ("beta",)  # "beta": any other float β
 
 SOLVERS = {s.name: s for s in (
-    Solver("cd", 1, "gradient", ("frobenius",), sweeps=True, accelerate=True, keeps_zeros=False,
-           summary="coordinate descent (HALS), scikit-learn's cd"),
-    Solver("als", 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
-           summary="projected ALS, proposals kept only when they lower the objective"),
-    Solver("mu", 10, "decrease", _ALL_BETAS, sweeps=False, accelerate=False, keeps_zeros=True,
-           summary="multiplicative updates (Lee & Seung), every β-divergence"),
-    Solver("bpp", 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, keeps_zeros=False,
-           summary="exact ANLS by block principal pivoting (Kim & Park)"),
+    Solver("cd", 1, "gradient", ("frobenius",), sweeps=True, accelerate=True, separable=True,
+           keeps_zeros=False, summary="coordinate descent (HALS), scikit-learn's cd"),
+    Solver("als", 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, separable=False,
+           keeps_zeros=False, summary="projected ALS, proposals kept only when they lower the objective"),
+    Solver("mu", 10, "decrease", _ALL_BETAS, sweeps=False, accelerate=False, separable=True,
+           keeps_zeros=True, summary="multiplicative updates (Lee & Seung), every β-divergence"),
+    Solver("bpp", 1, "gradient", ("frobenius",), sweeps=True, accelerate=False, separable=False,
+           keeps_zeros=False, summary="exact ANLS by block principal pivoting (Kim & Park)"),
 )}
 
 

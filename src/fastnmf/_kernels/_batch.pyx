@@ -129,7 +129,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
                                 accelerate)
         init_trace(&ts[i])
         ts[i].hook = &hook
-        wlen = max(wlen, solver_workspace_len(solver_id, n, m, k, beta, 1))
+        wlen = max(wlen, solver_workspace_len(solver_id, &xs[i], k, &ps[i]))
         if powers is not None and powers[i] >= 0:
             if xs[i].sparse:
                 raise ValueError("a planned start needs a dense X")

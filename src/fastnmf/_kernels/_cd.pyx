@@ -33,7 +33,8 @@ cdef double cd_half(const Half* h, floating* F, const floating* A,
     cdef Py_ssize_t k = h.k, p = h.p
     cdef floating* v = <floating*> h.v
     cdef int threads = h.prm.n_threads
-    next_permutation(k, h.perm, h.prm.shuffle, h.rng)
+    if not h.keep_order:
+        next_permutation(k, h.perm, h.prm.shuffle, h.rng)
     if not h.prm.accelerate:
         return hals_sweep(k, p, F, A, B, h.l1, h.l2, h.perm, v, h.measure, threads, NULL)
     viol = hals_sweep(k, p, F, A, B, h.l1, h.l2, h.perm, v, h.measure, threads, &moved)

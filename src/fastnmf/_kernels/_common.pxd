@@ -43,6 +43,7 @@ cdef struct XData:
     bint sparse
     bint fortran            # dense X stored as its transpose (m×n, C-contiguous)
     const void* dense       # n×m (or m×n when fortran), the computation dtype
+    int itemsize            # bytes of an entry of the computation dtype (4 or 8)
     const void* other       # NULL, or a copy of X in the other order (small X: see solve)
     const void* rdata       # CSR of X: data, indptr (n+1), indices
     const int64_t* rptr
@@ -65,6 +66,8 @@ cdef struct Params:
     int n_threads           # OpenMP threads of the products and sweeps (1 inside a batch)
     bint accelerate         # cd: repeat the sweeps before the next product (accelerated HALS)
     double x_entries        # X's entries a product reads: n·m dense, nnz sparse (prepare_x)
+    bint separable          # the registry's separable (and not accelerate): the half-step of
+                            # W may run block by block of rows (the row-block engine)
 
 
 # What a half-step is given besides F (k×p, updated in place), A (k×k: the other factor's
@@ -75,6 +78,8 @@ cdef struct Half:
     Py_ssize_t k, p
     double l1, l2            # the penalties of this factor
     bint measure             # return the violation (Σ |projected gradient|) at the incoming F
+    bint keep_order          # perm is this half-step's sweep order already (the row-block
+                             # engine draws it once for all its blocks): do not draw it
     Py_ssize_t* perm         # k entries: the sweep order
     uint64_t* rng            # the sweep-order generator's state
     const Params* prm

@@ -10,5 +10,5 @@ cdef int fill_params(Params* p, str solver, const XData* x, int max_iter, double
                      double l1_W, double l2_W, double l1_H, double l2_H, bint update_H,
                      bint shuffle, uint64_t seed, double beta, int n_threads,
                      bint accelerate) except -1
-cdef Py_ssize_t solver_workspace_len(int solver, Py_ssize_t n, Py_ssize_t m, Py_ssize_t k,
-                                     double beta, int n_threads) noexcept nogil
+cdef Py_ssize_t solver_workspace_len(int solver, const XData* x, Py_ssize_t k,
+                                     const Params* p) noexcept nogil

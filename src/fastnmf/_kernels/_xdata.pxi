@@ -14,6 +14,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     x.n = n
     x.m = m
     x.sqnorm = sqnorm
+    x.itemsize = sizeof(floating)
     if isinstance(X, tuple):
         rd, rptr, rind, cd, cptr, cind = X
         if rptr.shape[0] != n + 1 or cptr.shape[0] != m + 1:

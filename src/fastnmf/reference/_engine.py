@@ -1,0 +1,55 @@
+"""The row-block engine: twin of the engine in ``_kernels/_solve.pyx`` (engine_pass).
+
+For a solver whose W half-step is separable by rows (the registry's ``separable``), an
+iteration reads X once: block by block of rows X_b, B_b = H X_bᵀ, the half-step of W_b,
+and W_bᵀ X_b added into C = Wᵀ X, the product the H half-step needs. The blocks are cut
+as the kernels cut them (``engine_plan``), into slabs whose sums are added in order.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._kernels._solve import engine_min_bytes, engine_plan
+from .._registry import SOLVERS
+
+__all__ = ["uses_engine", "engine_pass"]
+
+
+def uses_engine(prob):
+    """Whether the kernels read X once per iteration on ``prob`` (same rule)."""
+    X = prob.X
+    return (SOLVERS[prob.solver].separable and not prob.accelerate and prob.update_H
+            and prob.beta == 2 and not sp.issparse(X) and X.flags.c_contiguous
+            and X.nbytes >= engine_min_bytes())
+
+
+class _Given:
+    """A sweep-order source that hands out one order drawn beforehand."""
+
+    def __init__(self, order):
+        self._order = order
+
+    def order(self, k, shuffle):
+        return self._order
+
+
+def engine_pass(prob, H, Wt, A, half_step, rng):
+    """Update Wᵀ (k × n, in place) block by block given A = HHᵀ; return (violation, C)
+    with C = Wᵀ X from the new W."""
+    X = prob.X
+    (k, n), m = Wt.shape, X.shape[1]
+    rows, slabs = engine_plan(n, m, k, X.itemsize)
+    given = _Given(rng.order(k, prob.shuffle))  # one sweep order for every block
+    blocks = -(-n // rows)
+    violation, C = 0.0, None
+    for s in range(slabs):
+        acc = None
+        for b in range(s * blocks // slabs, (s + 1) * blocks // slabs):
+            rows_b = slice(b * rows, min(n, (b + 1) * rows))
+            Xb = X[rows_b]
+            F = np.ascontiguousarray(Wt[:, rows_b])
+            violation += half_step(F, A, H @ Xb.T, prob.l1_W, prob.l2_W, given, prob)
+            Wt[:, rows_b] = F
+            acc = F @ Xb if acc is None else acc + F @ Xb
+        C = acc if C is None else C + acc
+    return violation, C

@@ -1,0 +1,126 @@
+"""The row-block engine (one pass over X per iteration): same iterates as the two-pass loop
+up to the order of additions, the same for every thread count, twin of the reference, and
+used exactly where its rule says (docs/algorithms.md, "One pass over X")."""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+import fastnmf
+from fastnmf import reference
+from fastnmf._kernels import _solve
+
+from conftest import SOLVERS
+
+ENGINE = [s for s in SOLVERS if fastnmf._registry.SOLVERS[s].separable]
+OTHERS = [s for s in SOLVERS if s not in ENGINE]
+
+
+@contextlib.contextmanager
+def engine_from(nbytes):
+    old = _solve.engine_min_bytes(nbytes)
+    try:
+        yield
+    finally:
+        _solve.engine_min_bytes(old)
+
+
+def data(n, m, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, 8)) @ rng.random((8, m)) + 0.1 * rng.random((n, m))).astype(dtype)
+
+
+def fit(X, solver, **kw):
+    kw = {"init": "random", "random_state": 0, "max_iter": 30, "tol": 0, **kw}
+    return fastnmf.nmf(X, 6, solver=solver, **kw)
+
+
+def same(a, b):
+    return (np.array_equal(a.W, b.W) and np.array_equal(a.H, b.H)
+            and np.array_equal(a.history, b.history))
+
+
+def rel(P, Q):
+    return float(np.abs(P - Q).max() / np.abs(P).max())
+
+
+VARIANTS = [{}, dict(shuffle=True, alpha_W=0.01, l1_ratio=0.5), dict(init="nndsvda")]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["plain", "shuffle-reg", "nndsvda"])
+@pytest.mark.parametrize("solver", ENGINE)
+def test_one_pass_equals_two_passes(solver, variant):
+    X = data(700, 500, np.float64)  # 2.8 MB: above ENGINE_MIN_BYTES
+    assert X.nbytes >= _solve.engine_min_bytes()
+    one = fit(X, solver, **variant)
+    with engine_from(np.inf):
+        two = fit(X, solver, **variant)
+    assert not same(one, two)  # another path: the sums of Wᵀ X come in another order
+    assert one.n_iter == two.n_iter
+    assert rel(two.W, one.W) < 1e-10 and rel(two.H, one.H) < 1e-10
+    np.testing.assert_allclose(one.history, two.history, rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ENGINE)
+def test_one_pass_float32_and_stopping(solver):
+    X = data(900, 700, np.float32)
+    one = fit(X, solver, tol=1e-3, max_iter=200)
+    with engine_from(np.inf):
+        two = fit(X, solver, tol=1e-3, max_iter=200)
+    assert abs(one.n_iter - two.n_iter) <= 2
+    assert one.reconstruction_err == pytest.approx(two.reconstruction_err, rel=1e-4)
+
+
+@pytest.mark.parametrize("solver", ENGINE)
+def test_one_pass_is_the_same_on_every_thread_count(solver):
+    X = data(1100, 600, np.float64)
+    runs = [fit(X, solver, n_threads=t, shuffle=True, random_state=2) for t in (1, 2, 3)]
+    assert same(runs[0], runs[1]) and same(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("solver", ENGINE)
+def test_one_pass_matches_its_reference_twin(solver):
+    X = data(700, 500, np.float64)
+    kw = dict(shuffle=True, random_state=1, init="random", max_iter=15, tol=0)
+    c = fastnmf.nmf(X, 6, solver=solver, **kw)
+    r = reference.nmf(X, 6, solver=solver, **kw)
+    assert rel(r.W, c.W) < 1e-9 and rel(r.H, c.H) < 1e-9
+    np.testing.assert_allclose(c.history, r.history, rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ENGINE)
+def test_below_the_threshold_the_loop_is_unchanged(solver):
+    X = data(300, 200, np.float64)  # 0.48 MB
+    assert X.nbytes < _solve.engine_min_bytes()
+    a = fit(X, solver)
+    with engine_from(np.inf):
+        b = fit(X, solver)
+    assert same(a, b)
+
+
+CASES = ([dict(solver=s) for s in OTHERS] + [dict(solver="cd", accelerate=True)]
+         + [dict(solver=s, order="F") for s in ENGINE]
+         + [dict(solver=s, update_H=False) for s in ENGINE]
+         + [dict(solver="mu", beta_loss="kullback-leibler")])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c.values())))
+def test_where_the_rule_says_no_engine_nothing_changes(case):
+    case = dict(case)
+    X = data(700, 500, np.float64)
+    if case.pop("order", "C") == "F":
+        X = np.asfortranarray(X)
+    if not case.get("update_H", True):
+        case.update(H=np.random.default_rng(3).random((6, 500)))
+    with engine_from(0):
+        a = fit(X, **case)
+    with engine_from(np.inf):
+        b = fit(X, **case)
+    assert same(a, b)
+
+
+def test_engine_plan_covers_the_rows_in_slabs():
+    for n, m, k, size in [(8000, 4000, 20, 4), (100, 5000, 2, 8), (65, 10, 30, 8)]:
+        rows, slabs = _solve.engine_plan(n, m, k, size)
+        assert 1 <= rows <= n and 1 <= slabs <= -(-n // rows)
