@@ -44,7 +44,7 @@ NNF = sklearn_nnf()  # scikit-learn's non_negative_factorization, or None
 FLOOR = "numpy floor"
 # The smaller shapes of --quick: (n, m, k) per case, and (n, m, k, density) for sparse.
 QUICK = {"tiny": (50, 30, 5), "medium": (300, 200, 10), "floor": (800, 400, 20),
-         "large": (1000, 500, 10), "memory": (1000, 500, 10), "sparse": (2000, 500, 10, 0.05)}
+         "large": (1000, 500, 10), "memory": (1000, 500, 10), "onepass": (1000, 800, 10), "sparse": (2000, 500, 10, 0.05)}
 BARS = []  # (measure, measured, bar, met) of issue 9's table, gathered for the summary
 JUDGING = True  # False with --quick: the bars hold for the issue's sizes only
 
@@ -366,6 +366,48 @@ def target_large(quick):
     n, m, k = shape("large", quick)
     time_to_target("target-large", n, m, k, 50 if quick else 200, 100 if quick else 300,
                    None, budget=0.0, max_repeats=1, at_least=5)
+
+
+@case("onepass")
+def onepass(quick):
+    n, m, k = shape("onepass", quick)
+    iters = 10 if quick else 30
+    X = dense(n, m, k, np.float32)
+    kw = dict(init="random", random_state=0, tol=0.0, max_iter=iters)
+    section("onepass", f"float32 {n}x{m}, k={k}, {iters} iterations, the same random start, "
+                       "tol=0: the row-block engine (one pass over X) against the two-pass "
+                       "loop (fastnmf cd 2-pass: the engine turned off) and the floor")
+    from fastnmf._kernels import _solve
+
+    def two_pass():
+        old = _solve.engine_min_bytes(np.inf)
+        try:
+            return fastnmf.nmf(X, k, solver="cd", **kw)
+        finally:
+            _solve.engine_min_bytes(old)
+
+    impls = {**fastnmf_impls(X, k, ["cd", "mu"], **kw),
+             "fastnmf cd 2-pass": Impl(two_pass, "cd", peer_of("cd")),
+             **sklearn_impls(X, k, ["cd"], **kw)}
+    rows = side_by_side(X, k, impls, budget=1.0 if quick else 20.0, max_repeats=7,
+                        floor_iters=iters)
+    print(f"  one pass / two passes (cd, whole calls): "
+          f"{rows['fastnmf cd'].time / rows['fastnmf cd 2-pass'].time:.2f}")
+    # A call's own cost besides its iterations (validation's scan of X, the start, the
+    # first and the final error) is left out of the bar: time per iteration is the
+    # difference of calls of 2N and N iterations over N, against one iteration's products.
+    longer = {**kw, "max_iter": 2 * iters}
+    floor = floor_products(X, k, repeats=iters)
+    medians, _ = interleaved({
+        "short": lambda: fastnmf.nmf(X, k, solver="cd", **kw),
+        "long": lambda: fastnmf.nmf(X, k, solver="cd", **longer),
+        "floor": floor}, budget=1.0 if quick else 20.0, max_repeats=7)
+    ours = (medians["long"] - medians["short"]) / medians["floor"]
+    print(f"  cd time per iteration ((T({2 * iters}) - T({iters})) / {iters}): "
+          f"{(medians['long'] - medians['short']) / iters * 1e3:.1f} ms, "
+          f"{ours:.2f} x the floor ({medians['floor'] / iters * 1e3:.1f} ms)")
+    bar("onepass: cd time per iteration / numpy floor (issue 17)", f"{ours:.2f}", "<= 0.93",
+        ours <= 0.93)
 
 
 @case("memory")

@@ -33,6 +33,21 @@ class Large:
         fastnmf.nmf(self.X, self.k, **self.kw)
 
 
+class OnePass:
+    """float32 8000 x 4000, k = 20, cd from a random start, 30 iterations: the memory-bound
+    dense case the row-block engine reads X once per iteration for (issue 17)."""
+
+    number, repeat, rounds, warmup_time = 1, 3, 1, 0
+    timeout = 600
+
+    def setup(self):
+        self.X, self.k = matrix("onepass", np.float32)
+
+    def time_cd_30_iterations(self):
+        fastnmf.nmf(self.X, self.k, solver="cd", init="random", random_state=0, tol=0,
+                    max_iter=30)
+
+
 class Sparse:
     """CSR 20000 x 5000 at 1 %, k = 30, 50 iterations from a fixed custom start."""
 

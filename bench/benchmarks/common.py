@@ -25,6 +25,7 @@ SIZES = {
     "floor": (4000, 2000, 40),
     "large": (8000, 4000, 50),
     "memory": (8000, 4000, 40),
+    "onepass": (8000, 4000, 20),
 }
 # (n, m, k, density) of the sparse case: CSR 20000 x 5000 at 1 %.
 SPARSE = (20000, 5000, 30, 0.01)

@@ -125,10 +125,14 @@ cdef Py_ssize_t solver_workspace_len(int solver, const XData* x, Py_ssize_t k,
 # 8000 x 4000 float32 0.71 (2 threads), 0.76 (1 thread).
 cdef double ENGINE_MIN_BYTES = 1048576.0
 # Bytes of a block of rows of X: it stays in the core's own cache (L2, 1-2 MiB on current
-# x86 cores, 512 KiB on older AMD) between its two products.
+# x86 cores, 512 KiB on older AMD) between its two products. Rows of a block: at least
+# ENGINE_MIN_ROWS (each block's product packs H afresh, k·m entries: a block of r rows
+# reads r·m entries of X, so r well above k keeps that small). Measured on an Intel Xeon
+# (one pass over two passes, 1 and 2 threads): blocks of 512 KiB or 1 MiB were as fast on
+# 8000 x 4000 float32 k = 20 and slower on 600 x 500 float32 (0.93-1.58 against 0.75);
+# at least 128 rows, or 8k rows, slower on 8000 x 4000 float32 (0.72-0.97 against 0.60-
+# 0.72); on float64 with k = 10 to 40 every choice was within noise of the two passes.
 cdef Py_ssize_t ENGINE_BLOCK_BYTES = 262144
-# Rows of a block: at least ENGINE_MIN_ROWS (each block's product packs H afresh, k·m
-# entries: a block of r rows reads r·m entries of X, so r well above k keeps that small).
 cdef Py_ssize_t ENGINE_MIN_ROWS = 64
 # Accumulators of C (slabs): at most ENGINE_SLABS, and at most n / (ENGINE_ROWS_PER_K · k)
 # (their k·m entries each stay small next to X's n·m).
