@@ -6,6 +6,7 @@ import contextlib
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import fastnmf
 from fastnmf import reference
@@ -120,7 +121,61 @@ def test_where_the_rule_says_no_engine_nothing_changes(case):
     assert same(a, b)
 
 
+def sparse_data(n, m, density, dtype, fmt="csr"):
+    X = sp.random(n, m, density=density, format=fmt, random_state=n, dtype=np.float64)
+    return X.astype(dtype)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ENGINE)
+def test_sparse_one_pass_equals_two_passes(solver, fmt):
+    X = sparse_data(6000, 2000, 0.02, np.float64, fmt)  # 2.9 MB of entries and indices
+    assert X.nnz * 12 >= _solve.engine_min_bytes()
+    kw = dict(shuffle=True, random_state=4, alpha_W=1e-4, l1_ratio=0.5)
+    one = fit(X, solver, **kw)
+    with engine_from(np.inf):
+        two = fit(X, solver, **kw)
+    assert np.abs(one.W).max() > 0.1  # the regularization left a factorization
+    assert not same(one, two)
+    assert rel(two.W, one.W) < 1e-10 and rel(two.H, one.H) < 1e-10
+    np.testing.assert_allclose(one.history, two.history, rtol=1e-10)
+    runs = [fit(X, solver, n_threads=t, **kw) for t in (1, 3)]
+    assert same(one, runs[0]) and same(one, runs[1])
+    r = reference.nmf(X, 6, solver=solver, init="random", max_iter=10, tol=0, **kw)
+    c = fit(X, solver, max_iter=10, **kw)
+    assert rel(r.W, c.W) < 1e-9 and rel(r.H, c.H) < 1e-9
+
+
+def test_sparse_one_pass_never_makes_the_transpose(monkeypatch):
+    """Read by rows only, a sparse X's transposed copy is not made (a call adds less
+    memory); where the loop needs it, it is."""
+    from fastnmf import _api
+
+    made = []
+    real = _api._sparse_operands
+    monkeypatch.setattr(_api, "_sparse_operands",
+                        lambda X, columns: made.append(columns) or real(X, columns))
+    X = sparse_data(6000, 2000, 0.02, np.float32)
+    assert X.nnz * 8 >= _solve.engine_min_bytes()
+    fit(X, "cd")
+    fit(X, "als")
+    fit(X, "cd", accelerate=True)
+    assert made == [False, True, True]
+
+
+def test_the_kernel_refuses_a_missing_transpose_where_it_needs_it():
+    from fastnmf._api import operands
+
+    X = sparse_data(300, 200, 0.05, np.float64)  # below the threshold: two passes
+    Wt, H = np.ones((3, 300)), np.ones((3, 200))
+    with pytest.raises(ValueError, match="Xᵀ's CSR is needed"):
+        _solve.solve("cd", operands(X, columns=False), Wt, H, 1.0, max_iter=2, tol=0,
+                     l1_W=0, l2_W=0, l1_H=0, l2_H=0, update_H=True, shuffle=False, seed=0)
+
+
 def test_engine_plan_covers_the_rows_in_slabs():
-    for n, m, k, size in [(8000, 4000, 20, 4), (100, 5000, 2, 8), (65, 10, 30, 8)]:
-        rows, slabs = _solve.engine_plan(n, m, k, size)
+    for n, m, k, size, nnz in [(8000, 4000, 20, 4, -1), (100, 5000, 2, 8, -1),
+                               (65, 10, 30, 8, -1), (20000, 5000, 30, 8, 1e6),
+                               (10, 10, 3, 4, 0)]:
+        rows, slabs = _solve.engine_plan(n, m, k, size, nnz)
         assert 1 <= rows <= n and 1 <= slabs <= -(-n // rows)

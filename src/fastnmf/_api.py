@@ -3,10 +3,11 @@
 import inspect
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import _registry
 from ._init import LazyRNG, initialize, planned_nndsvd
-from ._kernels._solve import solve
+from ._kernels._solve import engine_min_bytes, solve
 from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
 from ._validation import SOLVERS, check_nmf_args, scale2
@@ -196,9 +197,27 @@ def start(prob, plan=False):
     return e, work, W, H, seed, planned
 
 
-def operands(X):
-    """X as the kernels take it: the dense array itself, or a sparse X's two CSRs."""
-    return X if isinstance(X, np.ndarray) else _sparse_operands(X)
+def operands(X, columns=True):
+    """X as the kernels take it: the dense array itself, or a sparse X's CSR and, with
+    ``columns``, Xᵀ's CSR (else three empty arrays in its place)."""
+    return X if isinstance(X, np.ndarray) else _sparse_operands(X, columns)
+
+
+def reads_once(prob):
+    """Whether the kernels read X once per iteration on ``prob`` (the row-block engine:
+    docs/algorithms.md, "One pass over X"); the rule of _kernels/_solve.pyx's uses_engine,
+    which checks that the two agree."""
+    X = prob.X
+    if not (_registry.SOLVERS[prob.solver].separable and not prob.accelerate
+            and prob.update_H and prob.beta == 2):
+        return False
+    if sp.issparse(X):
+        nbytes = X.nnz * (X.dtype.itemsize + 4)
+    elif X.flags.c_contiguous:
+        nbytes = X.nbytes
+    else:
+        return False
+    return nbytes >= engine_min_bytes()
 
 
 def make_result(prob, e, W, H, n_iter, converged, history, err):
@@ -219,23 +238,28 @@ def make_result(prob, e, W, H, n_iter, converged, history, err):
                      reconstruction_err=float(err), history=history, solver=prob.solver)
 
 
-def _sparse_operands(X):
+def _sparse_operands(X, columns):
     """X's CSR and Xᵀ's CSR as the kernels take them (int64 indptr, int32 indices: X was
-    checked, its sides are below 2**31)."""
+    checked, its sides are below 2**31); without ``columns``, Xᵀ's three are empty."""
     rows = X if X.format == "csr" else X.tocsr()
-    cols = X.T if X.format == "csc" else X.T.tocsr()
-    return tuple(
-        np.asarray(a, dtype=t)
-        for M in (rows, cols)
-        for a, t in ((M.data, X.dtype), (M.indptr, np.int64), (M.indices, np.int32))
-    )
+    out = [np.asarray(a, dtype=t) for a, t in ((rows.data, X.dtype), (rows.indptr, np.int64),
+                                                (rows.indices, np.int32))]
+    if columns:
+        cols = X.T if X.format == "csc" else X.T.tocsr()
+        out += [np.asarray(a, dtype=t) for a, t in ((cols.data, X.dtype),
+                                                     (cols.indptr, np.int64),
+                                                     (cols.indices, np.int32))]
+    else:
+        out += [np.empty(0, X.dtype), np.empty(0, np.int64), np.empty(0, np.int32)]
+    return tuple(out)
 
 
 def _compiled(prob, W, H, seed, report):
     """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
     Wt = np.ascontiguousarray(W.T)
     n_iter, converged, history, err, status = solve(
-        prob.solver, operands(prob.X), Wt, H, prob.sqnorm, max_iter=prob.max_iter, tol=prob.tol,
+        prob.solver, operands(prob.X, columns=not reads_once(prob)), Wt, H, prob.sqnorm,
+        max_iter=prob.max_iter, tol=prob.tol,
         l1_W=prob.l1_W, l2_W=prob.l2_W, l1_H=prob.l1_H, l2_H=prob.l2_H,
         update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, beta=prob.beta,
         progress=report, n_threads=prob.n_threads,

@@ -222,6 +222,11 @@ cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B
                     floating* T, int n_threads) noexcept nogil
 cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* B,
                     floating* T, int n_threads) noexcept nogil
+cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
+                          const floating* Ht, Py_ssize_t r0, Py_ssize_t w, floating* B,
+                          floating* a) noexcept nogil
+cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_t r0,
+                      Py_ssize_t w, floating* acc, bint first, floating* a) noexcept nogil
 cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
                     const floating* B, const floating* G, const floating* A) noexcept nogil
 cdef double accurate_loss_sq(const XData* x, Py_ssize_t k, const floating* Wt,

@@ -11,7 +11,7 @@ from libc.math cimport sqrt, fabs, isfinite, fma, fmaf
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc, realloc, free
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, threadid
 
 import numpy as np

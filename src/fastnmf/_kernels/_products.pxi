@@ -231,3 +231,47 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
                      n_threads)
         return
     dense_product(x, k, Wt, B, T, False, n_threads)
+
+
+# The row-block engine's products with a block of rows X_b of X (rows r0..r0+w), the
+# only places it reads X (_solve.pyx, engine_pass).
+
+cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
+                          const floating* Ht, Py_ssize_t r0, Py_ssize_t w, floating* B,
+                          floating* a) noexcept nogil:
+    """B (k×w) = H X_bᵀ: a dense X (C order) by one BLAS call; a sparse X from its CSR
+    rows, gathering the rows of Ht = Hᵀ (m×k) in ``a`` (acc_stride(k) entries)."""
+    cdef Py_ssize_t j
+    if x.sparse:
+        for j in range(w):
+            sparse_row(j, x.rptr + r0, x.rind, <const floating*> x.rdata, k, Ht, B, w, a)
+        return
+    gemm(False, True, <int> k, <int> w, <int> x.m, <floating> 1, H, <int> x.m,
+         <const floating*> x.dense + r0 * x.m, <int> x.m, <floating> 0, B, <int> w)
+
+
+cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_t r0,
+                      Py_ssize_t w, floating* acc, bint first, floating* a) noexcept nogil:
+    """Add F X_b into ``acc`` (F: k×w, the block's columns of Wᵀ), or set it when ``first``:
+    a dense X by one BLAS call, acc k×m; a sparse X scattered from its CSR rows, acc the
+    transpose (m×k, row-major), each row's k-vector of F gathered in ``a`` first."""
+    cdef Py_ssize_t j, c, p, m = x.m
+    cdef const int64_t* ptr = x.rptr + r0
+    cdef const floating* data = <const floating*> x.rdata
+    cdef floating value
+    cdef floating* out
+    if not x.sparse:
+        gemm(False, False, <int> k, <int> m, <int> w, <floating> 1, F, <int> w,
+             <const floating*> x.dense + r0 * m, <int> m, <floating> (0 if first else 1),
+             acc, <int> m)
+        return
+    if first:
+        memset(acc, 0, m * k * sizeof(floating))
+    for j in range(w):
+        for c in range(k):
+            a[c] = F[c * w + j]
+        for p in range(ptr[j], ptr[j + 1]):
+            value = data[p]
+            out = acc + <Py_ssize_t> x.rind[p] * k
+            for c in range(k):
+                out[c] = out[c] + value * a[c]

@@ -27,12 +27,12 @@ from libc.stdint cimport uint64_t
 
 from cython.parallel cimport prange
 
-from ._blas cimport gemm
 from ._common cimport (
     XData, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
     STATUS_STOPPED, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
-    trace_status, take_history, next_permutation, threads_for,
+    trace_status, take_history, next_permutation, threads_for, transpose, block_product_W,
+    block_add_H,
 )
 
 from .._registry import SOLVERS
@@ -134,10 +134,9 @@ cdef double ENGINE_MIN_BYTES = 1048576.0
 # 0.72); on float64 with k = 10 to 40 every choice was within noise of the two passes.
 cdef Py_ssize_t ENGINE_BLOCK_BYTES = 262144
 cdef Py_ssize_t ENGINE_MIN_ROWS = 64
-# Accumulators of C (slabs): at most ENGINE_SLABS, and at most n / (ENGINE_ROWS_PER_K · k)
-# (their k·m entries each stay small next to X's n·m).
+# Accumulators of C (slabs): see engine_slabs.
 cdef Py_ssize_t ENGINE_SLABS = 8
-cdef Py_ssize_t ENGINE_ROWS_PER_K = 8
+cdef double ENGINE_ENTRIES_PER_ACC = 2
 
 
 def engine_min_bytes(value=None):
@@ -150,64 +149,86 @@ def engine_min_bytes(value=None):
     return old
 
 
-def engine_plan(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int itemsize):
-    """(rows per block, slabs) of the engine for a dense X (n×m) of ``itemsize`` bytes an
-    entry (the reference twin cuts its blocks the same way)."""
+def engine_plan(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int itemsize, double nnz=-1):
+    """(rows per block, slabs) of the engine for X (n×m) of ``itemsize`` bytes an entry,
+    dense, or sparse with ``nnz`` stored entries (the reference twin cuts its blocks the
+    same way)."""
     cdef XData x
-    x.n, x.m, x.itemsize = n, m, itemsize
-    return engine_rows(&x), engine_slabs(&x, k)
+    x.n, x.m, x.itemsize, x.sparse = n, m, itemsize, nnz >= 0
+    x.rptr = NULL
+    return engine_rows_of(&x, nnz if nnz >= 0 else <double> n * m), engine_slabs_of(
+        &x, k, nnz if nnz >= 0 else <double> n * m)
 
 
 cdef bint uses_engine(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
-    """Whether the loop reads X once per iteration (the row-block engine) on this call."""
-    return (p.separable and p.update_H and p.beta == 2 and not x.sparse and not x.fortran
-            and <double> x.n * x.m * x.itemsize >= ENGINE_MIN_BYTES)
+    """Whether the loop reads X once per iteration (the row-block engine) on this call:
+    _api.reads_once's rule, which decides whether Xᵀ's CSR is made."""
+    return (p.separable and p.update_H and p.beta == 2 and not x.fortran
+            and engine_bytes(x, x_entries(x)) >= ENGINE_MIN_BYTES)
 
 
-cdef inline Py_ssize_t engine_rows(const XData* x) noexcept nogil:
-    """Rows of X in a block of the engine."""
-    cdef Py_ssize_t r = ENGINE_BLOCK_BYTES // (x.m * x.itemsize)
-    if r < ENGINE_MIN_ROWS:
-        r = ENGINE_MIN_ROWS
+cdef inline double engine_bytes(const XData* x, double entries) noexcept nogil:
+    """X's bytes as the engine reads them: its entries, and a sparse X's column indices."""
+    return entries * (x.itemsize + (4 if x.sparse else 0))
+
+
+cdef inline Py_ssize_t engine_rows_of(const XData* x, double entries) noexcept nogil:
+    cdef double row_bytes = engine_bytes(x, entries) / x.n
+    cdef Py_ssize_t r = ENGINE_MIN_ROWS
+    if row_bytes * r < ENGINE_BLOCK_BYTES:
+        r = <Py_ssize_t> (ENGINE_BLOCK_BYTES / (row_bytes if row_bytes > 1 else 1))
     return r if r < x.n else x.n
 
 
-cdef inline Py_ssize_t engine_slabs(const XData* x, Py_ssize_t k) noexcept nogil:
-    """Slabs (accumulators of C) of the engine: a function of the shape only."""
-    cdef Py_ssize_t rows = engine_rows(x)
+cdef inline Py_ssize_t engine_slabs_of(const XData* x, Py_ssize_t k,
+                                       double entries) noexcept nogil:
+    cdef Py_ssize_t rows = engine_rows_of(x, entries)
     cdef Py_ssize_t blocks = (x.n + rows - 1) // rows
-    cdef Py_ssize_t s = x.n // (ENGINE_ROWS_PER_K * k)
+    cdef Py_ssize_t s = <Py_ssize_t> (entries / (ENGINE_ENTRIES_PER_ACC * k * x.m))
+    if s < 2:
+        s = 2  # two threads can share the work, whatever the size
     if s > ENGINE_SLABS:
         s = ENGINE_SLABS
-    if s > blocks:
-        s = blocks
-    return s if s > 1 else 1
+    return s if s < blocks else blocks
+
+
+cdef inline Py_ssize_t engine_rows(const XData* x) noexcept nogil:
+    """Rows of X in a block of the engine: about ENGINE_BLOCK_BYTES of X, at least
+    ENGINE_MIN_ROWS."""
+    return engine_rows_of(x, x_entries(x))
+
+
+cdef inline Py_ssize_t engine_slabs(const XData* x, Py_ssize_t k) noexcept nogil:
+    """Slabs (accumulators of C) of the engine, a function of the shape only: their k·m
+    entries each at most 1/ENGINE_ENTRIES_PER_ACC of X's, at least two (when there are two
+    blocks), at most ENGINE_SLABS."""
+    return engine_slabs_of(x, k, x_entries(x))
 
 
 cdef inline Py_ssize_t slab_len(int solver, const XData* x, Py_ssize_t k,
                                 const Params* p) noexcept nogil:
-    """Entries of a slab's scratch: its accumulator (k×m), then a block's F, B and T
-    (k×rows each), two k×k, the half-step's vectors and the solver's own region."""
+    """Entries of a slab's scratch: its accumulator (k·m), then a block's F, B and T
+    (k×rows each), two k×k, k for a gathered row, the half-step's vectors and the
+    solver's own region."""
     cdef Py_ssize_t r = engine_rows(x)
-    return (k * x.m + 3 * k * r + 2 * k * k + vectors_len(k, r, 1)
+    return (k * x.m + 3 * k * r + 2 * k * k + k + vectors_len(k, r, 1)
             + region_len(solver, k, r, p.beta))
 
 
 cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating* H,
-                        floating* Wt, const floating* A, const Half* hw, floating* acc,
-                        Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                        const floating* Ht, floating* Wt, const floating* A, const Half* hw,
+                        floating* acc, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
     """Blocks b0..b1-1 of the pass: update their rows of W (columns of Wᵀ) and set ``acc``
-    (the slab: its first k×m entries) to Σ W_bᵀ X_b over them; the rest of the slab is
-    scratch (slab_len). Returns the sum of the blocks' violations."""
+    (the slab: its first k·m entries) to Σ W_bᵀ X_b over them (block_add_H's layout); the
+    rest of the slab is scratch (slab_len). Returns the sum of the blocks' violations."""
     cdef Py_ssize_t n = x.n, m = x.m, rows = engine_rows(x), b, r0, w, c, j
-    cdef const floating* X = <const floating*> x.dense
-    cdef const floating* Xb
     cdef floating* F = acc + k * m
     cdef floating* B = F + k * rows
     cdef floating* T = B + k * rows
     cdef floating* C = T + k * rows
     cdef floating* S = C + k * k
-    cdef floating* v = S + k * k
+    cdef floating* a = S + k * k
+    cdef floating* v = a + k
     cdef double viol = 0
     cdef Params q = hw.prm[0]
     cdef Half h = hw[0]
@@ -220,10 +241,8 @@ cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating
     for b in range(b0, b1):
         r0 = b * rows
         w = rows if r0 + rows <= n else n - r0
-        Xb = X + r0 * m
         h.p = w
-        gemm(False, True, <int> k, <int> w, <int> m, <floating> 1, H, <int> m, Xb, <int> m,
-             <floating> 0, B, <int> w)
+        block_product_W(x, k, H, Ht, r0, w, B, a)
         for c in range(k):
             for j in range(w):
                 F[c * w + j] = Wt[c * n + r0 + j]
@@ -231,37 +250,45 @@ cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating
         for c in range(k):
             for j in range(w):
                 Wt[c * n + r0 + j] = F[c * w + j]
-        gemm(False, False, <int> k, <int> m, <int> w, <floating> 1, F, <int> w, Xb, <int> m,
-             <floating> (0 if b == b0 else 1), acc, <int> m)
+        block_add_H(x, k, F, r0, w, acc, b == b0, a)
     return viol
 
 
 cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating* H,
-                        floating* Wt, const floating* A, floating* C, const Half* hw,
-                        floating* slabs, Py_ssize_t slab_stride) noexcept nogil:
+                        floating* Wt, const floating* A, floating* C, floating* T,
+                        const Half* hw, floating* slabs, Py_ssize_t slab_stride) noexcept nogil:
     """One pass over X: the W half-step (given A = HHᵀ) and C = Wᵀ X (k×m) with the new W.
-    ``slabs``: engine_slabs entries of ``slab_stride`` each. Returns the violation."""
+    ``slabs``: engine_slabs entries of ``slab_stride`` each; T: k·m entries of scratch
+    (Hᵀ for a sparse X). Returns the violation."""
     cdef Py_ssize_t rows = engine_rows(x), S = engine_slabs(x, k), s, i, km = k * x.m
     cdef Py_ssize_t blocks = (x.n + rows - 1) // rows
     cdef double viols[16]  # ENGINE_SLABS or fewer
     cdef double viol = 0
-    cdef int nt = threads_for(hw.prm.n_threads, 2.0 * x.n * x.m * k)
+    cdef int nt = threads_for(hw.prm.n_threads, 2.0 * x_entries(x) * k)
     next_permutation(k, hw.perm, hw.prm.shuffle, hw.rng)  # the sweep order of every block
+    if x.sparse:
+        transpose(k, x.m, H, T, hw.prm.n_threads)  # Hᵀ (m×k), gathered by block_product_W
     if nt > S:
         nt = <int> S
     if nt == 1:
         for s in range(S):
-            viols[s] = engine_slab(solver, x, k, H, Wt, A, hw, slabs + s * slab_stride,
+            viols[s] = engine_slab(solver, x, k, H, T, Wt, A, hw, slabs + s * slab_stride,
                                    s * blocks // S, (s + 1) * blocks // S)
     else:
         for s in prange(S, schedule="dynamic", num_threads=nt):
-            viols[s] = engine_slab(solver, x, k, H, Wt, A, hw, slabs + s * slab_stride,
+            viols[s] = engine_slab(solver, x, k, H, T, Wt, A, hw, slabs + s * slab_stride,
                                    s * blocks // S, (s + 1) * blocks // S)
-    for i in range(km):
-        C[i] = slabs[i]
-    for s in range(1, S):
+    if x.sparse:  # the slabs' sums of (Wᵀ X)ᵀ, in slab 0, then transposed into C
+        for s in range(1, S):
+            for i in range(km):
+                slabs[i] = slabs[i] + slabs[s * slab_stride + i]
+        transpose(x.m, k, slabs, C, hw.prm.n_threads)
+    else:
         for i in range(km):
-            C[i] = C[i] + slabs[s * slab_stride + i]
+            C[i] = slabs[i]
+        for s in range(1, S):
+            for i in range(km):
+                C[i] = C[i] + slabs[s * slab_stride + i]
     for s in range(S):
         viol += viols[s]
     return viol
@@ -339,7 +366,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         measure = p.tol > 0 or it == 1 or it == p.max_iter
         hw.measure = hh.measure = measure
         if engine:  # one pass: the W half-step and B = Wᵀ X with the new W
-            viol = engine_pass(solver, x, k, H, Wt, A, B, &hw, work + base, slab_stride)
+            viol = engine_pass(solver, x, k, H, Wt, A, B, T, &hw, work + base, slab_stride)
         else:
             if it > 1 and p.update_H:
                 product_W(x, k, H, B, T, p.n_threads)
@@ -457,6 +484,8 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     prepare_x(&x, X, n, m, sqnorm, H)
     solver_id = fill_params(&p, solver, &x, max_iter, tol, l1_W, l2_W, l1_H, l2_H, update_H,
                             shuffle, seed, beta, n_threads, accelerate)
+    if x.sparse and x.cptr == NULL and not uses_engine(&x, k, &p):
+        raise ValueError("this call reads X by columns too: Xᵀ's CSR is needed")
     dtype = np.float64 if floating is double else np.float32
     cdef floating[::1] work = np.empty(solver_workspace_len(solver_id, &x, k, &p), dtype=dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)

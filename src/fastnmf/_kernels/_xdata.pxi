@@ -7,7 +7,8 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
                    const floating[:, ::1] like) except -1:
     """Fill ``x`` from X: a dense ndarray (C- or F-contiguous) or the tuple
     (data, indptr, indices, data_t, indptr_t, indices_t) of X's and Xᵀ's CSR
-    (int64 indptr, int32 indices), in the dtype of ``like``. X must outlive ``x``."""
+    (int64 indptr, int32 indices), in the dtype of ``like``; Xᵀ's three empty when the call
+    reads X by rows only (the row-block engine: x.cptr NULL). X must outlive ``x``."""
     cdef const floating[::1] xd, rd, cd
     cdef const int64_t[::1] rptr, cptr
     cdef const int32_t[::1] rind, cind
@@ -17,7 +18,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     x.itemsize = sizeof(floating)
     if isinstance(X, tuple):
         rd, rptr, rind, cd, cptr, cind = X
-        if rptr.shape[0] != n + 1 or cptr.shape[0] != m + 1:
+        if rptr.shape[0] != n + 1 or cptr.shape[0] not in (0, m + 1):
             raise ValueError("sparse operands do not match the factors' shapes")
         x.sparse = True
         x.fortran = False
@@ -27,7 +28,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
         x.rptr = &rptr[0]
         x.rind = &rind[0] if rind.shape[0] else NULL
         x.cdata = &cd[0] if cd.shape[0] else NULL
-        x.cptr = &cptr[0]
+        x.cptr = &cptr[0] if cptr.shape[0] else NULL
         x.cind = &cind[0] if cind.shape[0] else NULL
         return 0
     if X.shape != (n, m) or not (X.flags.c_contiguous or X.flags.f_contiguous):

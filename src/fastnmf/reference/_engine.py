@@ -9,18 +9,15 @@ as the kernels cut them (``engine_plan``), into slabs whose sums are added in or
 import numpy as np
 import scipy.sparse as sp
 
-from .._kernels._solve import engine_min_bytes, engine_plan
-from .._registry import SOLVERS
+from .._api import reads_once
+from .._kernels._solve import engine_plan
 
 __all__ = ["uses_engine", "engine_pass"]
 
 
 def uses_engine(prob):
-    """Whether the kernels read X once per iteration on ``prob`` (same rule)."""
-    X = prob.X
-    return (SOLVERS[prob.solver].separable and not prob.accelerate and prob.update_H
-            and prob.beta == 2 and not sp.issparse(X) and X.flags.c_contiguous
-            and X.nbytes >= engine_min_bytes())
+    """Whether the kernels read X once per iteration on ``prob`` (the same rule)."""
+    return reads_once(prob)
 
 
 class _Given:
@@ -38,7 +35,11 @@ def engine_pass(prob, H, Wt, A, half_step, rng):
     with C = Wᵀ X from the new W."""
     X = prob.X
     (k, n), m = Wt.shape, X.shape[1]
-    rows, slabs = engine_plan(n, m, k, X.itemsize)
+    if sp.issparse(X):
+        X = X.tocsr()
+        rows, slabs = engine_plan(n, m, k, X.dtype.itemsize, X.nnz)
+    else:
+        rows, slabs = engine_plan(n, m, k, X.itemsize)
     given = _Given(rng.order(k, prob.shuffle))  # one sweep order for every block
     blocks = -(-n // rows)
     violation, C = 0.0, None
