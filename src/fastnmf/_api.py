@@ -213,10 +213,8 @@ def reads_once(prob):
         return False
     if sp.issparse(X):
         nbytes = X.nnz * (X.dtype.itemsize + 4)
-    elif X.flags.c_contiguous:
+    else:  # C or Fortran order (a Fortran X is read by columns: engine_view)
         nbytes = X.nbytes
-    else:
-        return False
     return nbytes >= engine_min_bytes()
 
 

@@ -104,8 +104,10 @@ cdef Py_ssize_t solver_workspace_len(int solver, const XData* x, Py_ssize_t k,
                                      const Params* p) noexcept nogil:
     """Entries of one call's workspace for ``solver`` on ``x`` (the engine's slabs last)."""
     cdef Py_ssize_t size = base_len(solver, x, k, p)
+    cdef XData rows_of
     if uses_engine(x, k, p):
-        size += engine_slabs(x, k) * slab_len(solver, x, k, p)
+        engine_view(x, &rows_of)
+        size += engine_slabs(&rows_of, k) * slab_len(solver, &rows_of, k, p)
     return size
 
 
@@ -163,8 +165,19 @@ def engine_plan(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int itemsize, double n
 cdef bint uses_engine(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
     """Whether the loop reads X once per iteration (the row-block engine) on this call:
     _api.reads_once's rule, which decides whether Xᵀ's CSR is made."""
-    return (p.separable and p.update_H and p.beta == 2 and not x.fortran
+    return (p.separable and p.update_H and p.beta == 2
             and engine_bytes(x, x_entries(x)) >= ENGINE_MIN_BYTES)
+
+
+cdef void engine_view(const XData* x, XData* view) noexcept nogil:
+    """The matrix whose rows the engine reads: X itself, or for a Fortran-ordered X
+    (stored as Xᵀ, m×n in C order) Xᵀ, whose rows are X's columns: the pass then updates H
+    a block of columns at a time and forms H Xᵀ, the W half-step's product, on the way."""
+    view[0] = x[0]
+    if x.fortran:
+        view.n, view.m = x.m, x.n
+        view.fortran = False
+        view.other = NULL
 
 
 cdef inline double engine_bytes(const XData* x, double entries) noexcept nogil:
@@ -257,7 +270,8 @@ cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating
 cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating* H,
                         floating* Wt, const floating* A, floating* C, floating* T,
                         const Half* hw, floating* slabs, Py_ssize_t slab_stride) noexcept nogil:
-    """One pass over X: the W half-step (given A = HHᵀ) and C = Wᵀ X (k×m) with the new W.
+    """One pass over X: the W half-step (given A = HHᵀ) and C = Wᵀ X (k×m) with the new W
+    (on engine_view's Xᵀ, with the factors' roles exchanged: the H half-step and H Xᵀ).
     ``slabs``: engine_slabs entries of ``slab_stride`` each; T: k·m entries of scratch
     (Hᵀ for a sparse X). Returns the violation."""
     cdef Py_ssize_t rows = engine_rows(x), S = engine_slabs(x, k), s, i, km = k * x.m
@@ -322,7 +336,12 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef Py_ssize_t T_len = k * P
     cdef Py_ssize_t base = base_len(solver, x, k, p)
     cdef bint engine = uses_engine(x, k, p)
-    cdef Py_ssize_t slab_stride = slab_len(solver, x, k, p) if engine else 0
+    cdef bint by_columns = engine and x.fortran  # the pass reads Xᵀ's rows (engine_view)
+    cdef XData rows_of
+    cdef Py_ssize_t slab_stride = 0
+    if engine:
+        engine_view(x, &rows_of)
+        slab_stride = slab_len(solver, &rows_of, k, p)
     # Multiply-adds of a half-step (a product with X, then the sweep or solve and a Gram:
     # an estimate, for the hook's pacing only).
     cdef double work_W = p.x_entries * k + 2.0 * kk * n
@@ -365,16 +384,22 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         # first iteration and the last (the `converged` flag): skip its cost in between.
         measure = p.tol > 0 or it == 1 or it == p.max_iter
         hw.measure = hh.measure = measure
-        if engine:  # one pass: the W half-step and B = Wᵀ X with the new W
-            viol = engine_pass(solver, x, k, H, Wt, A, B, T, &hw, work + base, slab_stride)
-        else:
-            if it > 1 and p.update_H:
+        if engine and not by_columns:  # one pass: the W half-step and B = Wᵀ X, new W
+            viol = engine_pass(solver, &rows_of, k, H, Wt, A, B, T, &hw, work + base,
+                               slab_stride)
+        else:  # (by columns, B = H Xᵀ is the last pass's)
+            if it > 1 and p.update_H and not by_columns:
                 product_W(x, k, H, B, T, p.n_threads)
             viol = half_step(solver, &hw, Wt, A, B)
         factor_gram(k, n, Wt, G, v, P, p.n_threads)
         if tick(t, work_W):
             return STATUS_STOPPED
-        if p.update_H:
+        if by_columns:  # one pass over Xᵀ: the H half-step and B = H Xᵀ with the new H
+            viol += engine_pass(solver, &rows_of, k, Wt, H, G, B, T, &hh, work + base,
+                                slab_stride)
+            factor_gram(k, m, H, A, v, P, p.n_threads)
+            err_sq = loss_sq(x, k, n, Wt, B, G, A)
+        elif p.update_H:
             if not engine:
                 product_H(x, k, Wt, B, T, p.n_threads)
             viol += half_step(solver, &hh, H, G, B)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .._registry import SOLVERS as _ENTRIES
-from ._engine import engine_pass, uses_engine
+from ._engine import by_columns, engine_pass, uses_engine
 from ._grams import gram
 from ._loss import accurate_loss_sq, final_error, loss_sq
 from ._products import product_H, product_W
@@ -37,15 +37,21 @@ def alternate(prob, W, H, seed, half_step, report):
         report(0, err0)
     violation0, converged, n_iter = 0.0, False, 0
     engine = uses_engine(prob)
+    columns = engine and by_columns(prob)
     for it in range(1, prob.max_iter + 1):
-        if engine:  # one pass over X: the W half-step and B = Wᵀ X with the new W
+        if engine and not columns:  # one pass over X: the W half-step and B = Wᵀ X, new W
             violation, B = engine_pass(prob, H, Wt, A, half_step, rng)
-        else:
-            if it > 1 and prob.update_H:
+        else:  # (by columns, B = H Xᵀ is the last pass's)
+            if it > 1 and prob.update_H and not columns:
                 B = product_W(X, H)
             violation = half_step(Wt, A, B, prob.l1_W, prob.l2_W, rng, prob)
         G = gram(Wt)
-        if prob.update_H:
+        if columns:  # one pass over Xᵀ: the H half-step and B = H Xᵀ with the new H
+            v, B = engine_pass(prob, Wt, H, G, half_step, rng, X.T, prob.l1_H, prob.l2_H)
+            violation += v
+            A = gram(H)
+            err_sq = loss_sq(sqnorm, Wt, B, G, A)
+        elif prob.update_H:
             if not engine:
                 B = product_H(X, W)
             violation += half_step(H, G, B, prob.l1_H, prob.l2_H, rng, prob)

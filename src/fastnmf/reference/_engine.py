@@ -30,10 +30,19 @@ class _Given:
         return self._order
 
 
-def engine_pass(prob, H, Wt, A, half_step, rng):
+def by_columns(prob):
+    """Whether the engine reads a Fortran-ordered X by its columns (the rows of Xᵀ): the
+    pass then updates H block by block and forms H Xᵀ, with the roles of W and H exchanged."""
+    return not sp.issparse(prob.X) and not prob.X.flags.c_contiguous
+
+
+def engine_pass(prob, H, Wt, A, half_step, rng, X=None, l1=None, l2=None):
     """Update Wᵀ (k × n, in place) block by block given A = HHᵀ; return (violation, C)
-    with C = Wᵀ X from the new W."""
-    X = prob.X
+    with C = Wᵀ X from the new W. By columns: X = Xᵀ, H = Wᵀ, Wt = H, A = WᵀW and the H
+    penalties; C is then H Xᵀ."""
+    X = prob.X if X is None else X
+    l1 = prob.l1_W if l1 is None else l1
+    l2 = prob.l2_W if l2 is None else l2
     (k, n), m = Wt.shape, X.shape[1]
     if sp.issparse(X):
         X = X.tocsr()
@@ -49,7 +58,7 @@ def engine_pass(prob, H, Wt, A, half_step, rng):
             rows_b = slice(b * rows, min(n, (b + 1) * rows))
             Xb = X[rows_b]
             F = np.ascontiguousarray(Wt[:, rows_b])
-            violation += half_step(F, A, H @ Xb.T, prob.l1_W, prob.l2_W, given, prob)
+            violation += half_step(F, A, H @ Xb.T, l1, l2, given, prob)
             Wt[:, rows_b] = F
             acc = F @ Xb if acc is None else acc + F @ Xb
         C = acc if C is None else C + acc
