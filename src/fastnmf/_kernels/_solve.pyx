@@ -29,7 +29,8 @@ from cython.parallel cimport prange
 
 from ._common cimport (
     XData, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
-    STATUS_STOPPED, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W, product_H, factor_gram,
+    STATUS_STOPPED, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W,
+    product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
     trace_status, take_history, next_permutation, threads_for, transpose, block_product_W,
     block_add_H,
@@ -138,7 +139,7 @@ cdef Py_ssize_t ENGINE_BLOCK_BYTES = 262144
 cdef Py_ssize_t ENGINE_MIN_ROWS = 64
 # Accumulators of C (slabs): see engine_slabs.
 cdef Py_ssize_t ENGINE_SLABS = 8
-cdef double ENGINE_ENTRIES_PER_ACC = 2
+cdef double ENGINE_ENTRIES_PER_ACC = 8
 
 
 def engine_min_bytes(value=None):
@@ -213,8 +214,8 @@ cdef inline Py_ssize_t engine_rows(const XData* x) noexcept nogil:
 
 cdef inline Py_ssize_t engine_slabs(const XData* x, Py_ssize_t k) noexcept nogil:
     """Slabs (accumulators of C) of the engine, a function of the shape only: their k·m
-    entries each at most 1/ENGINE_ENTRIES_PER_ACC of X's, at least two (when there are two
-    blocks), at most ENGINE_SLABS."""
+    entries together at most 1/ENGINE_ENTRIES_PER_ACC of X's, but at least two slabs (when
+    there are two blocks: two threads can share the pass), at most ENGINE_SLABS."""
     return engine_slabs_of(x, k, x_entries(x))
 
 
