@@ -18,7 +18,8 @@ REPEATS = 3
 
 
 def problems(solver):
-    """Different inputs for the threads: dense C, dense F, CSR, float32; different kwargs."""
+    """Different inputs for the threads: dense C, dense F, CSR, float32, and two read in
+    one pass; different kwargs."""
     base = dict(solver=solver, tol=0, max_iter=30)
     return [
         (low_rank(200, 150, 8, noise=0.1, seed=1), 5,
@@ -29,6 +30,11 @@ def problems(solver):
          dict(base, init="random", random_state=2, alpha_W=0.01, l1_ratio=0.5)),
         (low_rank(180, 140, 7, noise=0.1, dtype=np.float32, seed=4), 6,
          dict(base, init="nndsvda", random_state=3, shuffle=True)),
+        # above the row-block engine's 1 MiB (cd, mu): dense 2.8 MB, CSR 1.8 MB
+        (low_rank(700, 500, 6, noise=0.1, seed=6), 5,
+         dict(base, init="random", random_state=4, shuffle=True)),
+        (low_rank(2000, 1500, 6, noise=0.1, density=0.05, seed=7), 5,
+         dict(base, init="random", random_state=5)),
     ]
 
 
@@ -48,16 +54,19 @@ def test_concurrent_calls_equal_serial(solver, n_workers):
     work = problems(solver)
     serial = [fastnmf.nmf(X, k, **kw) for X, k, kw in work]
     for _ in range(REPEATS):
-        # all calls of a round start together, so that they really overlap
-        barrier = threading.Barrier(min(n_workers, len(work)))
+        # the first call of each worker starts together with the others', so that they
+        # really overlap (the later calls find the workers busy anyway)
+        parties = min(n_workers, len(work))
+        barrier = threading.Barrier(parties)
 
-        def call(item):
-            X, k, kw = item
-            barrier.wait(timeout=60)
+        def call(i):
+            X, k, kw = work[i]
+            if i < parties:
+                barrier.wait(timeout=60)
             return fastnmf.nmf(X, k, **kw)
 
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            concurrent = list(pool.map(call, work))
+            concurrent = list(pool.map(call, range(len(work))))
         for got, want in zip(concurrent, serial):
             assert_identical(got, want)
 
