@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from . import _registry
 from ._init import LazyRNG, initialize, planned_nndsvd
-from ._kernels._solve import engine_min_bytes, solve
+from ._kernels._solve import reads_once as _kernel_reads_once, solve
 from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
 from ._validation import SOLVERS, check_nmf_args, scale2
@@ -205,17 +205,11 @@ def operands(X, columns=True):
 
 def reads_once(prob):
     """Whether the kernels read X once per iteration on ``prob`` (the row-block engine:
-    docs/algorithms.md, "One pass over X"); the rule of _kernels/_solve.pyx's uses_engine,
-    which checks that the two agree."""
+    docs/algorithms.md, "One pass over X"), by the kernels' own rule."""
     X = prob.X
-    if not (_registry.SOLVERS[prob.solver].separable and not prob.accelerate
-            and prob.update_H and prob.beta == 2):
-        return False
-    if sp.issparse(X):
-        nbytes = X.nnz * (X.dtype.itemsize + 4)
-    else:  # C or Fortran order (a Fortran X is read by columns: engine_view)
-        nbytes = X.nbytes
-    return nbytes >= engine_min_bytes()
+    return _kernel_reads_once(prob.solver, prob.n, prob.m, X.dtype.itemsize,
+                              X.nnz if sp.issparse(X) else -1, prob.update_H, prob.beta,
+                              prob.accelerate)
 
 
 def make_result(prob, e, W, H, n_iter, converged, history, err):
@@ -239,17 +233,15 @@ def make_result(prob, e, W, H, n_iter, converged, history, err):
 def _sparse_operands(X, columns):
     """X's CSR and Xᵀ's CSR as the kernels take them (int64 indptr, int32 indices: X was
     checked, its sides are below 2**31); without ``columns``, Xᵀ's three are empty."""
-    rows = X if X.format == "csr" else X.tocsr()
-    out = [np.asarray(a, dtype=t) for a, t in ((rows.data, X.dtype), (rows.indptr, np.int64),
-                                                (rows.indices, np.int32))]
+    def arrays(M):
+        return (M.data, X.dtype), (M.indptr, np.int64), (M.indices, np.int32)
+
+    pairs = arrays(X if X.format == "csr" else X.tocsr())
     if columns:
-        cols = X.T if X.format == "csc" else X.T.tocsr()
-        out += [np.asarray(a, dtype=t) for a, t in ((cols.data, X.dtype),
-                                                     (cols.indptr, np.int64),
-                                                     (cols.indices, np.int32))]
+        pairs += arrays(X.T if X.format == "csc" else X.T.tocsr())
     else:
-        out += [np.empty(0, X.dtype), np.empty(0, np.int64), np.empty(0, np.int32)]
-    return tuple(out)
+        pairs += tuple((np.empty(0), t) for _, t in pairs)
+    return tuple(np.asarray(a, dtype=t) for a, t in pairs)
 
 
 def _compiled(prob, W, H, seed, report):

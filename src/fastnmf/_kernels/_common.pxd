@@ -44,6 +44,7 @@ cdef struct XData:
     bint fortran            # dense X stored as its transpose (m×n, C-contiguous)
     const void* dense       # n×m (or m×n when fortran), the computation dtype
     int itemsize            # bytes of an entry of the computation dtype (4 or 8)
+    double entries          # the entries a product reads: n·m dense, nnz sparse (x_entries)
     const void* other       # NULL, or a copy of X in the other order (small X: see solve)
     const void* rdata       # CSR of X: data, indptr (n+1), indices
     const int64_t* rptr

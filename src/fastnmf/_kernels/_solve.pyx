@@ -26,6 +26,7 @@ from libc.math cimport isfinite, INFINITY
 from libc.stdint cimport uint64_t
 
 from cython.parallel cimport prange
+from libc.string cimport memcpy
 
 from ._common cimport (
     XData, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
@@ -152,22 +153,42 @@ def engine_min_bytes(value=None):
     return old
 
 
+cdef void engine_shape(XData* x, Py_ssize_t n, Py_ssize_t m, int itemsize,
+                       double nnz) noexcept nogil:
+    """An XData holding only what the engine's rule and layout read: the shape, the dtype's
+    size and the entries (nnz >= 0: a sparse X's)."""
+    x.n, x.m, x.itemsize = n, m, itemsize
+    x.sparse = nnz >= 0
+    x.fortran = False
+    x.entries = nnz if nnz >= 0 else <double> n * m
+
+
 def engine_plan(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int itemsize, double nnz=-1):
     """(rows per block, slabs) of the engine for X (n×m) of ``itemsize`` bytes an entry,
     dense, or sparse with ``nnz`` stored entries (the reference twin cuts its blocks the
     same way)."""
     cdef XData x
-    x.n, x.m, x.itemsize, x.sparse = n, m, itemsize, nnz >= 0
-    x.rptr = NULL
-    return engine_rows_of(&x, nnz if nnz >= 0 else <double> n * m), engine_slabs_of(
-        &x, k, nnz if nnz >= 0 else <double> n * m)
+    engine_shape(&x, n, m, itemsize, nnz)
+    return engine_rows(&x), engine_slabs(&x, k)
+
+
+def reads_once(str solver, Py_ssize_t n, Py_ssize_t m, int itemsize, double nnz,
+               bint update_H, double beta, bint accelerate):
+    """Whether a call reads X once per iteration (uses_engine), for the Python side to
+    know before it makes the operands (a sparse X's transpose is then not made)."""
+    cdef XData x
+    cdef Params p
+    engine_shape(&x, n, m, itemsize, nnz)
+    fill_params(&p, solver, &x, 1, 0, 0, 0, 0, 0, update_H, False, 0, beta, 1, accelerate)
+    return uses_engine(&x, 1, &p)
 
 
 cdef bint uses_engine(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
     """Whether the loop reads X once per iteration (the row-block engine) on this call:
-    _api.reads_once's rule, which decides whether Xᵀ's CSR is made."""
+    a solver separable by rows (not accelerated), H updated, the Frobenius loss, and X of
+    at least ENGINE_MIN_BYTES (engine_bytes)."""
     return (p.separable and p.update_H and p.beta == 2
-            and engine_bytes(x, x_entries(x)) >= ENGINE_MIN_BYTES)
+            and engine_bytes(x) >= ENGINE_MIN_BYTES)
 
 
 cdef void engine_view(const XData* x, XData* view) noexcept nogil:
@@ -181,42 +202,33 @@ cdef void engine_view(const XData* x, XData* view) noexcept nogil:
         view.other = NULL
 
 
-cdef inline double engine_bytes(const XData* x, double entries) noexcept nogil:
+cdef inline double engine_bytes(const XData* x) noexcept nogil:
     """X's bytes as the engine reads them: its entries, and a sparse X's column indices."""
-    return entries * (x.itemsize + (4 if x.sparse else 0))
+    return x_entries(x) * (x.itemsize + (4 if x.sparse else 0))
 
 
-cdef inline Py_ssize_t engine_rows_of(const XData* x, double entries) noexcept nogil:
-    cdef double row_bytes = engine_bytes(x, entries) / x.n
+cdef inline Py_ssize_t engine_rows(const XData* x) noexcept nogil:
+    """Rows of X in a block of the engine: about ENGINE_BLOCK_BYTES of X, at least
+    ENGINE_MIN_ROWS."""
+    cdef double row_bytes = engine_bytes(x) / x.n
     cdef Py_ssize_t r = ENGINE_MIN_ROWS
     if row_bytes * r < ENGINE_BLOCK_BYTES:
         r = <Py_ssize_t> (ENGINE_BLOCK_BYTES / (row_bytes if row_bytes > 1 else 1))
     return r if r < x.n else x.n
 
 
-cdef inline Py_ssize_t engine_slabs_of(const XData* x, Py_ssize_t k,
-                                       double entries) noexcept nogil:
-    cdef Py_ssize_t rows = engine_rows_of(x, entries)
-    cdef Py_ssize_t blocks = (x.n + rows - 1) // rows
-    cdef Py_ssize_t s = <Py_ssize_t> (entries / (ENGINE_ENTRIES_PER_ACC * k * x.m))
-    if s < 2:
-        s = 2  # two threads can share the work, whatever the size
-    if s > ENGINE_SLABS:
-        s = ENGINE_SLABS
-    return s if s < blocks else blocks
-
-
-cdef inline Py_ssize_t engine_rows(const XData* x) noexcept nogil:
-    """Rows of X in a block of the engine: about ENGINE_BLOCK_BYTES of X, at least
-    ENGINE_MIN_ROWS."""
-    return engine_rows_of(x, x_entries(x))
-
-
 cdef inline Py_ssize_t engine_slabs(const XData* x, Py_ssize_t k) noexcept nogil:
     """Slabs (accumulators of C) of the engine, a function of the shape only: their k·m
     entries together at most 1/ENGINE_ENTRIES_PER_ACC of X's, but at least two slabs (when
     there are two blocks: two threads can share the pass), at most ENGINE_SLABS."""
-    return engine_slabs_of(x, k, x_entries(x))
+    cdef Py_ssize_t rows = engine_rows(x)
+    cdef Py_ssize_t blocks = (x.n + rows - 1) // rows
+    cdef Py_ssize_t s = <Py_ssize_t> (x_entries(x) / (ENGINE_ENTRIES_PER_ACC * k * x.m))
+    if s < 2:
+        s = 2
+    if s > ENGINE_SLABS:
+        s = ENGINE_SLABS
+    return s if s < blocks else blocks
 
 
 cdef inline Py_ssize_t slab_len(int solver, const XData* x, Py_ssize_t k,
@@ -293,17 +305,13 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
         for s in prange(S, schedule="dynamic", num_threads=nt):
             viols[s] = engine_slab(solver, x, k, H, T, Wt, A, hw, slabs + s * slab_stride,
                                    s * blocks // S, (s + 1) * blocks // S)
-    if x.sparse:  # the slabs' sums of (Wᵀ X)ᵀ, in slab 0, then transposed into C
-        for s in range(1, S):
-            for i in range(km):
-                slabs[i] = slabs[i] + slabs[s * slab_stride + i]
+    for s in range(1, S):  # the slabs' sums, in slab order, into slab 0
+        for i in range(km):
+            slabs[i] = slabs[i] + slabs[s * slab_stride + i]
+    if x.sparse:  # slab 0 holds (Wᵀ X)ᵀ
         transpose(x.m, k, slabs, C, hw.prm.n_threads)
     else:
-        for i in range(km):
-            C[i] = slabs[i]
-        for s in range(1, S):
-            for i in range(km):
-                C[i] = C[i] + slabs[s * slab_stride + i]
+        memcpy(C, slabs, km * sizeof(floating))
     for s in range(S):
         viol += viols[s]
     return viol

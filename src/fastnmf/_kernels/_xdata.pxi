@@ -16,6 +16,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     x.m = m
     x.sqnorm = sqnorm
     x.itemsize = sizeof(floating)
+    x.entries = <double> n * m
     if isinstance(X, tuple):
         rd, rptr, rind, cd, cptr, cind = X
         if rptr.shape[0] != n + 1 or cptr.shape[0] not in (0, m + 1):
@@ -30,6 +31,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
         x.cdata = &cd[0] if cd.shape[0] else NULL
         x.cptr = &cptr[0] if cptr.shape[0] else NULL
         x.cind = &cind[0] if cind.shape[0] else NULL
+        x.entries = <double> rptr[n]
         return 0
     if X.shape != (n, m) or not (X.flags.c_contiguous or X.flags.f_contiguous):
         raise ValueError("X must be C- or F-contiguous and match the factors' shapes")
@@ -44,7 +46,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
 cdef double x_entries(const XData* x) noexcept nogil:
     """The entries of X a product reads: n·m dense, nnz sparse (validation drops explicit
     zeros: they change nothing, accelerate's sweep cap included)."""
-    return <double> x.rptr[x.n] if x.sparse else <double> x.n * x.m
+    return x.entries
 
 
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int n_threads,

@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from .._registry import SOLVERS as _ENTRIES
-from ._engine import by_columns, engine_pass, uses_engine
+from .._api import reads_once
+from ._engine import by_columns, engine_pass
 from ._grams import gram
 from ._loss import accurate_loss_sq, final_error, loss_sq
 from ._products import product_H, product_W
@@ -36,7 +37,7 @@ def alternate(prob, W, H, seed, half_step, report):
     if report is not None:
         report(0, err0)
     violation0, converged, n_iter = 0.0, False, 0
-    engine = uses_engine(prob)
+    engine = reads_once(prob)
     columns = engine and by_columns(prob)
     for it in range(1, prob.max_iter + 1):
         if engine and not columns:  # one pass over X: the W half-step and B = Wᵀ X, new W

@@ -9,15 +9,9 @@ as the kernels cut them (``engine_plan``), into slabs whose sums are added in or
 import numpy as np
 import scipy.sparse as sp
 
-from .._api import reads_once
 from .._kernels._solve import engine_plan
 
-__all__ = ["uses_engine", "engine_pass"]
-
-
-def uses_engine(prob):
-    """Whether the kernels read X once per iteration on ``prob`` (the same rule)."""
-    return reads_once(prob)
+__all__ = ["by_columns", "engine_pass"]
 
 
 class _Given:
