@@ -6,7 +6,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _registry
+from ._chunked import Chunked
 from ._init import LazyRNG, initialize, planned_nndsvd
+from ._kernels._common import ChunkStream
 from ._kernels._solve import reads_once as _kernel_reads_once, solve
 from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
@@ -156,10 +158,14 @@ def run(prob, solvers):
     # BLAS at one thread for the whole call: the kernels share the work among their own
     # threads, and the start's BLAS calls give the same bits whatever count BLAS had and
     # whatever another Python thread's call holds it at.
-    with single_threaded_blas:
-        e, work, W, H, seed, _ = start(prob)
-        W, H, n_iter, converged, history, err = solvers[work.solver](
-            work, W, H, seed, _reporter(prob, e))
+    try:
+        with single_threaded_blas:
+            e, work, W, H, seed, _ = start(prob)
+            W, H, n_iter, converged, history, err = solvers[work.solver](
+                work, W, H, seed, _reporter(prob, e))
+    finally:
+        if isinstance(prob.X, Chunked):  # its read-ahead buffers
+            prob.X.close()
     return make_result(prob, e, W, H, n_iter, converged, history, err)
 
 
@@ -198,9 +204,14 @@ def start(prob, plan=False):
 
 
 def operands(X, columns=True):
-    """X as the kernels take it: the dense array itself, or a sparse X's CSR and, with
-    ``columns``, Xᵀ's CSR (else three empty arrays in its place)."""
-    return X if isinstance(X, np.ndarray) else _sparse_operands(X, columns)
+    """X as the kernels take it: the dense array itself, an X out of core as the stream
+    of its chunks, or a sparse X's CSR and, with ``columns``, Xᵀ's CSR (else three empty
+    arrays in its place)."""
+    if isinstance(X, np.ndarray):
+        return X
+    if isinstance(X, Chunked):
+        return ChunkStream(X)
+    return _sparse_operands(X, columns)
 
 
 def reads_once(prob):

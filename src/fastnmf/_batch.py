@@ -142,7 +142,8 @@ def _split_random_state(random_state, count):
 
 def _check_item(i, X, n_components, kwargs, random_state):
     try:
-        return check_nmf_args(X, n_components, **{**kwargs, "random_state": random_state})
+        return check_nmf_args(X, n_components, **{**kwargs, "random_state": random_state},
+                              out_of_core=False)
     except (ValueError, TypeError) as exc:
         exc_type = ValueError if str(exc).startswith("X ") else type(exc)
         raise exc_type(f"Xs[{i}]: {exc}") from None

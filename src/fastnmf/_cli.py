@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._cli_io import (OUTPUT_EXTENSIONS, AtomicFile, CLIError, default_output, output_paths,
                       read_matrix, write_result)
@@ -214,6 +215,8 @@ def _factorize(args):
     path = Path(args.input)
     out = Path(args.output) if args.output is not None else default_output(path)
     out_arg = "-o/--output" if args.output is not None else "output"
+    if isinstance(X, np.memmap) and args.beta_loss not in ("frobenius", 2.0):
+        X = np.array(X)  # the other losses read X in memory
     try:
         X, sqnorm, _ = check_X(X, arg="the data")
     except (ValueError, TypeError) as exc:
@@ -230,7 +233,7 @@ def _factorize(args):
 
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(AtomicFile(target, out_arg)) for target in targets]
-        sparse = not isinstance(X, np.ndarray)
+        sparse = sp.issparse(X)
         shape = f"{n}x{m}" + (f" sparse (nnz {X.nnz})" if sparse else "")
         label = f"{PROG}: factorizing {path.name} ({shape}, k={args.k}, {args.solver})"
         latest = [None]  # (iteration, error) of the latest check, set as the kernel runs

@@ -87,7 +87,10 @@ def _read_head(path, n):
 def _read_npy(path):
     if _read_head(path, 6) != b"\x93NUMPY":
         raise CLIError(f"{path}: not a NumPy .npy file")
-    return np.load(path, allow_pickle=False)
+    # Mapped, not read: fastnmf.nmf reads a memmap a chunk at a time from its file, so a
+    # matrix larger than memory is factorized (the Frobenius loss; another loss reads X
+    # into memory, see _factorize).
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 # The arrays of an .npz written by scipy.sparse.save_npz, by its "format" entry.

@@ -10,7 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _registry
-from ._kernels._common import left_product
+from ._chunked import Chunked
+from ._kernels._common import ChunkStream, left_product
 from ._kernels._nndsvd import (lu_basis as _k_lu_basis, orthonormal_rows as _k_orthonormal_rows,
                                randomized_svd_dense as _k_randomized_svd_dense,
                                split as _k_split, svd_rows as _k_svd_rows)
@@ -134,7 +135,10 @@ def randomized_svd(X, k, rng, n_threads=1):
     Y = omega(X, k, rng)
     if sp.issparse(X):
         return randomized_svd_steps(X, k, Y, n_threads)
-    # A dense X: the same steps in one compiled call (rsvd_core), bit for bit.
+    # A dense X: the same steps in one compiled call (rsvd_core), bit for bit; X out of
+    # core: the same call, each product a pass over X's chunks.
+    if isinstance(X, Chunked):
+        X = ChunkStream(X)
     return _k_randomized_svd_dense(X, k, k + _OVERSAMPLES, power_iterations(k, min(X.shape)),
                                    Y, n_threads)
 

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _registry
+from ._chunked import Chunked, is_out_of_core, open_chunked
 from ._kernels._common import first_decrease, first_outside, scan
 from ._threads import default_threads, forked
 
@@ -78,12 +79,16 @@ class Problem:
         """This problem with X · 2⁻ᵉ: the solution is (W, H) · 2^(−e/2), the regularization
         is rescaled to match (see regularization_shift) and the errors are those of X times
         2^(−error_shift(e))."""
-        if sp.issparse(self.X):
-            X = self.X.copy()
-            X.data = np.ldexp(X.data, -e)
+        if isinstance(self.X, Chunked):  # scaled as it is read
+            X = self.X.scaled(e).scan("X", self.n_threads)
+            sqnorm, xmax = X.sqnorm, X.xmax
         else:
-            X = np.ldexp(self.X, -e)  # exact, and no 2^-e factor to overflow the dtype
-        sqnorm, xmax = _scan(X.data if sp.issparse(X) else X, "X", self.n_threads)
+            if sp.issparse(self.X):
+                X = self.X.copy()
+                X.data = np.ldexp(X.data, -e)
+            else:
+                X = np.ldexp(self.X, -e)  # exact, and no 2^-e factor to overflow the dtype
+            sqnorm, xmax = _scan(X.data if sp.issparse(X) else X, "X", self.n_threads)
         kw = {name: getattr(self, name) for name in self.__slots__}
         kw.update(X=X, sqnorm=sqnorm, xmax=xmax,
                   W=None if self.W is None else np.ldexp(self.W, -e // 2),
@@ -140,13 +145,18 @@ def _scan(values, arg, n_threads=1):
     return sqnorm, vmax
 
 
-def check_X(X, arg="X", n_threads=1):
+def check_X(X, arg="X", n_threads=1, out_of_core=True):
     """Return (X, ‖X‖², max X): X as a float32/float64 ndarray (C or F contiguous, aligned)
-    or a canonical CSR/CSC matrix (its arrays contiguous and aligned); its one pass runs on
-    up to ``n_threads`` threads. Sizes and sparse structure are checked before anything
-    reads through them or allocates in proportion to them."""
+    or a canonical CSR/CSC matrix (its arrays contiguous and aligned), or with
+    ``out_of_core`` an X read a chunk at a time (_chunked: a memmap, an h5py or zarr
+    array, ...) as a scanned Chunked; its one pass runs on up to ``n_threads`` threads.
+    Sizes and sparse structure are checked before anything reads through them or
+    allocates in proportion to them."""
     if sp.issparse(X):
         return _check_sparse_X(X, arg, n_threads)
+    if out_of_core and is_out_of_core(X):
+        X = open_chunked(X, arg, n_threads, _computation_dtype, _check_shape)
+        return X, X.sqnorm, X.xmax
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(error_message(arg, "must be an array-like or a scipy.sparse matrix",
                                       got=type(X).__name__))
@@ -327,8 +337,10 @@ def check_random_state(random_state):
 
 def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, tol,
                    beta_loss, alpha_W, alpha_H, l1_ratio, random_state, shuffle, verbose,
-                   n_threads, accelerate, callback):
-    """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`."""
+                   n_threads, accelerate, callback, out_of_core=True):
+    """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`. Without
+    ``out_of_core`` (a batch's items, the reference), an X that ``fastnmf.nmf`` reads a
+    chunk at a time is read into memory instead."""
     if not isinstance(solver, str) or solver not in SOLVERS:
         raise ValueError(error_message("solver", "must be one of", _choices(SOLVERS),
                                        got=f"{solver!r}"))
@@ -345,7 +357,12 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise TypeError(error_message("callback", "must be None or a callable",
                                       got=type(callback).__name__))
     n_threads = resolve_threads(n_threads, "n_threads")
-    X, sqnorm, xmax = check_X(X, n_threads=n_threads)
+    if out_of_core and is_out_of_core(X) and beta != 2:
+        raise ValueError(error_message(
+            "beta_loss", "other than 'frobenius' needs X in memory (its updates read X with "
+            "WH entry by entry); X is read a chunk at a time here (a memmap, an HDF5, zarr "
+            f"or Dask array): pass np.asarray(X) to factorize it in memory", got=f"{beta_loss!r}"))
+    X, sqnorm, xmax = check_X(X, n_threads=n_threads, out_of_core=out_of_core)
     if beta <= 0 and _has_zeros(X):
         raise ValueError(error_message(
             "X", f"contains zeros, which beta_loss={beta_loss!r} (β <= 0) cannot fit (the "
@@ -498,6 +515,12 @@ def _log2_norm(X, sqnorm, xmax):
     divided by its maximum (only for an X of norm beyond 1e154)."""
     if math.isfinite(sqnorm):
         return 0.5 * math.log2(sqnorm) if sqnorm > 0 else -math.inf
+    if isinstance(X, Chunked):
+        total = 0.0
+        for c in range(X.count):
+            total += float(np.square(X.read(c) / xmax).sum())
+        X.close()
+        return math.log2(xmax) + 0.5 * math.log2(total)
     values = X.data if sp.issparse(X) else X.reshape(-1, order="A")
     step = 2**24  # pieces: no temporary the size of X
     total = math.fsum(float(np.square(values[i:i + step] / xmax).sum())

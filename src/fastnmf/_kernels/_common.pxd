@@ -38,6 +38,8 @@ cdef enum:
 cdef enum:
     OTHER_ORDER_WORK = 32768
 
+cdef struct Source
+
 cdef struct XData:
     Py_ssize_t n, m
     bint sparse
@@ -53,6 +55,23 @@ cdef struct XData:
     const int64_t* cptr
     const int32_t* cind
     double sqnorm           # ‖X‖²_F, accumulated in double
+    Source* source          # NULL, or X is read from elsewhere a chunk of rows at a time:
+                            # dense and other are NULL, the products go through _stream.pxi
+
+# X out of core (read from a file, an HDF5 or zarr array, ...): the rows of the stored
+# matrix (X, or Xᵀ when ``fortran``) in ``count`` chunks of ``rows`` rows (the last may have
+# fewer), handed over one at a time by ``fetch`` (which takes the GIL to read): it fills
+# ``chunk`` with chunk c as an in-memory X of w × q (C order), valid until the next fetch,
+# and returns 0, or non-zero when the read failed (the owner keeps the exception; ``failed``
+# is then set and every later pass does nothing). ``scratch``: the owner's buffer of
+# stream_scratch_len entries (the factors' chunk copies, a chunk's product, products' T).
+cdef struct Source:
+    int (*fetch)(Source* s, Py_ssize_t c, XData* chunk) noexcept nogil
+    void* owner
+    Py_ssize_t rows
+    Py_ssize_t count
+    bint failed
+    void* scratch
 
 cdef struct Params:
     int max_iter
@@ -228,6 +247,12 @@ cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
                           floating* a) noexcept nogil
 cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_t r0,
                       Py_ssize_t w, floating* acc, bint first, floating* a) noexcept nogil
+cdef Py_ssize_t stream_scratch_len(Py_ssize_t k, Py_ssize_t rows, Py_ssize_t q) noexcept nogil
+cdef bint fetch_chunk(const XData* x, Py_ssize_t c, XData* chunk,
+                      Py_ssize_t* r0) noexcept nogil
+cdef bint source_failed(const XData* x) noexcept nogil
+cdef void copy_columns(Py_ssize_t k, const floating* F, Py_ssize_t ld, Py_ssize_t c0,
+                       Py_ssize_t w, floating* out, bint back) noexcept nogil
 cdef double loss_sq(const XData* x, Py_ssize_t k, Py_ssize_t p, const floating* F,
                     const floating* B, const floating* G, const floating* A) noexcept nogil
 cdef double accurate_loss_sq(const XData* x, Py_ssize_t k, const floating* Wt,

@@ -3,16 +3,20 @@
 module in files by job: _xdata.pxi (X and the workspace layout), _grams.pxi (a factor's
 Gram), _products.pxi (the products with X, transposes), _scan.pxi (validation's passes),
 _sweep.pxi (the HALS sweep), _loss.pxi (the loss, the formed error and the trace),
-_rng.pxi (the sweep order's random numbers). Each has its NumPy twin of the same name in
+_rng.pxi (the sweep order's random numbers), _stream.pxi (an X out of core, read a chunk
+at a time). Each has its NumPy twin of the same name in
 reference/ (.py); _scan.pxi has none (the reference shares fastnmf.nmf's validation)."""
 
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite, fma, fmaf
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc, realloc, free
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, threadid
+
+import threading
 
 import numpy as np
 
@@ -25,6 +29,7 @@ include "_scan.pxi"
 include "_sweep.pxi"
 include "_loss.pxi"
 include "_rng.pxi"
+include "_stream.pxi"
 
 
 # The name a capsule of a Kernel carries (a capsule of another name is refused).

@@ -36,10 +36,13 @@ cdef inline bint formed(const XData* x, double err_sq, double near) noexcept nog
 
 cdef double direct_error(const XData* x, Py_ssize_t k, const floating* Wt,
                          const floating* H, floating* T, Py_ssize_t T_len) noexcept nogil:
-    """‖X − WH‖_F for dense X, formed a block of rows at a time in T (no n × m temporary)."""
+    """‖X − WH‖_F for dense X, formed a block of rows at a time in T (no n × m temporary);
+    an X out of core a chunk at a time (stream_error)."""
     cdef Py_ssize_t n = x.n, m = x.m, b = T_len // m, r0, rb, i, j
     cdef const floating* X = <const floating*> x.dense
     cdef double s = 0, d
+    if x.source != NULL:
+        return stream_error(x, k, Wt, H)
     if b > n:
         b = n
     r0 = 0

@@ -15,6 +15,7 @@ from libc.string cimport memcpy
 from scipy.linalg cimport cython_lapack as lapack
 
 from ._common cimport XData, prepare_x, product_W, product_H
+from ._common import ChunkStream
 
 # Entries below this are set to zero (then filled, for nndsvda), as scikit-learn does.
 cdef double NNDSVD_EPS = 1e-6
@@ -336,7 +337,7 @@ cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating*
             F2[c * r + i] = V1t[i * r2 + c]
         sigma[c] = S[c]
     xq.n, xq.m, xq.sparse, xq.fortran = r, P, False, False
-    xq.dense, xq.other, xq.sqnorm = Ya, NULL, 0
+    xq.dense, xq.other, xq.sqnorm, xq.source = Ya, NULL, 0, NULL
     _times_x(&xq, k, F2, Wt if not wide else Ht, True, n_threads)   # (Q Ub)ᵀ: k × P
     memcpy(Ht if not wide else Wt, U1, k * s * sizeof(floating))    # Vbt[:k]: k × s
     return 0
@@ -362,6 +363,8 @@ def randomized_svd_dense(X, Py_ssize_t k, int ell, int q, const floating[:, ::1]
     with nogil:
         info = rsvd_core(&x, k, ell, q, &omega[0, 0], &Wt[0, 0], &Ht[0, 0], &S[0], &work[0],
                          &iwork[0], n_threads)
+    if isinstance(X, ChunkStream):
+        X.raise_if_failed()
     if info != 0:
         raise np.linalg.LinAlgError(f"the SVD for NNDSVD did not converge (info={info})")
     return wt, sig, ht

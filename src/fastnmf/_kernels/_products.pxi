@@ -59,6 +59,8 @@ def left_product(X, floating[:, ::1] F, bint transpose, int n_threads=1):
             product_H(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
         else:
             product_W(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
+    if x.source != NULL:
+        X.raise_if_failed()
     return out
 
 
@@ -209,9 +211,13 @@ cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B
     A large dense X is split into chunks of rows (``chunk_width``), one single-threaded
     BLAS call each (the caller holds BLAS to one thread: see _threads), shared among
     ``n_threads`` threads. T (k×P, P = max(n, m)) and the region v after it are
-    scratch (a sparse X; a float32 X, see by_rows); T may be NULL for a dense X.
+    scratch (a sparse X; a float32 X, see by_rows); T may be NULL for a dense X. An X out
+    of core is read a chunk at a time (stream_product, its own scratch).
     """
     cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m
+    if x.source != NULL:
+        stream_product(x, k, H, B, True, n_threads)
+        return
     if x.sparse:
         transpose(k, m, H, T, n_threads)  # Hᵀ (m×k)
         sparse_times(n, x.rptr, x.rind, <const floating*> x.rdata, k, T, B, T + k * P,
@@ -225,6 +231,9 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
     """B (k×m) = Wᵀ X: the product the H half-step needs (threads and scratch as
     product_W, over blocks of columns of X)."""
     cdef Py_ssize_t n = x.n, m = x.m, P = n if n > m else m
+    if x.source != NULL:
+        stream_product(x, k, Wt, B, False, n_threads)
+        return
     if x.sparse:
         transpose(k, n, Wt, T, n_threads)  # W (n×k)
         sparse_times(m, x.cptr, x.cind, <const floating*> x.cdata, k, T, B, T + k * P,

@@ -29,12 +29,12 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy
 
 from ._common cimport (
-    XData, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
+    XData, Source, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
     STATUS_STOPPED, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W,
     product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
     trace_status, take_history, next_permutation, threads_for, transpose, block_product_W,
-    block_add_H,
+    block_add_H, fetch_chunk, source_failed, copy_columns,
 )
 
 from .._registry import SOLVERS
@@ -161,6 +161,7 @@ cdef void engine_shape(XData* x, Py_ssize_t n, Py_ssize_t m, int itemsize,
     x.sparse = nnz >= 0
     x.fortran = False
     x.entries = nnz if nnz >= 0 else <double> n * m
+    x.source = NULL
 
 
 def engine_plan(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int itemsize, double nnz=-1):
@@ -186,9 +187,9 @@ def reads_once(str solver, Py_ssize_t n, Py_ssize_t m, int itemsize, double nnz,
 cdef bint uses_engine(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
     """Whether the loop reads X once per iteration (the row-block engine) on this call:
     a solver separable by rows (not accelerated), H updated, the Frobenius loss, and X of
-    at least ENGINE_MIN_BYTES (engine_bytes)."""
+    at least ENGINE_MIN_BYTES (engine_bytes) or out of core."""
     return (p.separable and p.update_H and p.beta == 2
-            and engine_bytes(x) >= ENGINE_MIN_BYTES)
+            and (x.source != NULL or engine_bytes(x) >= ENGINE_MIN_BYTES))
 
 
 cdef void engine_view(const XData* x, XData* view) noexcept nogil:
@@ -292,7 +293,10 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
     cdef double viols[16]  # ENGINE_SLABS or fewer
     cdef double viol = 0
     cdef int nt = threads_for(hw.prm.n_threads, 2.0 * x_entries(x) * k)
-    next_permutation(k, hw.perm, hw.prm.shuffle, hw.rng)  # the sweep order of every block
+    if x.source != NULL:
+        return stream_pass(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride)
+    if not hw.keep_order:
+        next_permutation(k, hw.perm, hw.prm.shuffle, hw.rng)  # the sweep order of every block
     if x.sparse:
         transpose(k, x.m, H, T, hw.prm.n_threads)  # Hᵀ (m×k), gathered by block_product_W
     if nt > S:
@@ -314,6 +318,35 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
         memcpy(C, slabs, km * sizeof(floating))
     for s in range(S):
         viol += viols[s]
+    return viol
+
+
+cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating* H,
+                        floating* Wt, const floating* A, floating* C, floating* T,
+                        const Half* hw, floating* slabs, Py_ssize_t slab_stride) noexcept nogil:
+    """engine_pass for an X out of core: the in-memory pass on each chunk in turn (on a
+    copy of its columns of Wᵀ), one sweep order for all, the chunks' products added into C
+    in chunk order."""
+    cdef Source* src = x.source
+    cdef Py_ssize_t c, i, r0, w, km = k * x.m
+    cdef floating* Fc = <floating*> src.scratch
+    cdef floating* Oc = Fc + k * src.rows
+    cdef double viol = 0
+    cdef XData chunk
+    cdef Half h = hw[0]
+    next_permutation(k, h.perm, h.prm.shuffle, h.rng)
+    h.keep_order = True
+    for c in range(src.count):
+        if not fetch_chunk(x, c, &chunk, &r0):
+            return 0
+        w = chunk.n
+        copy_columns(k, Wt, x.n, r0, w, Fc, False)
+        viol += engine_pass(solver, &chunk, k, H, Fc, A, C if c == 0 else Oc, T, &h, slabs,
+                            slab_stride)
+        copy_columns(k, Wt, x.n, r0, w, Fc, True)
+        if c:
+            for i in range(km):
+                C[i] = C[i] + Oc[i]
     return viol
 
 
@@ -358,7 +391,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef uint64_t rng = p.seed
     cdef double err_sq, err, err0, prev, viol, viol0 = 0
     cdef bint conv, measure
-    cdef int it
+    cdef int it, status
     cdef XData own = x[0]
     cdef Half hw, hh  # the W and the H half-steps
     hw.k, hw.p, hw.l1, hw.l2 = k, n, p.l1_W, p.l2_W
@@ -383,9 +416,13 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     product_W(x, k, H, B, T, p.n_threads)
     factor_gram(k, n, Wt, G, v, P, p.n_threads)
     err_sq = loss_sq(x, k, n, Wt, B, G, A)
+    if source_failed(x):
+        return STATUS_STOPPED
     if not isfinite(err_sq):
         return STATUS_NONFINITE
     err0 = prev = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len))
+    if source_failed(x):
+        return STATUS_STOPPED
     if at_check(t, 0, 0, err0):
         return STATUS_STOPPED
     for it in range(1, p.max_iter + 1):
@@ -417,6 +454,8 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         else:
             err_sq = loss_sq(x, k, n, Wt, B, G, A)
         t.n_iter = it
+        if source_failed(x):
+            return STATUS_STOPPED
         if not isfinite(err_sq):
             return STATUS_NONFINITE
         if it % p.check_every:
@@ -424,6 +463,8 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
                 return STATUS_STOPPED
             continue
         err = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len))
+        if source_failed(x):
+            return STATUS_STOPPED
         if p.stop_on_decrease:
             conv = err0 == 0 or (prev - err) / err0 < p.tol
             prev = err
@@ -436,7 +477,8 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
             return STATUS_STOPPED
         if conv and p.tol > 0:
             break
-    return finish(x, k, Wt, H, T, T_len, err_sq, t)
+    status = finish(x, k, Wt, H, T, T_len, err_sq, t)
+    return STATUS_STOPPED if source_failed(x) else status
 
 
 # Multiply-adds between two looks at the clock (under 1 ms on the fastest paths, about
@@ -502,9 +544,10 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
           progress=None, int n_threads=1, bint accelerate=False):
     """Run ``solver`` on Wt (k×n) and H (k×m) in place.
 
-    X is a dense ndarray (C- or F-contiguous, the dtype of Wt) or a tuple
+    X is a dense ndarray (C- or F-contiguous, the dtype of Wt), a tuple
     (data, indptr, indices, data_t, indptr_t, indices_t) of X's CSR and Xᵀ's CSR, with
-    int64 indptr and int32 indices. ``progress(iteration, error)``, if given, is called at
+    int64 indptr and int32 indices, or a ChunkStream (X out of core: its reads' errors are
+    raised here). ``progress(iteration, error)``, if given, is called at
     each convergence check (iteration 0: the start) as the loop runs. Ctrl-C (on the main thread) or an exception from
     ``progress`` stops the loop within a few tens of milliseconds of work and is raised
     here. Returns (n_iter, converged, history, final_err, status).
@@ -518,6 +561,9 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     prepare_x(&x, X, n, m, sqnorm, H)
     solver_id = fill_params(&p, solver, &x, max_iter, tol, l1_W, l2_W, l1_H, l2_H, update_H,
                             shuffle, seed, beta, n_threads, accelerate)
+    if x.source != NULL and p.beta != 2:
+        raise ValueError("an X out of core takes the Frobenius loss only (the other "
+                         "β-divergences read X in memory)")
     if x.sparse and x.cptr == NULL and not uses_engine(&x, k, &p):
         raise ValueError("this call reads X by columns too: Xᵀ's CSR is needed")
     dtype = np.float64 if floating is double else np.float32
@@ -531,5 +577,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
                                 &p, &t)
     finally:
         history = take_history(&t)
+    if x.source != NULL:
+        X.raise_if_failed()
     watch.raise_if_stopped(status)
     return t.n_iter, bool(t.converged), history, t.final_err, trace_status(&t, status)

@@ -5,10 +5,11 @@
 
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1:
-    """Fill ``x`` from X: a dense ndarray (C- or F-contiguous) or the tuple
+    """Fill ``x`` from X: a dense ndarray (C- or F-contiguous), the tuple
     (data, indptr, indices, data_t, indptr_t, indices_t) of X's and Xᵀ's CSR
-    (int64 indptr, int32 indices), in the dtype of ``like``; Xᵀ's three empty when the call
-    reads X by rows only (the row-block engine: x.cptr NULL). X must outlive ``x``."""
+    (int64 indptr, int32 indices), or a ChunkStream (X out of core), in the dtype of
+    ``like`` (whose rows, k, are the factors'); Xᵀ's three empty when the call reads X by
+    rows only (the row-block engine: x.cptr NULL). X must outlive ``x``."""
     cdef const floating[::1] xd, rd, cd
     cdef const int64_t[::1] rptr, cptr
     cdef const int32_t[::1] rind, cind
@@ -17,6 +18,14 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
     x.sqnorm = sqnorm
     x.itemsize = sizeof(floating)
     x.entries = <double> n * m
+    x.source = NULL
+    x.rdata = x.cdata = NULL
+    x.rptr = x.cptr = NULL
+    x.rind = x.cind = NULL
+    if isinstance(X, ChunkStream):
+        if tuple(X.reader.shape) != (n, m):
+            raise ValueError("X's stream does not match the factors' shapes")
+        return (<ChunkStream> X).attach(x, like.shape[0], sizeof(floating))
     if isinstance(X, tuple):
         rd, rptr, rind, cd, cptr, cind = X
         if rptr.shape[0] != n + 1 or cptr.shape[0] not in (0, m + 1):
@@ -73,7 +82,7 @@ cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil:
     side by side (nmf_batch on two cores) ran 8 % slower than the packing path, which
     the copy no longer pays for. Returns whether it did."""
     cdef floating* O = end - x.n * x.m
-    if x.sparse or not keeps_other_order(x.n, x.m, k):
+    if x.sparse or x.source != NULL or not keeps_other_order(x.n, x.m, k):
         return False
     if x.fortran:  # X stored m×n: O is X in C order
         transpose(x.m, x.n, <const floating*> x.dense, O, 1)

@@ -24,7 +24,7 @@ def nmf(X, n_components, **kwargs):
     unknown = set(kwargs) - set(NMF_DEFAULTS)
     if unknown:
         raise TypeError(f"nmf() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-    prob = check_nmf_args(X, n_components, **{**NMF_DEFAULTS, **kwargs})
+    prob = check_nmf_args(X, n_components, **{**NMF_DEFAULTS, **kwargs}, out_of_core=False)
     return run(prob, SOLVERS)
 
 
