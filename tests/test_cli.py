@@ -217,6 +217,25 @@ def test_beta_loss(loss, beta, X, tmp_path, capsys):
         assert float(res["reconstruction_err"]) == ref.reconstruction_err
 
 
+def test_npy_is_read_out_of_core(tmp_path, monkeypatch):
+    """An .npy input is mapped, and fastnmf.nmf reads it a chunk at a time (_chunked): the
+    CLI's result is that call's, and the in-memory one's up to rounding."""
+    from fastnmf import _chunked
+
+    monkeypatch.setattr(_chunked, "CHUNK_BYTES", 1 << 14)  # several chunks
+    X = low_rank(300, 120, 4, seed=2)
+    path = _write_npy(tmp_path, X)
+    mapped = _cli_io.read_matrix(path)
+    assert isinstance(mapped, np.memmap)
+    assert main(["factorize", str(path), "-k", "4", "--max-iter", "30", "--tol", "0"]) == 0
+    streamed = fastnmf.nmf(mapped, 4, random_state=0, max_iter=30, tol=0)
+    ref = fastnmf.nmf(X, 4, random_state=0, max_iter=30, tol=0)
+    with np.load(tmp_path / "data.nmf.npz") as res:
+        np.testing.assert_array_equal(res["W"], streamed.W)
+        np.testing.assert_allclose(res["W"], ref.W, rtol=0, atol=1e-10 * np.abs(ref.W).max())
+        np.testing.assert_allclose(res["H"], ref.H, rtol=0, atol=1e-10 * np.abs(ref.H).max())
+
+
 def test_k_above_min_side_runs_and_says_so(X, tmp_path, capsys):
     path = _write_npy(tmp_path, X)
     k = min(X.shape) + 3

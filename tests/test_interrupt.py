@@ -102,6 +102,17 @@ def test_nmf_stops_on_sigint(setup):
     _assert_interrupted(*_interrupt(setup))
 
 
+def test_out_of_core_nmf_stops_on_sigint(tmp_path):
+    # X read a chunk at a time from its file (_chunked): the reads look for Ctrl-C too.
+    path = tmp_path / "x.npy"
+    np.save(path, low_rank(400, 300, 20, seed=0))
+    _assert_interrupted(*_interrupt(
+        f"""from fastnmf import _chunked
+        _chunked.CHUNK_BYTES = 1 << 16
+        X = np.load({str(path)!r}, mmap_mode="r")
+        call = lambda it: fastnmf.nmf(X, 20, max_iter=it, tol=0, random_state=0)"""))
+
+
 def test_batch_stops_every_item_on_sigint():
     _assert_interrupted(*_interrupt(
         """Xs = [low_rank(300, 200, 10, seed=s) for s in range(6)]

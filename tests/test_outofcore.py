@@ -216,3 +216,14 @@ def test_memmap_is_not_read_through_its_mapping(tmp_path):
     before = mapped_kib()
     fastnmf.nmf(Xm, 6, random_state=0, max_iter=5, tol=0)
     assert mapped_kib() - before < X.nbytes // 1024 // 10
+
+
+@pytest.mark.parametrize("solver", ["cd", "bpp"])
+def test_result_does_not_depend_on_threads(tmp_path, solver):
+    Xm = _npy(tmp_path, _data(n=3000, m=300))
+    kw = dict(solver=solver, random_state=0, max_iter=10, tol=0)
+    a = fastnmf.nmf(Xm, 6, n_threads=1, **kw)
+    b = fastnmf.nmf(Xm, 6, n_threads=2, **kw)
+    c = fastnmf.nmf(Xm, 6, n_threads=3, **kw)
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.W, c.W)
+    assert np.array_equal(a.H, b.H) and np.array_equal(a.H, c.H)

@@ -26,6 +26,7 @@ SIZES = {
     "large": (8000, 4000, 50),
     "memory": (8000, 4000, 40),
     "onepass": (8000, 4000, 20),
+    "outofcore": (300000, 5000, 20),  # 6 GB of float32 (bench/compare.py --cases outofcore)
 }
 # (n, m, k, density) of the sparse case: CSR 20000 x 5000 at 1 %.
 SPARSE = (20000, 5000, 30, 0.01)

@@ -244,10 +244,11 @@ cdef inline Py_ssize_t slab_len(int solver, const XData* x, Py_ssize_t k,
 
 cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating* H,
                         const floating* Ht, floating* Wt, const floating* A, const Half* hw,
-                        floating* acc, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                        floating* acc, Py_ssize_t b0, Py_ssize_t b1, bint fresh) noexcept nogil:
     """Blocks b0..b1-1 of the pass: update their rows of W (columns of Wᵀ) and set ``acc``
-    (the slab: its first k·m entries) to Σ W_bᵀ X_b over them (block_add_H's layout); the
-    rest of the slab is scratch (slab_len). Returns the sum of the blocks' violations."""
+    (the slab: its first k·m entries) to Σ W_bᵀ X_b over them (block_add_H's layout), or
+    add that sum into it unless ``fresh``; the rest of the slab is scratch (slab_len).
+    Returns the sum of the blocks' violations."""
     cdef Py_ssize_t n = x.n, m = x.m, rows = engine_rows(x), b, r0, w, c, j
     cdef floating* F = acc + k * m
     cdef floating* B = F + k * rows
@@ -277,7 +278,7 @@ cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating
         for c in range(k):
             for j in range(w):
                 Wt[c * n + r0 + j] = F[c * w + j]
-        block_add_H(x, k, F, r0, w, acc, b == b0, a)
+        block_add_H(x, k, F, r0, w, acc, fresh and b == b0, a)
     return viol
 
 
@@ -288,27 +289,41 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
     (on engine_view's Xᵀ, with the factors' roles exchanged: the H half-step and H Xᵀ).
     ``slabs``: engine_slabs entries of ``slab_stride`` each; T: k·m entries of scratch
     (Hᵀ for a sparse X). Returns the violation."""
-    cdef Py_ssize_t rows = engine_rows(x), S = engine_slabs(x, k), s, i, km = k * x.m
-    cdef Py_ssize_t blocks = (x.n + rows - 1) // rows
-    cdef double viols[16]  # ENGINE_SLABS or fewer
-    cdef double viol = 0
-    cdef int nt = threads_for(hw.prm.n_threads, 2.0 * x_entries(x) * k)
     if x.source != NULL:
         return stream_pass(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride)
     if not hw.keep_order:
         next_permutation(k, hw.perm, hw.prm.shuffle, hw.rng)  # the sweep order of every block
     if x.sparse:
         transpose(k, x.m, H, T, hw.prm.n_threads)  # Hᵀ (m×k), gathered by block_product_W
+    return engine_part(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride,
+                       engine_slabs(x, k), True, True)
+
+
+cdef double engine_part(int solver, const XData* x, Py_ssize_t k, const floating* H,
+                        floating* Wt, const floating* A, floating* C, const floating* T,
+                        const Half* hw, floating* slabs, Py_ssize_t slab_stride,
+                        Py_ssize_t S, bint first, bint last) noexcept nogil:
+    """engine_pass's blocks of X, cut into S slabs (at most X's blocks when ``first``):
+    their accumulators set (``first``) or added to, and (``last``) summed into C."""
+    cdef Py_ssize_t rows = engine_rows(x), s, i, km = k * x.m
+    cdef Py_ssize_t blocks = (x.n + rows - 1) // rows
+    cdef double viols[16]  # ENGINE_SLABS or fewer
+    cdef double viol = 0
+    cdef int nt = threads_for(hw.prm.n_threads, 2.0 * x_entries(x) * k)
     if nt > S:
         nt = <int> S
     if nt == 1:
         for s in range(S):
             viols[s] = engine_slab(solver, x, k, H, T, Wt, A, hw, slabs + s * slab_stride,
-                                   s * blocks // S, (s + 1) * blocks // S)
+                                   s * blocks // S, (s + 1) * blocks // S, first)
     else:
         for s in prange(S, schedule="dynamic", num_threads=nt):
             viols[s] = engine_slab(solver, x, k, H, T, Wt, A, hw, slabs + s * slab_stride,
-                                   s * blocks // S, (s + 1) * blocks // S)
+                                   s * blocks // S, (s + 1) * blocks // S, first)
+    for s in range(S):
+        viol += viols[s]
+    if not last:
+        return viol
     for s in range(1, S):  # the slabs' sums, in slab order, into slab 0
         for i in range(km):
             slabs[i] = slabs[i] + slabs[s * slab_stride + i]
@@ -316,21 +331,19 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
         transpose(x.m, k, slabs, C, hw.prm.n_threads)
     else:
         memcpy(C, slabs, km * sizeof(floating))
-    for s in range(S):
-        viol += viols[s]
     return viol
 
 
 cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating* H,
                         floating* Wt, const floating* A, floating* C, floating* T,
                         const Half* hw, floating* slabs, Py_ssize_t slab_stride) noexcept nogil:
-    """engine_pass for an X out of core: the in-memory pass on each chunk in turn (on a
-    copy of its columns of Wᵀ), one sweep order for all, the chunks' products added into C
-    in chunk order."""
+    """engine_pass for an X out of core: the in-memory pass's blocks on each chunk in turn
+    (on a copy of its columns of Wᵀ), one sweep order for all, the slabs of the first
+    chunk's cut added to through the pass and summed into C after the last chunk (dense
+    chunks only)."""
     cdef Source* src = x.source
-    cdef Py_ssize_t c, i, r0, w, km = k * x.m
+    cdef Py_ssize_t c, r0, w, S = 0
     cdef floating* Fc = <floating*> src.scratch
-    cdef floating* Oc = Fc + k * src.rows
     cdef double viol = 0
     cdef XData chunk
     cdef Half h = hw[0]
@@ -339,14 +352,13 @@ cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating
     for c in range(src.count):
         if not fetch_chunk(x, c, &chunk, &r0):
             return 0
+        if c == 0:  # the longest chunk: every slab gets blocks
+            S = engine_slabs(&chunk, k)
         w = chunk.n
         copy_columns(k, Wt, x.n, r0, w, Fc, False)
-        viol += engine_pass(solver, &chunk, k, H, Fc, A, C if c == 0 else Oc, T, &h, slabs,
-                            slab_stride)
+        viol += engine_part(solver, &chunk, k, H, Fc, A, C, T, &h, slabs, slab_stride, S,
+                            c == 0, c == src.count - 1)
         copy_columns(k, Wt, x.n, r0, w, Fc, True)
-        if c:
-            for i in range(km):
-                C[i] = C[i] + Oc[i]
     return viol
 
 
