@@ -5,6 +5,8 @@ few samples. A variant the installed build lacks is skipped; so is what needs sc
 where it is not installed.
 """
 
+import os
+
 import numpy as np
 
 import fastnmf
@@ -46,6 +48,33 @@ class OnePass:
     def time_cd_30_iterations(self):
         fastnmf.nmf(self.X, self.k, solver="cd", init="random", random_state=0, tol=0,
                     max_iter=30)
+
+
+class OutOfCore:
+    """float32 8000 x 4000, k = 20, in an .npy opened with mmap_mode="r" (read a chunk at a
+    time, never whole): cd and bpp from a random start, 10 iterations, and the memory the
+    process peaks at (asv's ``peakmem_``: the chunks, W and H; X's file pages are not
+    mapped). ``bench/compare.py --cases outofcore`` runs the issue's 6 GB file."""
+
+    params = (("cd", "bpp"),)
+    param_names = ("solver",)
+    number, repeat, rounds, warmup_time = 1, 3, 1, 0
+    timeout = 600
+
+    def setup_cache(self):
+        X, _ = matrix("onepass", np.float32)
+        np.save("outofcore.npy", X)  # in asv's folder for this benchmark's run
+        return os.path.abspath("outofcore.npy")
+
+    def setup(self, path, solver):
+        self.X = np.load(path, mmap_mode="r")
+        self.kw = dict(solver=solver, init="random", random_state=0, tol=0, max_iter=10)
+
+    def time_10_iterations(self, path, solver):
+        fastnmf.nmf(self.X, 20, **self.kw)
+
+    def peakmem_10_iterations(self, path, solver):
+        fastnmf.nmf(self.X, 20, **self.kw)
 
 
 class Sparse:
