@@ -477,3 +477,14 @@ def test_compiled_randomized_svd_is_the_steps_bit_for_bit(shape, dtype, order):
     for a, b in zip(compiled, steps):
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, np.asarray(b, dtype=dtype))
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_mean_is_scipys_without_its_copy(fmt, dtype):
+    from fastnmf._init import _mean
+
+    for seed in range(5):
+        X = sp.random(301, 177, density=0.1, format=fmt, dtype=dtype, random_state=seed)
+        got, want = _mean(X), X.mean()
+        assert got.dtype == want.dtype and got == want

@@ -86,6 +86,10 @@ _NOT_YET = object()  # no spare made on this thread yet
 
 def _mean(X):
     with np.errstate(over="ignore"):  # an overflow shows up as the solver's clear error
+        if sp.issparse(X) and X.dtype.kind == "f":
+            # scipy's X.mean(), bit for bit, without its copy of the whole matrix (data,
+            # indices and indptr: X's size again): only the scaled data is made.
+            return np.sum(X.data * (1.0 / (X.shape[0] * X.shape[1])), dtype=X.dtype)
         return X.mean()
 
 

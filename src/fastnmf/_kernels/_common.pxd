@@ -220,6 +220,8 @@ cdef inline bint at_check(Trace* t, double work, int it, double err) noexcept no
 #   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
+#            (each k×m only, when the row-block engine reads a sparse X or one out of core
+#            by rows: B is then Wᵀ X, T holds Hᵀ; _solve.product_len)
 #   v (vectors_len: per-thread vectors, per-block violations, pieces of a Gram)
 #   then the solver's own region (its length from its Kernel's region_len: bpp's passive
 #   sets and state, mu's blocks of X and WH for a β other than 2; cd and als have none),
@@ -228,7 +230,7 @@ cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm
                    const floating[:, ::1] like) except -1
 cdef double x_entries(const XData* x) noexcept nogil
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int n_threads,
-                              Py_ssize_t region) noexcept nogil
+                              Py_ssize_t region, Py_ssize_t bt) noexcept nogil
 cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil
 
 cdef Py_ssize_t vectors_len(Py_ssize_t k, Py_ssize_t P, int n_threads) noexcept nogil

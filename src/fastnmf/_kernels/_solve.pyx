@@ -28,6 +28,7 @@ from libc.stdint cimport uint64_t
 from cython.parallel cimport prange
 from libc.string cimport memcpy
 
+from ._blas cimport dot
 from ._common cimport (
     XData, Source, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
     STATUS_STOPPED, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W,
@@ -99,7 +100,24 @@ cdef Py_ssize_t base_len(int solver, const XData* x, Py_ssize_t k,
                          const Params* p) noexcept nogil:
     """Entries of the workspace before the row-block engine's slabs (_common.pxd)."""
     cdef Py_ssize_t P = x.n if x.n > x.m else x.m
-    return workspace_len(x.n, x.m, k, p.n_threads, region_len(solver, k, P, p.beta))
+    return workspace_len(x.n, x.m, k, p.n_threads, region_len(solver, k, P, p.beta),
+                         product_len(x, k, p))
+
+
+cdef Py_ssize_t product_len(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
+    """Entries of the workspace's B and of its T: k·P (P = max(n, m)), or k·m when the
+    row-block engine reads by rows a sparse X or an X out of core: B is then only ever
+    Wᵀ X, T only Hᵀ (the first loss comes from engine_cross, not from H Xᵀ), so that no
+    k × n array but W's own is made for them. A dense X in memory keeps k·P: its formed
+    error takes blocks of T_len / m rows (and X dwarfs both)."""
+    cdef Py_ssize_t P = x.n if x.n > x.m else x.m
+    return k * x.m if short_products(x, k, p) else k * P
+
+
+cdef inline bint short_products(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
+    """Whether B and T are k×m only (product_len): the row-block engine reads by its rows
+    (not a Fortran X by its columns) a sparse X or an X out of core."""
+    return uses_engine(x, k, p) and not x.fortran and (x.sparse or x.source != NULL)
 
 
 cdef Py_ssize_t solver_workspace_len(int solver, const XData* x, Py_ssize_t k,
@@ -362,6 +380,58 @@ cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating
     return viol
 
 
+cdef double engine_cross(const XData* x, Py_ssize_t k, const floating* H,
+                         const floating* Ht, const floating* Wt, floating* slabs,
+                         Py_ssize_t slab_stride, int n_threads) noexcept nogil:
+    """⟨Wᵀ, H Xᵀ⟩ (the loss's cross term, = ⟨H, Wᵀ X⟩) by blocks of rows, without the k×n
+    product: B_b = H X_bᵀ in a slab's scratch, its dot with W_b's columns of Wᵀ; the slabs'
+    sums added in slab order (any thread count gives the same). Ht = Hᵀ for a sparse X; an
+    X out of core a chunk at a time."""
+    cdef Py_ssize_t rows, blocks, S, s, b, c, r0, w, i, c0, ldw = x.n
+    cdef double parts[16]  # ENGINE_SLABS or fewer
+    cdef double total = 0
+    cdef XData chunk
+    cdef const XData* xs = x
+    cdef Py_ssize_t count = 1 if x.source == NULL else x.source.count
+    cdef int nt
+    for i in range(count):
+        c0 = 0
+        if x.source != NULL:
+            if not fetch_chunk(x, i, &chunk, &c0):
+                return 0
+            xs = &chunk
+        rows = engine_rows(xs)
+        blocks = (xs.n + rows - 1) // rows
+        S = engine_slabs(xs, k)
+        nt = threads_for(n_threads, 2.0 * x_entries(xs) * k)
+        nt = <int> S if nt > S else nt
+        for s in prange(S, schedule="dynamic", num_threads=nt):
+            parts[s] = cross_slab(xs, k, H, Ht, Wt + c0, ldw, slabs + s * slab_stride,
+                                  s * blocks // S, (s + 1) * blocks // S)
+        for s in range(S):
+            total += parts[s]
+    return total
+
+
+cdef double cross_slab(const XData* x, Py_ssize_t k, const floating* H, const floating* Ht,
+                       const floating* Wt, Py_ssize_t ldw, floating* scratch, Py_ssize_t b0,
+                       Py_ssize_t b1) noexcept nogil:
+    """engine_cross over blocks b0..b1-1 (Wᵀ's columns from Wt with leading dimension ldw;
+    scratch: a slab's, k·m + k·rows + k·rows + ... entries: see slab_len)."""
+    cdef Py_ssize_t rows = engine_rows(x), b, c, j, r0, w
+    cdef floating* B = scratch + k * x.m + k * rows
+    cdef floating* a = B + 2 * k * rows + 2 * k * k
+    cdef double part = 0
+    for b in range(b0, b1):
+        r0 = b * rows
+        w = rows if r0 + rows <= x.n else x.n - r0
+        block_product_W(x, k, H, Ht, r0, w, B, a)
+        for c in range(k):
+            for j in range(w):
+                part += <double> Wt[c * ldw + r0 + j] * B[c * w + j]
+    return part
+
+
 cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floating* H,
                     floating* work, Py_ssize_t* perm, const Params* p,
                     Trace* t) noexcept nogil:
@@ -384,10 +454,10 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef floating* G = A + kk
     cdef floating* C = G + kk
     cdef floating* S = C + kk
+    cdef Py_ssize_t T_len = product_len(x, k, p)
     cdef floating* B = S + kk
-    cdef floating* T = B + k * P
-    cdef floating* v = T + k * P
-    cdef Py_ssize_t T_len = k * P
+    cdef floating* T = B + T_len
+    cdef floating* v = T + T_len
     cdef Py_ssize_t base = base_len(solver, x, k, p)
     cdef bint engine = uses_engine(x, k, p)
     cdef bint by_columns = engine and x.fortran  # the pass reads Xᵀ's rows (engine_view)
@@ -425,9 +495,15 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     t.n_iter = 0
     t.converged = False
     factor_gram(k, m, H, A, v, P, p.n_threads)
-    product_W(x, k, H, B, T, p.n_threads)
     factor_gram(k, n, Wt, G, v, P, p.n_threads)
-    err_sq = loss_sq(x, k, n, Wt, B, G, A)
+    if short_products(x, k, p):  # B holds no H Xᵀ: the loss's cross term by its own pass
+        if x.sparse:
+            transpose(k, m, H, T, p.n_threads)
+        err_sq = x.sqnorm - 2 * engine_cross(x, k, H, T, Wt, work + base, slab_stride,
+                                             p.n_threads) + dot(kk, G, A)
+    else:
+        product_W(x, k, H, B, T, p.n_threads)
+        err_sq = loss_sq(x, k, n, Wt, B, G, A)
     if source_failed(x):
         return STATUS_STOPPED
     if not isfinite(err_sq):

@@ -59,11 +59,12 @@ cdef double x_entries(const XData* x) noexcept nogil:
 
 
 cdef Py_ssize_t workspace_len(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, int n_threads,
-                              Py_ssize_t region) noexcept nogil:
+                              Py_ssize_t region, Py_ssize_t bt) noexcept nogil:
     """Entries of one call's workspace (the layout in _common.pxd), ``region`` those of the
-    solver's own region."""
+    solver's own region, ``bt`` those of B and of T each (k·P, or less: _solve's
+    product_len)."""
     cdef Py_ssize_t P = n if n > m else m
-    cdef Py_ssize_t size = 4 * k * k + 2 * k * P + vectors_len(k, P, n_threads) + region
+    cdef Py_ssize_t size = 4 * k * k + 2 * bt + vectors_len(k, P, n_threads) + region
     if keeps_other_order(n, m, k):
         size += n * m  # a tiny dense X in its other order, last (see other_order)
     return size
