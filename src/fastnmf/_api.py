@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from . import _registry
 from ._chunked import Chunked
+from ._dask import runs_on_workers, solve as _dask_solve
 from ._init import LazyRNG, initialize, planned_nndsvd
 from ._kernels._common import ChunkStream
 from ._kernels._solve import reads_once as _kernel_reads_once, solve
@@ -256,7 +257,10 @@ def _sparse_operands(X, columns):
 
 
 def _compiled(prob, W, H, seed, report):
-    """Run the compiled solver (factors component-major inside: Wᵀ is k × n)."""
+    """Run the compiled solver (factors component-major inside: Wᵀ is k × n); on the
+    cluster where X's blocks are (_dask)."""
+    if runs_on_workers(prob):
+        return _dask_solve(prob, W, H, seed, report)
     Wt = np.ascontiguousarray(W.T)
     n_iter, converged, history, err, status = solve(
         prob.solver, operands(prob.X, columns=not reads_once(prob)), Wt, H, prob.sqnorm,

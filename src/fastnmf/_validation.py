@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from . import _registry
 from ._chunked import Chunked, is_out_of_core, open_chunked
+from ._dask import is_distributed, open_dask
 from ._kernels._common import first_decrease, first_outside, scan
 from ._threads import default_threads, forked
 
@@ -155,6 +156,8 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
     if sp.issparse(X):
         return _check_sparse_X(X, arg, n_threads)
     if out_of_core and is_out_of_core(X):
+        if is_distributed(X):  # a Dask array with a distributed client: blocks stay there
+            X = open_dask(X, arg, n_threads, _computation_dtype, _check_shape)
         X = open_chunked(X, arg, n_threads, _computation_dtype, _check_shape)
         return X, X.sqnorm, X.xmax
     if isinstance(X, (str, bytes)) or X is None:

@@ -669,3 +669,94 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
         X.raise_if_failed()
     watch.raise_if_stopped(status)
     return t.n_iter, bool(t.converged), history, t.final_err, trace_status(&t, status)
+
+
+# ---------------------------------------------------------------------------------------
+# The pieces of an iteration one at a time, for a loop that runs elsewhere: fastnmf's Dask
+# driver (_dask.py) runs the row-block engine's pass on each block of X where the block
+# lives, and the H half-step where the loop runs.
+
+def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
+                 const floating[:, ::1] B, double l1, double l2, uint64_t rng,
+                 const Py_ssize_t[::1] perm=None, bint shuffle=False, bint accelerate=False,
+                 int n_threads=1):
+    """One half-step of ``solver`` on F (k×p, in place) given A (k×k) and B (k×p), the
+    penalties l1, l2 and the sweep-order generator's state ``rng``; with ``perm``, that
+    sweep order (the solver draws none: cd's; als and bpp draw theirs). Returns
+    (violation at the incoming F, the generator's new state)."""
+    cdef Py_ssize_t k = F.shape[0], q = F.shape[1], kk = k * k
+    cdef Params p
+    cdef Half h
+    cdef XData x
+    cdef int solver_id
+    cdef double viol
+    if A.shape[0] != k or A.shape[1] != k or B.shape[0] != k or B.shape[1] != q:
+        raise ValueError("A must be k×k and B k×p for F k×p")
+    if perm is not None and perm.shape[0] != k:
+        raise ValueError("perm must hold k entries")
+    engine_shape(&x, 1, q, sizeof(floating), -1)
+    solver_id = fill_params(&p, solver, &x, 1, 0, 0, 0, 0, 0, True, shuffle, rng, 2,
+                            n_threads, accelerate)
+    dtype = np.float64 if floating is double else np.float32
+    cdef Py_ssize_t own = region_len(solver_id, k, q, 2)
+    cdef floating[::1] work = np.empty(2 * kk + k * q + vectors_len(k, q, p.n_threads) + own + 1,
+                                       dtype=dtype)
+    cdef Py_ssize_t[::1] order = np.arange(k, dtype=np.intp) if perm is None else np.array(perm)
+    h.k, h.p, h.l1, h.l2 = k, q, l1, l2
+    h.measure = True
+    h.keep_order = perm is not None
+    h.perm, h.rng, h.prm = &order[0], &rng, &p
+    h.C, h.S = &work[0], &work[kk]
+    h.T = &work[2 * kk]
+    h.v = &work[2 * kk + k * q]
+    h.own_len = own
+    h.own = &work[2 * kk + k * q + vectors_len(k, q, p.n_threads)] if own else NULL
+    with nogil:
+        viol = half_step(solver_id, &h, &F[0, 0], &A[0, 0], &B[0, 0])
+    return viol, rng
+
+
+def block_pass(str solver, X, floating[:, ::1] Wt, const floating[:, ::1] H,
+               const floating[:, ::1] A, const Py_ssize_t[::1] perm, double l1, double l2,
+               int n_threads=1):
+    """The row-block engine's pass over one block of rows X_b (a dense C-ordered array or a
+    CSR's (data, indptr, indices) in Wt's dtype, w × m) with its rows of W: Wt (k×w) updated
+    in place by ``solver``'s half-step (sweep order ``perm``, given A = HHᵀ), and
+    (W_bᵀ X_b (k×m), violation) returned. The same blocks,
+    slabs and sums as engine_pass on X_b in memory; a solver that is not separable by rows
+    is refused."""
+    cdef Py_ssize_t k = Wt.shape[0], w = Wt.shape[1], m = H.shape[1]
+    cdef XData x
+    cdef Params p
+    cdef Half h
+    cdef int solver_id
+    cdef double viol
+    cdef uint64_t rng = 0
+    if not SOLVERS[solver].separable:
+        raise ValueError(f"solver {solver!r} is not separable by rows (_registry)")
+    if H.shape[0] != k or A.shape[0] != k or A.shape[1] != k or perm.shape[0] != k:
+        raise ValueError("H must be k×m, A k×k and perm k entries for Wt k×w")
+    if isinstance(X, tuple):
+        data, indptr, indices = X
+        X = (data, indptr, indices, np.empty(0, dtype=data.dtype), np.empty(0, np.int64),
+             np.empty(0, np.int32))
+    prepare_x(&x, X, w, m, 0.0, H)
+    solver_id = fill_params(&p, solver, &x, 1, 0, l1, l2, 0, 0, True, False, 0, 2,
+                            n_threads, False)
+    dtype = np.float64 if floating is double else np.float32
+    cdef Py_ssize_t S = engine_slabs(&x, k), stride = slab_len(solver_id, &x, k, &p)
+    cdef floating[::1] slabs = np.empty(S * stride, dtype=dtype)
+    cdef floating[::1] T = np.empty(k * m + 1, dtype=dtype)
+    out = np.empty((k, m), dtype=dtype)
+    cdef floating[:, ::1] C = out
+    cdef Py_ssize_t[::1] order = np.array(perm)
+    h.k, h.p, h.l1, h.l2 = k, w, l1, l2
+    h.measure = True
+    h.keep_order = True
+    h.perm, h.rng, h.prm = &order[0], &rng, &p
+    with nogil:
+        if x.sparse:
+            transpose(k, m, &H[0, 0], &T[0], p.n_threads)  # Hᵀ, gathered by the blocks
+        viol = engine_part(solver_id, &x, k, &H[0, 0], &Wt[0, 0], &A[0, 0], &C[0, 0],
+                           &T[0], &h, &slabs[0], stride, S, True, True)
+    return out, viol

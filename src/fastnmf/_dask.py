@@ -1,0 +1,286 @@
+"""One matrix on a Dask cluster: X a ``dask.array.Array`` while a ``distributed`` client
+is active.
+
+X is cut into blocks of whole rows, converted to the computation dtype and kept on the
+workers (computed once, as futures). Each block is checked where it lives (finite,
+non-negative: the error names the block's rows; ‖X‖², the maximum and the sum come back
+as four numbers a block). W's rows live beside their block; the client holds H.
+
+Per iteration, for a solver whose W half-step is separable by rows (cd, mu: the
+registry's ``separable``), the client sends H once to each worker; each block's task runs
+the row-block engine's pass on it (``_kernels._solve.block_pass``: B_b = H X_bᵀ, the half-
+step of W_b, W_bᵀ X_b, all compiled, without the GIL) and returns W_bᵀ X_b and W_bᵀ W_b; a
+fixed binary tree of additions (by block index: the same sums whatever the placement) gives
+C = Wᵀ X and G = WᵀW, which come to the client; there the H half-step runs
+(``half_step_of``), then the loss ‖X‖² − 2⟨H, C⟩ + ⟨G, HHᵀ⟩ and the stopping rule of
+``fastnmf.nmf``. Traffic per iteration: H to each worker, C and G from each (k·(m + k)
+numbers), independent of n. At the end W's blocks are gathered.
+
+Other solvers (als, bpp, cd with accelerate), which decide over the whole factor, and the
+start's randomized SVD read the blocks through the client a chunk at a time, as any X out
+of core (_chunked): correct, but X crosses the network once per pass.
+"""
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _registry
+from ._chunked import Chunked
+from ._kernels._common import scan as _scan
+from ._kernels._solve import block_pass, half_step_of
+
+__all__ = ["DaskRows", "is_distributed", "open_dask", "runs_on_workers", "solve"]
+
+
+def _client():
+    """The active distributed client, or None."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def is_distributed(X):
+    """Whether X is a Dask array and a distributed client is active (then fastnmf.nmf runs
+    the pass on the workers; with Dask's local schedulers X is read out of core)."""
+    return type(X).__module__.partition(".")[0] == "dask" and hasattr(X, "chunks") \
+        and _client() is not None
+
+
+class DaskRows(Chunked):
+    """X's row blocks, held on the workers as futures: a Chunked (its chunks are the blocks,
+    fetched to the client by ``read``) that the driver also runs on in place."""
+
+    def __init__(self, client, blocks, shape, dtype, rows, name):
+        self.client, self.blocks = client, blocks
+        super().__init__(None, shape, dtype, False, name, chunk_bytes=rows * shape[1] * dtype.itemsize)
+
+    def _load(self, c, out):
+        block = self.client.submit(_dense_block, self.blocks[c], self.exponent).result()
+        out[...] = block
+        return out
+
+    def scaled(self, e):
+        other = DaskRows(self.client, self.blocks, self.shape, self.dtype, self.rows, self.name)
+        other.exponent = self.exponent - e
+        return other
+
+    def scan(self, arg, n_threads):
+        checks = self.client.gather([self.client.submit(_check_block, b, self.exponent, pure=False)
+                                     for b in self.blocks])
+        sqnorm = xmax = total = 0.0
+        for c, (finite, vmin, vmax, sq, s) in enumerate(checks):
+            if not finite:
+                raise ValueError(f"{arg} contains NaN or infinity (in {self.where(c)}).")
+            if vmin < 0:
+                raise ValueError(f"{arg} must be non-negative; its minimum in {self.where(c)} "
+                                 f"is {vmin:g}.")
+            sqnorm, xmax, total = sqnorm + sq, max(xmax, vmax), total + s
+        self.sqnorm, self.xmax, self.total = sqnorm, xmax, total
+        return self
+
+
+def open_dask(X, arg, n_threads, computation_dtype, check_shape):
+    """X (a Dask array; is_distributed) as DaskRows: rechunked to blocks of whole rows of
+    one size (the last shorter), in the computation dtype, computed once on the workers,
+    and scanned there."""
+    client = _client()
+    shape = tuple(int(s) for s in X.shape)
+    if len(shape) != 2 or any(math.isnan(s) for s in X.shape):
+        raise ValueError(f"{arg} must be a 2-D Dask array of known shape; got shape {X.shape}.")
+    check_shape(shape, arg)
+    dtype = computation_dtype(np.dtype(X.dtype), arg)
+    rows = max(X.chunks[0])
+    X = X.rechunk({0: rows, 1: -1}).astype(dtype)
+    blocks = client.compute(list(X.to_delayed()[:, 0]))
+    return DaskRows(client, blocks, shape, dtype, rows, "the Dask array").scan(arg, n_threads)
+
+
+def runs_on_workers(prob):
+    """Whether ``solve`` runs ``prob`` (else the blocks are read through the client)."""
+    return (isinstance(prob.X, DaskRows) and _registry.SOLVERS[prob.solver].separable
+            and not prob.accelerate and prob.beta == 2)
+
+
+# --- the tasks (run on the workers) ------------------------------------------------------
+
+def _dense_block(block, exponent):
+    block = block.toarray() if sp.issparse(block) else np.ascontiguousarray(block)
+    return np.ldexp(block, exponent) if exponent else block
+
+
+def _operand(block, exponent):
+    """A block as block_pass takes it: dense C order, or a CSR's three arrays."""
+    if sp.issparse(block):
+        block = sp.csr_matrix(block)
+        block.sum_duplicates()
+        data = np.ldexp(block.data, exponent) if exponent else block.data
+        return (np.ascontiguousarray(data), block.indptr.astype(np.int64),
+                block.indices.astype(np.int32))
+    return _dense_block(block, exponent)
+
+
+def _check_block(block, exponent):
+    values = block.data if sp.issparse(block) else np.ascontiguousarray(block)
+    if exponent:
+        values = np.ldexp(values, exponent)
+    if values.size == 0:
+        return True, 0.0, 0.0, 0.0, 0.0
+    vmin, vmax, finite, sq = _scan(values.reshape(-1), 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return finite, vmin, vmax, sq, float(values.sum(dtype=np.float64))
+
+
+def _pass_task(solver, block, held, H, A, perm, l1, l2, exponent):
+    """The pass on one block: ``held`` is the block's last (Wᵀ_b, ...) or its first Wᵀ_b;
+    returns (new Wᵀ_b, (W_bᵀ X_b, W_bᵀ W_b, violation))."""
+    Wt = np.array(held[0] if isinstance(held, tuple) else held)  # never the argument's buffer
+    C, viol = block_pass(solver, _operand(block, exponent), Wt, H, A, perm, l1, l2)
+    return Wt, (C, Wt @ Wt.T, viol)
+
+
+def _cross_task(block, held, exponent):
+    Wt = held[0] if isinstance(held, tuple) else held
+    if sp.issparse(block):
+        X = sp.csr_matrix(block)
+        C = np.ascontiguousarray((X.T @ Wt.T).T)
+        C = np.ldexp(C, exponent) if exponent else C
+    else:
+        C = Wt @ _dense_block(block, exponent)
+    return C, Wt @ Wt.T, 0.0
+
+
+def _error_task(block, held, H, exponent):
+    Wt = held[0] if isinstance(held, tuple) else held
+    X = _dense_block(block, exponent)
+    R = X - Wt.T @ H
+    return float(np.square(R, dtype=np.float64).sum())
+
+
+def _held_W(held):
+    return held[0] if isinstance(held, tuple) else held
+
+
+def _sums(*parts):
+    """Add the (C, G, violation) of some blocks, in their order (each a (Wᵀ_b, sums) pair
+    from _pass_task, or sums already added)."""
+    parts = [p[1] if len(p) == 2 else p for p in parts]
+    C, G, v = parts[0]
+    for c, g, w in parts[1:]:
+        C, G, v = C + c, G + g, v + w
+    return C, G, v
+
+
+# --- the driver (runs on the client) ----------------------------------------------------
+
+def _tree_sum(client, futures, groups):
+    """The blocks' (C, G, violation) summed on each worker over its blocks (``groups``:
+    _placement), then across workers by a binary tree, and brought to the client: only a
+    few k × m partial sums cross the network."""
+    futures = [client.submit(_sums, *[futures[i] for i in group], pure=False) for group in groups]
+    while len(futures) > 1:
+        futures = [client.submit(_sums, *futures[i:i + 2], pure=False)
+                   for i in range(0, len(futures), 2)]
+    return futures[0].result()
+
+
+def solve(prob, W, H, seed, report):
+    """``fastnmf.nmf`` on the cluster (runs_on_workers): returns what _api's solvers
+    return, (W, H, n_iter, converged, history, final error)."""
+    from .reference._rng import SplitMix64  # the kernels' sweep-order generator
+
+    X = prob.X
+    client, k, dtype = X.client, prob.k, prob.dtype
+    entry = _registry.SOLVERS[prob.solver]
+    rng = SplitMix64(seed)
+    H = np.array(H, dtype=dtype, order="C")
+    starts = [c * X.rows for c in range(X.count)]
+    Wt = np.ascontiguousarray(np.asarray(W, dtype=dtype).T)
+    where = client.who_has(X.blocks)
+    groups = _placement(X.blocks, where)
+    Ws = [client.scatter(np.ascontiguousarray(Wt[:, r0:r0 + X.rows]),
+                         workers=list(where.get(b.key, ())) or None)
+          for r0, b in zip(starts, X.blocks)]
+    del Wt
+    pending = []
+    try:
+        # The start: C = Wᵀ X and G = WᵀW by one pass, for the first loss.
+        pending = [client.submit(_cross_task, b, w, X.exponent, pure=False)
+                   for b, w in zip(X.blocks, Ws)]
+        C, G, _ = _tree_sum(client, pending, groups)
+        A = H @ H.T
+        err_sq = _loss(prob.sqnorm, H, C, G, A)
+        history = [math.sqrt(max(err_sq, 0.0))]
+        err0 = prev = history[0]
+        if report is not None:
+            report(0, err0)
+        viol0, converged, n_iter = 0.0, False, 0
+        for it in range(1, prob.max_iter + 1):
+            perm = np.asarray(rng.order(k, prob.shuffle), dtype=np.intp)
+            H_at = client.scatter(H, broadcast=True)
+            Ws = [client.submit(_pass_task, prob.solver, b, w, H_at, A, perm, prob.l1_W,
+                                prob.l2_W, X.exponent, pure=False)
+                  for b, w in zip(X.blocks, Ws)]
+            pending = Ws
+            C, G, violation = _tree_sum(client, Ws, groups)
+            if prob.update_H:
+                v, rng.state = half_step_of(prob.solver, H, G, C, prob.l1_H, prob.l2_H,
+                                            rng.state, shuffle=prob.shuffle)
+                violation += v
+                A = H @ H.T
+            err_sq = _loss(prob.sqnorm, H, C, G, A)
+            n_iter = it
+            if not math.isfinite(err_sq):
+                raise FloatingPointError(f"the {prob.solver!r} solver diverged on the cluster")
+            if it % entry.check_every:
+                continue
+            err = math.sqrt(max(err_sq, 0.0))
+            history.append(err)
+            if report is not None:
+                report(it, err)
+            if entry.stops_on == "decrease":
+                converged = err0 == 0 or (prev - err) / err0 < prob.tol
+                prev = err
+            else:
+                if it == 1:
+                    viol0 = violation
+                converged = viol0 == 0 or violation / viol0 <= prob.tol
+            if converged and prob.tol > 0:
+                break
+        final = math.sqrt(max(err_sq, 0.0))
+        if dtype == np.float32 or err_sq < 1e-6 * prob.sqnorm:  # as the kernels' finish
+            H_at = client.scatter(H, broadcast=True)
+            pending = [client.submit(_error_task, b, w, H_at, X.exponent, pure=False)
+                       for b, w in zip(X.blocks, Ws)]
+            final = math.sqrt(sum(client.gather(pending)))
+        Ws = [client.submit(_held_W, w, pure=False) for w in Ws]
+        W = np.ascontiguousarray(np.concatenate(client.gather(Ws), axis=1).T)
+        pending = []
+    finally:
+        if pending:  # interrupted or failed: nothing left running on the cluster
+            client.cancel(pending)
+    return W, H, n_iter, converged, np.array(history, dtype=np.float64), final
+
+
+def _placement(blocks, where):
+    """The blocks' indices grouped by the worker that holds each (workers in address order,
+    blocks in index order within one): the order the sums are added in. The same placement
+    gives the same sums, bit for bit; another one differs by rounding only."""
+    held = [min(where.get(b.key, ()) or [""]) for b in blocks]
+    groups = {}
+    for i in range(len(blocks)):
+        groups.setdefault(held[i], []).append(i)
+    return [groups[w] for w in sorted(groups)]
+
+
+def _loss(sqnorm, H, C, G, A):
+    """‖X − WH‖² = ‖X‖² − 2⟨H, WᵀX⟩ + ⟨WᵀW, HHᵀ⟩, in float64."""
+    f64 = np.float64
+    return (sqnorm - 2 * float(np.vdot(H.astype(f64), C.astype(f64)))
+            + float(np.vdot(G.astype(f64), A.astype(f64))))

@@ -1,0 +1,137 @@
+"""One matrix on a Dask cluster (fastnmf._dask): X a dask array while a distributed client
+is active. cd and mu run the pass on the workers beside X's blocks and W's rows; the other
+solvers read the blocks through the client. Every result equals the in-memory one up to
+rounding."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import dask.array as da
+import distributed
+
+import fastnmf
+from fastnmf import _dask
+from fastnmf._registry import SOLVERS
+
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]  # "Sending large graph"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+def _data(n=1200, m=150, k=5, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k)) @ rng.random((k, m)) + 0.1 * rng.random((n, m))
+    return X.astype(dtype)
+
+
+def _close(a, b, rtol):
+    assert float(np.abs(a - b).max()) <= rtol * float(np.abs(a).max())
+
+
+def _no_tasks_left(client):
+    processing = client.processing()
+    assert not any(processing.values()), processing
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize("init", ["random", "nndsvda"])
+def test_equals_in_memory(client, solver, init):
+    X = _data()
+    Xd = da.from_array(X, chunks=(150, 150))  # 8 blocks of rows
+    kw = dict(solver=solver, init=init, random_state=0, max_iter=20, tol=0)
+    a, b = fastnmf.nmf(X, 5, **kw), fastnmf.nmf(Xd, 5, **kw)
+    _close(a.W, b.W, 1e-10)
+    _close(a.H, b.H, 1e-10)
+    assert a.n_iter == b.n_iter
+    np.testing.assert_allclose(b.history, a.history, rtol=1e-10)
+    assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-10)
+
+
+def test_which_solvers_run_on_the_workers(client):
+    Xd = da.from_array(_data(), chunks=(150, 150))
+    for solver, accelerate in [("cd", False), ("mu", False), ("cd", True), ("als", False)]:
+        prob = fastnmf._validation.check_nmf_args(
+            Xd, 5, **{**fastnmf._api.NMF_DEFAULTS, "solver": solver, "accelerate": accelerate})
+        assert isinstance(prob.X, _dask.DaskRows)
+        assert _dask.runs_on_workers(prob) == (SOLVERS[solver].separable and not accelerate)
+
+
+def test_options_stopping_float32_and_callback(client):
+    X = _data(dtype=np.float32)
+    Xd = da.from_array(X, chunks=(300, 150))
+    seen = []
+    kw = dict(random_state=2, max_iter=300, tol=1e-3, shuffle=True, alpha_W=1e-3,
+              l1_ratio=0.3)
+    a = fastnmf.nmf(X, 5, **kw)
+    b = fastnmf.nmf(Xd, 5, callback=lambda it, err: seen.append((it, err)), **kw)
+    assert b.W.dtype == np.float32
+    _close(a.W, b.W, 1e-3)
+    assert abs(a.n_iter - b.n_iter) <= 2 and b.converged
+    assert [it for it, _ in seen] == list(range(b.n_iter + 1))
+    assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-4)
+    H = a.H
+    for solver in ("cd", "mu"):  # a fixed H: only W's rows, on the workers
+        a = fastnmf.nmf(X.astype(np.float64), 5, solver=solver, H=H.astype(np.float64),
+                        update_H=False, max_iter=10, tol=0)
+        b = fastnmf.nmf(Xd.astype(np.float64), 5, solver=solver, H=H.astype(np.float64),
+                        update_H=False, max_iter=10, tol=0)
+        _close(a.W, b.W, 1e-10)
+
+
+def test_irregular_and_sparse_chunks(client):
+    X = _data(n=1000)
+    ref = fastnmf.nmf(X, 5, random_state=0, max_iter=15, tol=0)
+    Xd = da.from_array(X, chunks=((100, 300, 50, 550), (70, 80)))
+    _close(ref.W, fastnmf.nmf(Xd, 5, random_state=0, max_iter=15, tol=0).W, 1e-10)
+    S = sp.random(1000, 150, density=0.2, format="csr", random_state=1)
+    ref = fastnmf.nmf(S, 5, random_state=0, max_iter=15, tol=0)
+    Sd = da.from_array(S.toarray(), chunks=(250, 150)).map_blocks(sp.csr_matrix)
+    got = fastnmf.nmf(Sd, 5, random_state=0, max_iter=15, tol=0)
+    _close(ref.W, got.W, 1e-10)
+    _close(ref.H, got.H, 1e-10)
+
+
+def test_bad_chunks_are_named_and_nothing_runs_on(client):
+    X = _data()
+    X[700, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity \(in rows 600\.\.749 of the Dask"):
+        fastnmf.nmf(da.from_array(X, chunks=(150, 150)), 5)
+    X[700, 3] = -2.0
+    with pytest.raises(ValueError, match=r"non-negative; its minimum in rows 600\.\.749 .* -2"):
+        fastnmf.nmf(da.from_array(X, chunks=(150, 150)), 5)
+    with pytest.raises(ValueError, match="beta_loss other than 'frobenius' needs X in memory"):
+        fastnmf.nmf(da.from_array(_data(), chunks=(150, 150)), 5, solver="mu",
+                    beta_loss="kullback-leibler")
+    _no_tasks_left(client)
+
+
+def test_a_failing_callback_stops_the_call_and_cancels(client):
+    Xd = da.from_array(_data(), chunks=(150, 150))
+
+    def stop(it, err):
+        if it == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fastnmf.nmf(Xd, 5, random_state=0, max_iter=1000, tol=0, callback=stop)
+    _no_tasks_left(client)
+
+
+def test_without_a_distributed_client_x_is_read_out_of_core(monkeypatch):
+    # Dask's own schedulers (threads, processes): the blocks are computed one at a time as
+    # the chunks of an X out of core (_chunked).
+    monkeypatch.setattr(_dask, "_client", lambda: None)
+    X = _data()
+    Xd = da.from_array(X, chunks=(150, 150))
+    assert not _dask.is_distributed(Xd)
+    got = fastnmf.nmf(Xd, 5, random_state=0, max_iter=10, tol=0)
+    _close(fastnmf.nmf(X, 5, random_state=0, max_iter=10, tol=0).W, got.W, 1e-10)
