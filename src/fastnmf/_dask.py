@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from . import _registry
 from ._chunked import Chunked
+from ._stopping import StoppingRule
 from ._kernels._common import scan as _scan
 from ._kernels._solve import block_pass, half_step_of
 
@@ -197,7 +198,6 @@ def solve(prob, W, H, seed, report):
 
     X = prob.X
     client, k, dtype = X.client, prob.k, prob.dtype
-    entry = _registry.SOLVERS[prob.solver]
     rng = SplitMix64(seed)
     H = np.array(H, dtype=dtype, order="C")
     starts = [c * X.rows for c in range(X.count)]
@@ -217,10 +217,10 @@ def solve(prob, W, H, seed, report):
         A = H @ H.T
         err_sq = _loss(prob.sqnorm, H, C, G, A)
         history = [math.sqrt(max(err_sq, 0.0))]
-        err0 = prev = history[0]
+        rule = StoppingRule(prob.solver, prob.tol, history[0])
         if report is not None:
-            report(0, err0)
-        viol0, converged, n_iter = 0.0, False, 0
+            report(0, history[0])
+        converged, n_iter = False, 0
         for it in range(1, prob.max_iter + 1):
             perm = np.asarray(rng.order(k, prob.shuffle), dtype=np.intp)
             H_at = client.scatter(H, broadcast=True)
@@ -238,19 +238,13 @@ def solve(prob, W, H, seed, report):
             n_iter = it
             if not math.isfinite(err_sq):
                 raise FloatingPointError(f"the {prob.solver!r} solver diverged on the cluster")
-            if it % entry.check_every:
+            if not rule.checks(it):
                 continue
             err = math.sqrt(max(err_sq, 0.0))
             history.append(err)
             if report is not None:
                 report(it, err)
-            if entry.stops_on == "decrease":
-                converged = err0 == 0 or (prev - err) / err0 < prob.tol
-                prev = err
-            else:
-                if it == 1:
-                    viol0 = violation
-                converged = viol0 == 0 or violation / viol0 <= prob.tol
+            converged = rule.converged(it, err, violation)
             if converged and prob.tol > 0:
                 break
         final = math.sqrt(max(err_sq, 0.0))

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .._registry import SOLVERS as _ENTRIES
+from .._stopping import StoppingRule
 from .._api import reads_once
 from ._engine import by_columns, engine_pass
 from ._grams import gram
@@ -25,7 +25,6 @@ def alternate(prob, W, H, seed, half_step, report):
     """Alternate ``half_step`` on Wᵀ and H; the stopping rules of fastnmf.nmf's docstring.
     ``report(iteration, error)``, if not None, at the start and at each check."""
     X, sqnorm, tol = prob.X, prob.sqnorm, prob.tol
-    check_every = _ENTRIES[prob.solver].check_every
     rng = SplitMix64(seed)
     Wt = W.T  # a view: updating Wt updates W
     A = gram(H)
@@ -33,10 +32,10 @@ def alternate(prob, W, H, seed, half_step, report):
     G = gram(Wt)
     err_sq = loss_sq(sqnorm, Wt, B, G, A)
     history = [math.sqrt(max(accurate_loss_sq(X, W, H, err_sq, sqnorm), 0.0))]
-    prev = err0 = history[0]
+    rule = StoppingRule(prob.solver, tol, history[0])
     if report is not None:
-        report(0, err0)
-    violation0, converged, n_iter = 0.0, False, 0
+        report(0, history[0])
+    converged, n_iter = False, 0
     engine = reads_once(prob)
     columns = engine and by_columns(prob)
     for it in range(1, prob.max_iter + 1):
@@ -63,19 +62,13 @@ def alternate(prob, W, H, seed, half_step, report):
         n_iter = it
         if not np.isfinite(err_sq):
             raise FloatingPointError(f"the reference {prob.solver!r} solver diverged")
-        if it % check_every:
+        if not rule.checks(it):
             continue
         err = math.sqrt(max(accurate_loss_sq(X, W, H, err_sq, sqnorm), 0.0))
         history.append(err)
         if report is not None:
             report(it, err)
-        if _ENTRIES[prob.solver].stops_on == "decrease":
-            converged = err0 == 0 or (prev - err) / err0 < tol
-            prev = err
-        else:
-            if it == 1:
-                violation0 = violation
-            converged = violation0 == 0 or violation / violation0 <= tol
+        converged = rule.converged(it, err, violation)
         if converged and tol > 0:
             break
     err = final_error(X, W, H, err_sq, sqnorm)
