@@ -27,6 +27,7 @@ SIZES = {
     "memory": (8000, 4000, 40),
     "onepass": (8000, 4000, 20),
     "outofcore": (300000, 5000, 20),  # 6 GB of float32 (bench/compare.py --cases outofcore)
+    "dask": (20000, 5000, 20),  # float64 in 8 blocks of rows on LocalCluster(2 x 1 thread)
 }
 # (n, m, k, density) of the sparse case: CSR 20000 x 5000 at 1 %.
 SPARSE = (20000, 5000, 30, 0.01)

@@ -32,7 +32,11 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
     X : {array-like, sparse matrix} of shape (n, m)
         Non-negative data. float32 computes in float32, float64 in float64, integer and
         boolean input in float64. CSR/CSC matrices are used as they are (never densified).
-        X is never modified.
+        X is never modified. An ``np.memmap`` (``np.load(path, mmap_mode="r")``), an h5py
+        dataset, a zarr array, or any object with ``shape``, ``dtype`` and row slicing and
+        no ``__array__`` is read a chunk of rows at a time, never whole; a Dask array runs
+        on its cluster when a ``distributed`` client is active (docs/algorithms.md, "X out
+        of core" and "One matrix on a Dask cluster"); the Frobenius loss only.
     n_components : int
         Rank k >= 1.
     solver : {'cd', 'als', 'mu', 'bpp'}, default='cd'
