@@ -56,6 +56,20 @@ def test_equals_in_memory(client, solver, init):
     assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-10)
 
 
+def test_cd_and_its_start_never_bring_x_to_the_client(client, monkeypatch):
+    X = _data()
+    Xd = da.from_array(X, chunks=(150, 150))
+
+    def refuse(self, c, out):
+        raise AssertionError("a block of X was read through the client")
+
+    monkeypatch.setattr(_dask.DaskRows, "_load", refuse)
+    for init in ("nndsvda", "random"):
+        got = fastnmf.nmf(Xd, 5, init=init, random_state=0, max_iter=10, tol=0)
+        _close(fastnmf.nmf(X, 5, init=init, random_state=0, max_iter=10, tol=0).W, got.W,
+               1e-10)
+
+
 def test_which_solvers_run_on_the_workers(client):
     Xd = da.from_array(_data(), chunks=(150, 150))
     for solver, accelerate in [("cd", False), ("mu", False), ("cd", True), ("als", False)]:

@@ -16,9 +16,10 @@ C = Wᵀ X and G = WᵀW, which come to the client; there the H half-step runs
 ``fastnmf.nmf``. Traffic per iteration: H to each worker, C and G from each (k·(m + k)
 numbers), independent of n. At the end W's blocks are gathered.
 
-Other solvers (als, bpp, cd with accelerate), which decide over the whole factor, and the
-start's randomized SVD read the blocks through the client a chunk at a time, as any X out
-of core (_chunked): correct, but X crosses the network once per pass.
+The nndsvd starts' randomized SVD makes each product a pass on the workers too (``times``:
+ell·(n + m) numbers move, not X). Other solvers (als, bpp, cd with accelerate), which
+decide over the whole factor, read the blocks through the client a chunk at a time, as
+any X out of core (_chunked): correct, but X crosses the network once per pass.
 """
 
 import math
@@ -169,16 +170,62 @@ def _held_W(held):
 
 
 def _sums(*parts):
-    """Add the (C, G, violation) of some blocks, in their order (each a (Wᵀ_b, sums) pair
-    from _pass_task, or sums already added)."""
-    parts = [p[1] if len(p) == 2 else p for p in parts]
-    C, G, v = parts[0]
-    for c, g, w in parts[1:]:
-        C, G, v = C + c, G + g, v + w
-    return C, G, v
+    """Add the blocks' parts, in their order: arrays, or tuples of them added item by item
+    (a (Wᵀ_b, sums) pair from _pass_task counts as its sums)."""
+    parts = [p[1] if isinstance(p, tuple) and isinstance(p[-1], tuple) else p for p in parts]
+    total = parts[0]
+    for part in parts[1:]:
+        total = (tuple(a + b for a, b in zip(total, part)) if isinstance(total, tuple)
+                 else total + part)
+    return total
+
+
+def _right_task(block, F, exponent):
+    """F X_bᵀ (ell × w) for F (ell × m)."""
+    if sp.issparse(block):
+        out = np.ascontiguousarray((sp.csr_matrix(block) @ F.T).T)
+        return np.ldexp(out, exponent) if exponent else out
+    return F @ _dense_block(block, exponent).T
+
+
+def _left_task(block, F, exponent):
+    """F_b X_b (ell × m) for F_b (ell × w), the block's columns of F."""
+    if sp.issparse(block):
+        out = np.ascontiguousarray((sp.csr_matrix(block).T @ F.T).T)
+        return np.ldexp(out, exponent) if exponent else out
+    return F @ _dense_block(block, exponent)
 
 
 # --- the driver (runs on the client) ----------------------------------------------------
+
+def times(X, F, transpose):
+    """_init._times on the cluster: F Xᵀ (F: ell × m; each block's ell × w columns,
+    gathered) or, with ``transpose``, F X (F: ell × n; each block's columns of F sent to
+    its worker, the blocks' products summed as _tree_sum does). Moves ell·(n + m) numbers,
+    never X: the randomized SVD of the nndsvd starts, on the workers."""
+    client = X.client
+    F = np.ascontiguousarray(F, dtype=X.dtype)
+    pending = []
+    try:
+        if not transpose:
+            F_at = client.scatter(F, broadcast=True)
+            pending = [client.submit(_right_task, b, F_at, X.exponent, pure=False)
+                       for b in X.blocks]
+            out = np.concatenate(client.gather(pending), axis=1)
+        else:
+            where = client.who_has(X.blocks)
+            pieces = [client.scatter(np.ascontiguousarray(F[:, c * X.rows:(c + 1) * X.rows]),
+                                     workers=list(where.get(b.key, ())) or None)
+                      for c, b in enumerate(X.blocks)]
+            pending = [client.submit(_left_task, b, f, X.exponent, pure=False)
+                       for b, f in zip(X.blocks, pieces)]
+            out = _tree_sum(client, pending, _placement(X.blocks, where))
+        pending = []
+        return np.ascontiguousarray(out)
+    finally:
+        if pending:
+            client.cancel(pending)
+
 
 def _tree_sum(client, futures, groups):
     """The blocks' (C, G, violation) summed on each worker over its blocks (``groups``:

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from . import _registry
 from ._chunked import Chunked
+from ._dask import DaskRows, times as dask_times
 from ._kernels._common import ChunkStream, left_product
 from ._kernels._nndsvd import (lu_basis as _k_lu_basis, orthonormal_rows as _k_orthonormal_rows,
                                randomized_svd_dense as _k_randomized_svd_dense,
@@ -131,13 +132,14 @@ def randomized_svd(X, k, rng, n_threads=1):
     the start made from them, are scikit-learn's up to rounding, whatever X's storage.
 
     The products with X are the solvers' threaded ones for a dense X (``_times``; BLAS held
-    to one thread by the caller), scipy.sparse's for a sparse X; the small LU, QR and SVD
+    to one thread by the caller), scipy.sparse's for a sparse X, the workers' for a Dask X
+    (_dask.times: each product a pass where the blocks are); the small LU, QR and SVD
     steps are compiled (_kernels/_nndsvd.pyx). Powering the Gram matrix MᵀM instead would
     save passes for a small s, but a Gram product by gemm rounds differently on a worker
     thread than on the main one (measured: 1e-12), and concurrent calls must equal serial ones.
     """
     Y = omega(X, k, rng)
-    if sp.issparse(X):
+    if sp.issparse(X) or isinstance(X, DaskRows):  # DaskRows: each product on the workers
         return randomized_svd_steps(X, k, Y, n_threads)
     # A dense X: the same steps in one compiled call (rsvd_core), bit for bit; X out of
     # core: the same call, each product a pass over X's chunks.
@@ -183,6 +185,8 @@ def omega(X, k, rng):
 def _times(X, F, transpose, n_threads):
     """F Xᵀ (F: ell × m) or, with ``transpose``, F X (F: ell × n), as ell-row arrays."""
     F = np.ascontiguousarray(F, dtype=X.dtype)
+    if isinstance(X, DaskRows):
+        return dask_times(X, F, transpose)
     if sp.issparse(X):
         return np.ascontiguousarray((X.T @ F.T).T if transpose else (X @ F.T).T)
     return left_product(X, F, transpose, n_threads)
