@@ -1,7 +1,7 @@
 """One matrix on a Dask cluster (fastnmf._dask): X a dask array while a distributed client
-is active. cd and mu run the pass on the workers beside X's blocks and W's rows; the other
-solvers read the blocks through the client. Every result equals the in-memory one up to
-rounding."""
+is active. X's blocks stay on the workers: cd and mu run the pass there beside W's rows;
+the other solvers keep W on the client and make each product a pass on the workers. Every
+result equals the in-memory one up to rounding."""
 
 import numpy as np
 import pytest
@@ -56,7 +56,8 @@ def test_equals_in_memory(client, solver, init):
     assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-10)
 
 
-def test_cd_and_its_start_never_bring_x_to_the_client(client, monkeypatch):
+@pytest.mark.parametrize("solver, accelerate", [(s, False) for s in SOLVERS] + [("cd", True)])
+def test_x_never_comes_to_the_client(client, monkeypatch, solver, accelerate):
     X = _data()
     Xd = da.from_array(X, chunks=(150, 150))
 
@@ -64,19 +65,22 @@ def test_cd_and_its_start_never_bring_x_to_the_client(client, monkeypatch):
         raise AssertionError("a block of X was read through the client")
 
     monkeypatch.setattr(_dask.DaskRows, "_load", refuse)
+    kw = dict(solver=solver, accelerate=accelerate, max_iter=10, tol=0, random_state=0)
     for init in ("nndsvda", "random"):
-        got = fastnmf.nmf(Xd, 5, init=init, random_state=0, max_iter=10, tol=0)
-        _close(fastnmf.nmf(X, 5, init=init, random_state=0, max_iter=10, tol=0).W, got.W,
-               1e-10)
+        got = fastnmf.nmf(Xd, 5, init=init, **kw)
+        ref = fastnmf.nmf(X, 5, init=init, **kw)
+        _close(ref.W, got.W, 1e-10)
+        _close(ref.H, got.H, 1e-10)
 
 
-def test_which_solvers_run_on_the_workers(client):
+def test_where_w_lives(client):
     Xd = da.from_array(_data(), chunks=(150, 150))
-    for solver, accelerate in [("cd", False), ("mu", False), ("cd", True), ("als", False)]:
+    for solver, accelerate in [("cd", False), ("mu", False), ("cd", True), ("als", False),
+                               ("bpp", False)]:
         prob = fastnmf._validation.check_nmf_args(
             Xd, 5, **{**fastnmf._api.NMF_DEFAULTS, "solver": solver, "accelerate": accelerate})
-        assert isinstance(prob.X, _dask.DaskRows)
-        assert _dask.runs_on_workers(prob) == (SOLVERS[solver].separable and not accelerate)
+        assert isinstance(prob.X, _dask.DaskRows) and _dask.runs_on_workers(prob)
+        assert _dask._rows_on_workers(prob) == (SOLVERS[solver].separable and not accelerate)
 
 
 def test_options_stopping_float32_and_callback(client):

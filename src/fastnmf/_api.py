@@ -35,7 +35,7 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         X is never modified. An ``np.memmap`` (``np.load(path, mmap_mode="r")``), an h5py
         dataset, a zarr array, or any object with ``shape``, ``dtype`` and row slicing and
         no ``__array__`` is read a chunk of rows at a time, never whole; a Dask array runs
-        on its cluster when a ``distributed`` client is active (docs/algorithms.md, "X out
+        on its cluster, its blocks staying there, when a ``distributed`` client is active (docs/algorithms.md, "X out
         of core" and "One matrix on a Dask cluster"); the Frobenius loss only.
     n_components : int
         Rank k >= 1.

@@ -17,9 +17,11 @@ C = Wᵀ X and G = WᵀW, which come to the client; there the H half-step runs
 numbers), independent of n. At the end W's blocks are gathered.
 
 The nndsvd starts' randomized SVD makes each product a pass on the workers too (``times``:
-ell·(n + m) numbers move, not X). Other solvers (als, bpp, cd with accelerate), which
-decide over the whole factor, read the blocks through the client a chunk at a time, as
-any X out of core (_chunked): correct, but X crosses the network once per pass.
+ell·(n + m) numbers move, not X). The other solvers (als, bpp, cd with accelerate), whose
+W half-step decides over the whole factor, keep W on the client and make each product
+with X a pass on the workers (H Xᵀ gathered, Wᵀ X summed: k·n numbers each way an
+iteration). X itself never leaves the workers; ``DaskRows.read`` (fetching a block to the
+client) serves only as a Chunked's fallback.
 """
 
 import math
@@ -77,13 +79,15 @@ class DaskRows(Chunked):
         checks = self.client.gather([self.client.submit(_check_block, b, self.exponent, pure=False)
                                      for b in self.blocks])
         sqnorm = xmax = total = 0.0
-        for c, (finite, vmin, vmax, sq, s) in enumerate(checks):
+        self.entries = 0
+        for c, (finite, vmin, vmax, sq, s, entries) in enumerate(checks):
             if not finite:
                 raise ValueError(f"{arg} contains NaN or infinity (in {self.where(c)}).")
             if vmin < 0:
                 raise ValueError(f"{arg} must be non-negative; its minimum in {self.where(c)} "
                                  f"is {vmin:g}.")
             sqnorm, xmax, total = sqnorm + sq, max(xmax, vmax), total + s
+            self.entries += int(entries)  # the products' entries (accelerate's sweep cap)
         self.sqnorm, self.xmax, self.total = sqnorm, xmax, total
         return self
 
@@ -105,9 +109,14 @@ def open_dask(X, arg, n_threads, computation_dtype, check_shape):
 
 
 def runs_on_workers(prob):
-    """Whether ``solve`` runs ``prob`` (else the blocks are read through the client)."""
-    return (isinstance(prob.X, DaskRows) and _registry.SOLVERS[prob.solver].separable
-            and not prob.accelerate and prob.beta == 2)
+    """Whether ``solve`` runs ``prob`` with X's blocks where they are (every Frobenius
+    solver on DaskRows)."""
+    return isinstance(prob.X, DaskRows) and prob.beta == 2
+
+
+def _rows_on_workers(prob):
+    """Whether W's rows stay on the workers (the W half-step separable by rows: cd, mu)."""
+    return _registry.SOLVERS[prob.solver].separable and not prob.accelerate
 
 
 # --- the tasks (run on the workers) ------------------------------------------------------
@@ -132,11 +141,12 @@ def _check_block(block, exponent):
     values = block.data if sp.issparse(block) else np.ascontiguousarray(block)
     if exponent:
         values = np.ldexp(values, exponent)
+    entries = np.count_nonzero(values) if sp.issparse(block) else values.size
     if values.size == 0:
-        return True, 0.0, 0.0, 0.0, 0.0
+        return True, 0.0, 0.0, 0.0, 0.0, 0
     vmin, vmax, finite, sq = _scan(values.reshape(-1), 1)
     with np.errstate(over="ignore", invalid="ignore"):
-        return finite, vmin, vmax, sq, float(values.sum(dtype=np.float64))
+        return finite, vmin, vmax, sq, float(values.sum(dtype=np.float64)), entries
 
 
 def _pass_task(solver, block, held, H, A, perm, l1, l2, exponent):
@@ -214,9 +224,7 @@ def times(X, F, transpose):
             out = np.concatenate(client.gather(pending), axis=1)
         else:
             where = client.who_has(X.blocks)
-            pieces = [client.scatter(np.ascontiguousarray(F[:, c * X.rows:(c + 1) * X.rows]),
-                                     workers=list(where.get(b.key, ())) or None)
-                      for c, b in enumerate(X.blocks)]
+            pieces = _scatter_rows(client, X, F, where)
             pending = [client.submit(_left_task, b, f, X.exponent, pure=False)
                        for b, f in zip(X.blocks, pieces)]
             out = _tree_sum(client, pending, _placement(X.blocks, where))
@@ -240,48 +248,64 @@ def _tree_sum(client, futures, groups):
 
 def solve(prob, W, H, seed, report):
     """``fastnmf.nmf`` on the cluster (runs_on_workers): returns what _api's solvers
-    return, (W, H, n_iter, converged, history, final error)."""
+    return, (W, H, n_iter, converged, history, final error). cd and mu keep W's rows on the
+    workers (one pass a iteration, block_pass); als, bpp and accelerate, whose W half-step
+    decides over the whole factor, keep W on the client and make each product a pass
+    (``times``: H Xᵀ gathered, Wᵀ X summed), moving k·n numbers each way an iteration."""
     from .reference._rng import SplitMix64  # the kernels' sweep-order generator
 
     X = prob.X
     client, k, dtype = X.client, prob.k, prob.dtype
     rng = SplitMix64(seed)
     H = np.array(H, dtype=dtype, order="C")
-    starts = [c * X.rows for c in range(X.count)]
     Wt = np.ascontiguousarray(np.asarray(W, dtype=dtype).T)
+    on_workers = _rows_on_workers(prob)
     where = client.who_has(X.blocks)
     groups = _placement(X.blocks, where)
-    Ws = [client.scatter(np.ascontiguousarray(Wt[:, r0:r0 + X.rows]),
-                         workers=list(where.get(b.key, ())) or None)
-          for r0, b in zip(starts, X.blocks)]
-    del Wt
-    pending = []
+    half = dict(shuffle=prob.shuffle, accelerate=prob.accelerate, entries=float(X.entries))
+    Ws, pending = None, []
     try:
-        # The start: C = Wᵀ X and G = WᵀW by one pass, for the first loss.
-        pending = [client.submit(_cross_task, b, w, X.exponent, pure=False)
-                   for b, w in zip(X.blocks, Ws)]
-        C, G, _ = _tree_sum(client, pending, groups)
         A = H @ H.T
-        err_sq = _loss(prob.sqnorm, H, C, G, A)
+        if on_workers:  # W's rows beside their blocks; C = Wᵀ X and G by one pass
+            Ws, Wt = _scatter_rows(client, X, Wt, where), None
+            pending = [client.submit(_cross_task, b, w, X.exponent, pure=False)
+                       for b, w in zip(X.blocks, Ws)]
+            C, G, _ = _tree_sum(client, pending, groups)
+            err_sq = _loss(prob.sqnorm, H, C, G, A)
+        else:  # as the kernels' two-pass loop: B = H Xᵀ, the loss from Wᵀ and B
+            B, G = times(X, H, False), Wt @ Wt.T
+            err_sq = _loss(prob.sqnorm, Wt, B, G, A)
         history = [math.sqrt(max(err_sq, 0.0))]
         rule = StoppingRule(prob.solver, prob.tol, history[0])
         if report is not None:
             report(0, history[0])
         converged, n_iter = False, 0
         for it in range(1, prob.max_iter + 1):
-            perm = np.asarray(rng.order(k, prob.shuffle), dtype=np.intp)
-            H_at = client.scatter(H, broadcast=True)
-            Ws = [client.submit(_pass_task, prob.solver, b, w, H_at, A, perm, prob.l1_W,
-                                prob.l2_W, X.exponent, pure=False)
-                  for b, w in zip(X.blocks, Ws)]
-            pending = Ws
-            C, G, violation = _tree_sum(client, Ws, groups)
+            if on_workers:
+                perm = np.asarray(rng.order(k, prob.shuffle), dtype=np.intp)
+                H_at = client.scatter(H, broadcast=True)
+                Ws = [client.submit(_pass_task, prob.solver, b, w, H_at, A, perm, prob.l1_W,
+                                    prob.l2_W, X.exponent, pure=False)
+                      for b, w in zip(X.blocks, Ws)]
+                pending = Ws
+                C, G, violation = _tree_sum(client, Ws, groups)
+            else:
+                if it > 1 and prob.update_H:
+                    B = times(X, H, False)
+                violation, rng.state = half_step_of(prob.solver, Wt, A, B, prob.l1_W,
+                                                    prob.l2_W, rng.state, **half)
+                G = Wt @ Wt.T
+                if prob.update_H:
+                    C = times(X, Wt, True)
             if prob.update_H:
                 v, rng.state = half_step_of(prob.solver, H, G, C, prob.l1_H, prob.l2_H,
-                                            rng.state, shuffle=prob.shuffle)
+                                            rng.state, **half)
                 violation += v
                 A = H @ H.T
-            err_sq = _loss(prob.sqnorm, H, C, G, A)
+            if on_workers or prob.update_H:
+                err_sq = _loss(prob.sqnorm, H, C, G, A)
+            else:
+                err_sq = _loss(prob.sqnorm, Wt, B, G, A)
             n_iter = it
             if not math.isfinite(err_sq):
                 raise FloatingPointError(f"the {prob.solver!r} solver diverged on the cluster")
@@ -296,17 +320,27 @@ def solve(prob, W, H, seed, report):
                 break
         final = math.sqrt(max(err_sq, 0.0))
         if dtype == np.float32 or err_sq < 1e-6 * prob.sqnorm:  # as the kernels' finish
+            if Ws is None:
+                Ws = _scatter_rows(client, X, Wt, where)
             H_at = client.scatter(H, broadcast=True)
             pending = [client.submit(_error_task, b, w, H_at, X.exponent, pure=False)
                        for b, w in zip(X.blocks, Ws)]
             final = math.sqrt(sum(client.gather(pending)))
-        Ws = [client.submit(_held_W, w, pure=False) for w in Ws]
-        W = np.ascontiguousarray(np.concatenate(client.gather(Ws), axis=1).T)
+        if Wt is None:
+            Ws = [client.submit(_held_W, w, pure=False) for w in Ws]
+            Wt = np.concatenate(client.gather(Ws), axis=1)
         pending = []
     finally:
         if pending:  # interrupted or failed: nothing left running on the cluster
             client.cancel(pending)
-    return W, H, n_iter, converged, np.array(history, dtype=np.float64), final
+    return np.ascontiguousarray(Wt.T), H, n_iter, converged, np.array(history), final
+
+
+def _scatter_rows(client, X, Wt, where):
+    """Wᵀ's columns of each block, sent to the worker that holds the block."""
+    return [client.scatter(np.ascontiguousarray(Wt[:, c * X.rows:(c + 1) * X.rows]),
+                           workers=list(where.get(b.key, ())) or None)
+            for c, b in enumerate(X.blocks)]
 
 
 def _placement(blocks, where):

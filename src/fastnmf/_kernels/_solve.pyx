@@ -679,11 +679,12 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
 def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
                  const floating[:, ::1] B, double l1, double l2, uint64_t rng,
                  const Py_ssize_t[::1] perm=None, bint shuffle=False, bint accelerate=False,
-                 int n_threads=1):
+                 double entries=-1, int n_threads=1):
     """One half-step of ``solver`` on F (k×p, in place) given A (k×k) and B (k×p), the
     penalties l1, l2 and the sweep-order generator's state ``rng``; with ``perm``, that
-    sweep order (the solver draws none: cd's; als and bpp draw theirs). Returns
-    (violation at the incoming F, the generator's new state)."""
+    sweep order (the solver draws none: cd's; als and bpp draw theirs). ``entries``: X's
+    (n·m, or its non-zeros), for accelerate's sweep cap. Returns (violation at the incoming
+    F, the generator's new state)."""
     cdef Py_ssize_t k = F.shape[0], q = F.shape[1], kk = k * k
     cdef Params p
     cdef Half h
@@ -697,6 +698,8 @@ def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
     engine_shape(&x, 1, q, sizeof(floating), -1)
     solver_id = fill_params(&p, solver, &x, 1, 0, 0, 0, 0, 0, True, shuffle, rng, 2,
                             n_threads, accelerate)
+    if entries >= 0:
+        p.x_entries = entries
     dtype = np.float64 if floating is double else np.float32
     cdef Py_ssize_t own = region_len(solver_id, k, q, 2)
     cdef floating[::1] work = np.empty(2 * kk + k * q + vectors_len(k, q, p.n_threads) + own + 1,
