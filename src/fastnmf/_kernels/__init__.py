@@ -1,6 +1,97 @@
+"""The compiled kernels, for the widest instruction-set level this CPU runs.
+
+A default build (``-Dcpu=dispatch``) holds every kernel module three times on x86-64: the
+baseline here, and in ``x86_64_v3/`` (AVX2, FMA) and ``x86_64_v4/`` (AVX-512) compiled
+for those levels. At import, the widest level whose features the CPU reports (as numpy
+reads them) is chosen, and every ``fastnmf._kernels.<module>`` is loaded from its folder
+(a finder placed first on ``sys.meta_path`` serves them, so the kernels' own imports of
+one another get the same level). ``FASTNMF_CPU=baseline|x86_64_v3|x86_64_v4`` forces a
+level (for the tests, which check that every level gives the same results); a level the
+CPU lacks or the build does not hold raises ImportError. ``LEVEL`` says which was taken:
+"baseline" is this folder's modules, compiled with the build's own flags (the
+architecture's baseline, or the building machine's with -Dcpu=native).
+"""
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+# The CPU features (numpy's names) each level needs: x86-64-v3 and -v4 of the x86-64 psABI.
+_LEVELS = {
+    "x86_64_v4": ("AVX512F", "AVX512BW", "AVX512CD", "AVX512DQ", "AVX512VL"),
+    "x86_64_v3": ("AVX", "AVX2", "BMI", "BMI2", "F16C", "FMA3", "LZCNT", "MOVBE"),
+}
+
+
+def _features():
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return {}
+    return __cpu_features__
+
+
+def _built(level):
+    """The folder of ``level``'s modules if this build holds them (an installed or an
+    editable build), else None."""
+    try:
+        spec = importlib.util.find_spec(f"{__name__}.{level}._common")
+    except ImportError:
+        return None
+    return None if spec is None or spec.origin is None else os.path.dirname(spec.origin)
+
+
+def _choose():
+    features = _features()
+    forced = os.environ.get("FASTNMF_CPU", "")
+    if forced and forced != "baseline" and forced not in _LEVELS:
+        raise ImportError(f"FASTNMF_CPU must be baseline or one of {', '.join(_LEVELS)}; "
+                          f"got {forced!r}")
+    for level, needs in _LEVELS.items():
+        if forced and forced != level:
+            continue
+        runs = all(features.get(name, False) for name in needs)
+        folder = _built(level) if runs else None
+        if folder is not None:
+            return level, folder
+        if forced:
+            raise ImportError(f"FASTNMF_CPU={forced}: "
+                              + ("this build has no such kernels (built with -Dcpu=native "
+                                 "or generic, or not on x86-64)" if runs else
+                                 f"this CPU lacks {', '.join(n for n in needs if not features.get(n))}"))
+    return "baseline", None
+
+
+class _LevelFinder:
+    """Serves ``fastnmf._kernels.<module>`` from the chosen level's folder."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.prefix = __name__ + "."
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not fullname.startswith(self.prefix) or "." in fullname[len(self.prefix):]:
+            return None
+        name = fullname[len(self.prefix):]
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            origin = os.path.join(self.folder, name + suffix)
+            if os.path.exists(origin):
+                return importlib.util.spec_from_file_location(fullname, origin)
+        return None
+
+
+LEVEL, _folder = _choose()
+if _folder is not None:
+    sys.meta_path.insert(0, _LevelFinder(_folder))
+del _folder
+
 # The first kernel module loads the OpenMP runtime: with sleeping idle threads (see
 # fastnmf._threads.loading_openmp).
-from .._threads import loading_openmp
+from .._threads import loading_openmp  # noqa: E402
 
 with loading_openmp():
     from . import _common  # noqa: F401
