@@ -77,6 +77,49 @@ class OutOfCore:
         fastnmf.nmf(self.X, 20, **self.kw)
 
 
+class Dask:
+    """float64 20000 x 5000 in 8 blocks of rows, k = 20, cd from a random start, 20
+    iterations, on a LocalCluster of 2 workers x 1 thread (X's blocks persisted there): the
+    time, and the bytes the workers send per iteration (to each other and to the client;
+    H's scatter to each worker, k·m numbers, comes on top). Skipped without distributed."""
+
+    number, repeat, rounds, warmup_time = 1, 3, 1, 0
+    timeout = 600
+
+    def setup(self):
+        try:
+            import dask.array as da
+            import distributed
+        except ImportError:
+            raise NotImplementedError("needs distributed (pip install '.[dask]')")
+        self.cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                                processes=True, dashboard_address=None)
+        self.client = distributed.Client(self.cluster)
+        X, self.k = matrix("dask")
+        self.X = da.from_array(X, chunks=(X.shape[0] // 8, X.shape[1])).persist()
+        self.kw = dict(init="random", random_state=0, tol=0, max_iter=20)
+
+    def teardown(self):
+        self.client.close()
+        self.cluster.close()
+
+    def time_cd_20_iterations(self):
+        fastnmf.nmf(self.X, self.k, **self.kw)
+
+    def track_bytes_sent_per_iteration(self):
+        def sent():
+            return sum(self.client.run(
+                lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values())
+
+        before = sent()
+        fastnmf.nmf(self.X, self.k, **{**self.kw, "max_iter": 10})
+        middle = sent()
+        fastnmf.nmf(self.X, self.k, **{**self.kw, "max_iter": 20})
+        return ((sent() - middle) - (middle - before)) / 10
+
+    track_bytes_sent_per_iteration.unit = "bytes"
+
+
 class Sparse:
     """CSR 20000 x 5000 at 1 %, k = 30, 50 iterations from a fixed custom start."""
 
