@@ -236,8 +236,6 @@ def _memmap_file(X):
         return None
     if not (X.flags.c_contiguous or X.flags.f_contiguous):
         return None
-    if not X.dtype.isnative and X.dtype.byteorder not in ("<", ">", "="):
-        return None
     root = X
     while isinstance(root, np.ndarray):
         root = root.base
