@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import fastnmf._kernels as kernels
 
 # Fits of every solver on dense and sparse X, float32 and float64, on both sides of the

@@ -364,7 +364,8 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise ValueError(error_message(
             "beta_loss", "other than 'frobenius' needs X in memory (its updates read X with "
             "WH entry by entry); X is read a chunk at a time here (a memmap, an HDF5, zarr "
-            f"or Dask array): pass np.asarray(X) to factorize it in memory", got=f"{beta_loss!r}"))
+            "or Dask array): pass np.asarray(X) to factorize it in memory",
+            got=f"{beta_loss!r}"))
     X, sqnorm, xmax = check_X(X, n_threads=n_threads, out_of_core=out_of_core)
     if beta <= 0 and _has_zeros(X):
         raise ValueError(error_message(
