@@ -1,14 +1,15 @@
 """The compiled kernels, for the widest instruction-set level this CPU runs.
 
 A default build (``-Dcpu=dispatch``) holds every kernel module three times on x86-64: the
-baseline here, and in ``x86_64_v3/`` (AVX2, FMA) and ``x86_64_v4/`` (AVX-512) compiled
-for those levels. At import, the widest level whose features the CPU reports (as numpy
-reads them) is chosen, and every ``fastnmf._kernels.<module>`` is loaded from its folder
-(a finder placed first on ``sys.meta_path`` serves them, so the kernels' own imports of
-one another get the same level). ``FASTNMF_CPU=baseline|x86_64_v3|x86_64_v4`` forces a
+baseline ``<module>``, and ``x86_64_v3_<module>`` (AVX2, FMA) and ``x86_64_v4_<module>``
+(AVX-512) compiled for those levels, each initializing as ``<module>``. At import, the
+widest level whose features the CPU reports (as numpy reads them) is chosen, and every
+``fastnmf._kernels.<module>`` is loaded from its level's file (a finder placed first on
+``sys.meta_path`` serves them, so the kernels' own imports of one another get the same
+level). ``FASTNMF_CPU=baseline|x86_64_v3|x86_64_v4`` forces a
 level (for the tests, which check that every level gives the same results); a level the
 CPU lacks or the build does not hold raises ImportError. ``LEVEL`` says which was taken:
-"baseline" is this folder's modules, compiled with the build's own flags (the
+"baseline" is the unprefixed modules, compiled with the build's own flags (the
 architecture's baseline, or the building machine's with -Dcpu=native).
 """
 
@@ -36,12 +37,9 @@ def _features():
 
 
 def _built(level):
-    """The folder of ``level``'s modules if this build holds them (an installed or an
+    """The folder of ``level``'s files if this build holds them (an installed or an
     editable build), else None."""
-    try:
-        spec = importlib.util.find_spec(f"{__name__}.{level}._common")
-    except ImportError:
-        return None
+    spec = importlib.util.find_spec(f"{__name__}.{level}__common")
     return None if spec is None or spec.origin is None else os.path.dirname(spec.origin)
 
 
@@ -67,10 +65,10 @@ def _choose():
 
 
 class _LevelFinder:
-    """Serves ``fastnmf._kernels.<module>`` from the chosen level's folder."""
+    """Serves ``fastnmf._kernels.<module>`` from the chosen level's file."""
 
-    def __init__(self, folder):
-        self.folder = folder
+    def __init__(self, level, folder):
+        self.level, self.folder = level, folder
         self.prefix = __name__ + "."
 
     def find_spec(self, fullname, path=None, target=None):
@@ -78,7 +76,7 @@ class _LevelFinder:
             return None
         name = fullname[len(self.prefix):]
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            origin = os.path.join(self.folder, name + suffix)
+            origin = os.path.join(self.folder, f"{self.level}_{name}{suffix}")
             if os.path.exists(origin):
                 return importlib.util.spec_from_file_location(fullname, origin)
         return None
@@ -86,7 +84,7 @@ class _LevelFinder:
 
 LEVEL, _folder = _choose()
 if _folder is not None:
-    sys.meta_path.insert(0, _LevelFinder(_folder))
+    sys.meta_path.insert(0, _LevelFinder(LEVEL, _folder))
 del _folder
 
 # The first kernel module loads the OpenMP runtime: with sleeping idle threads (see
