@@ -3,6 +3,8 @@ is active. X's blocks stay on the workers: cd and mu run the pass there beside W
 the other solvers keep W on the client and make each product a pass on the workers. Every
 result equals the in-memory one up to rounding."""
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -37,8 +39,12 @@ def _close(a, b, rtol):
     assert float(np.abs(a - b).max()) <= rtol * float(np.abs(a).max())
 
 
-def _no_tasks_left(client):
-    processing = client.processing()
+def _no_tasks_left(client, within=10.0):
+    """Nothing processing on the cluster (a cancellation reaches the workers within
+    ``within`` seconds)."""
+    deadline = time.monotonic() + within
+    while any((processing := client.processing()).values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not any(processing.values()), processing
 
 

@@ -163,14 +163,16 @@ def run(prob, solvers):
     # BLAS at one thread for the whole call: the kernels share the work among their own
     # threads, and the start's BLAS calls give the same bits whatever count BLAS had and
     # whatever another Python thread's call holds it at.
+    work = prob
     try:
         with single_threaded_blas:
             e, work, W, H, seed, _ = start(prob)
             W, H, n_iter, converged, history, err = solvers[work.solver](
                 work, W, H, seed, _reporter(prob, e))
     finally:
-        if isinstance(prob.X, Chunked):  # its read-ahead buffers
-            prob.X.close()
+        for X in (prob.X, work.X):  # a Chunked's read-ahead buffers (X · 2⁻ᵉ's too)
+            if isinstance(X, Chunked):
+                X.close()
     return make_result(prob, e, W, H, n_iter, converged, history, err)
 
 

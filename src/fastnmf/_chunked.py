@@ -15,6 +15,7 @@ order is read with explicit reads from the file (``os.preadv``), so its pages ar
 mapped into the process; other objects are read by slicing (``X[r0:r1]``).
 """
 
+import copy
 import mmap
 import os
 import threading
@@ -56,15 +57,14 @@ class Chunked:
     (stored rows per chunk), ``count`` and ``read(c)``. After ``scan``: ``sqnorm``,
     ``xmax`` and ``mean()``."""
 
-    def __init__(self, source, shape, dtype, fortran, name, chunk_bytes=None):
+    def __init__(self, source, shape, dtype, fortran, name, rows):
         self.source = source  # _FileRows or _SliceRows
         self.shape = shape
         self.dtype = dtype
         self.fortran = fortran
         self.name = name
-        stored, q = (shape[1], shape[0]) if fortran else shape
-        per_chunk = (chunk_bytes or CHUNK_BYTES) // (q * dtype.itemsize)
-        self.rows = int(min(max(per_chunk, 1), stored))
+        stored = shape[1] if fortran else shape[0]
+        self.rows = int(min(max(rows, 1), stored))
         self.count = -(-stored // self.rows)
         self.exponent = 0
         self.sqnorm = self.xmax = self.total = None
@@ -72,15 +72,15 @@ class Chunked:
         self._ahead = None  # (c, thread, holder) of the chunk read ahead
         self._spare = None  # the buffer not handed out
 
-    ndim = 2
-
     def mean(self):
         return self.total / (self.shape[0] * self.shape[1])
 
     def scaled(self, e):
-        """This X times 2⁻ᵉ (exact), scanned."""
-        other = Chunked(self.source, self.shape, self.dtype, self.fortran, self.name)
-        other.rows, other.count, other.exponent = self.rows, self.count, self.exponent - e
+        """This X times 2⁻ᵉ (exact), to be scanned: the same source and chunks, no buffers."""
+        other = copy.copy(self)
+        other.exponent = self.exponent - e
+        other.sqnorm = other.xmax = other.total = None
+        other._last = other._ahead = other._spare = None
         return other
 
     def where(self, c):
@@ -252,7 +252,7 @@ def _memmap_file(X):
     return X.filename, start, fortran
 
 
-def open_chunked(X, arg, n_threads, computation_dtype, check_shape, chunk_bytes=None):
+def open_chunked(X, arg, n_threads, computation_dtype, check_shape):
     """X (is_out_of_core) as a scanned Chunked in ``computation_dtype(X.dtype, arg)``
     (validation's rule for arrays), its shape checked by ``check_shape(shape, arg)``."""
     if isinstance(X, Chunked):
@@ -277,7 +277,9 @@ def open_chunked(X, arg, n_threads, computation_dtype, check_shape, chunk_bytes=
     else:
         fortran = False
         source = _SliceRows(X)
-    return Chunked(source, shape, dtype, fortran, name, chunk_bytes).scan(arg, n_threads)
+    q = shape[0] if fortran else shape[1]
+    rows = CHUNK_BYTES // (q * dtype.itemsize)
+    return Chunked(source, shape, dtype, fortran, name, rows).scan(arg, n_threads)
 
 
 def _name(X):

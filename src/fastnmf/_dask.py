@@ -63,17 +63,12 @@ class DaskRows(Chunked):
 
     def __init__(self, client, blocks, shape, dtype, rows, name):
         self.client, self.blocks = client, blocks
-        super().__init__(None, shape, dtype, False, name, chunk_bytes=rows * shape[1] * dtype.itemsize)
+        super().__init__(None, shape, dtype, False, name, rows)
 
     def _load(self, c, out):
         block = self.client.submit(_dense_block, self.blocks[c], self.exponent).result()
         out[...] = block
         return out
-
-    def scaled(self, e):
-        other = DaskRows(self.client, self.blocks, self.shape, self.dtype, self.rows, self.name)
-        other.exponent = self.exponent - e
-        return other
 
     def scan(self, arg, n_threads):
         checks = self.client.gather([self.client.submit(_check_block, b, self.exponent, pure=False)
@@ -109,9 +104,9 @@ def open_dask(X, arg, n_threads, computation_dtype, check_shape):
 
 
 def runs_on_workers(prob):
-    """Whether ``solve`` runs ``prob`` with X's blocks where they are (every Frobenius
-    solver on DaskRows)."""
-    return isinstance(prob.X, DaskRows) and prob.beta == 2
+    """Whether ``solve`` runs ``prob`` with X's blocks where they are: X is DaskRows
+    (validation lets such an X take the Frobenius loss only)."""
+    return isinstance(prob.X, DaskRows)
 
 
 def _rows_on_workers(prob):

@@ -747,19 +747,17 @@ def block_pass(str solver, X, floating[:, ::1] Wt, const floating[:, ::1] H,
     solver_id = fill_params(&p, solver, &x, 1, 0, l1, l2, 0, 0, True, False, 0, 2,
                             n_threads, False)
     dtype = np.float64 if floating is double else np.float32
-    cdef Py_ssize_t S = engine_slabs(&x, k), stride = slab_len(solver_id, &x, k, &p)
-    cdef floating[::1] slabs = np.empty(S * stride, dtype=dtype)
+    cdef Py_ssize_t stride = slab_len(solver_id, &x, k, &p)
+    cdef floating[::1] slabs = np.empty(engine_slabs(&x, k) * stride, dtype=dtype)
     cdef floating[::1] T = np.empty(k * m + 1, dtype=dtype)
     out = np.empty((k, m), dtype=dtype)
     cdef floating[:, ::1] C = out
     cdef Py_ssize_t[::1] order = np.array(perm)
     h.k, h.p, h.l1, h.l2 = k, w, l1, l2
     h.measure = True
-    h.keep_order = True
+    h.keep_order = True  # the driver's sweep order
     h.perm, h.rng, h.prm = &order[0], &rng, &p
     with nogil:
-        if x.sparse:
-            transpose(k, m, &H[0, 0], &T[0], p.n_threads)  # Hᵀ, gathered by the blocks
-        viol = engine_part(solver_id, &x, k, &H[0, 0], &Wt[0, 0], &A[0, 0], &C[0, 0],
-                           &T[0], &h, &slabs[0], stride, S, True, True)
+        viol = engine_pass(solver_id, &x, k, &H[0, 0], &Wt[0, 0], &A[0, 0], &C[0, 0],
+                           &T[0], &h, &slabs[0], stride)
     return out, viol
