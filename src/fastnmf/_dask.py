@@ -75,7 +75,8 @@ class DaskRows(Chunked):
                                      for b in self.blocks])
         sqnorm = xmax = total = 0.0
         self.entries = 0
-        for c, (finite, vmin, vmax, sq, s, entries) in enumerate(checks):
+        self.sparse = any(check[-1] for check in checks)
+        for c, (finite, vmin, vmax, sq, s, entries, _) in enumerate(checks):
             if not finite:
                 raise ValueError(f"{arg} contains NaN or infinity (in {self.where(c)}).")
             if vmin < 0:
@@ -138,10 +139,11 @@ def _check_block(block, exponent):
         values = np.ldexp(values, exponent)
     entries = np.count_nonzero(values) if sp.issparse(block) else values.size
     if values.size == 0:
-        return True, 0.0, 0.0, 0.0, 0.0, 0
+        return True, 0.0, 0.0, 0.0, 0.0, 0, sp.issparse(block)
     vmin, vmax, finite, sq = _scan(values.reshape(-1), 1)
     with np.errstate(over="ignore", invalid="ignore"):
-        return finite, vmin, vmax, sq, float(values.sum(dtype=np.float64)), entries
+        return (finite, vmin, vmax, sq, float(values.sum(dtype=np.float64)), entries,
+                sp.issparse(block))
 
 
 def _pass_task(solver, block, held, H, A, perm, l1, l2, exponent):
@@ -163,7 +165,7 @@ def _cross_task(block, held, exponent):
     return C, Wt @ Wt.T, 0.0
 
 
-def _error_task(block, held, H, exponent):
+def _error_task(block, held, H, exponent):  # a dense block
     Wt = held[0] if isinstance(held, tuple) else held
     X = _dense_block(block, exponent)
     R = X - Wt.T @ H
@@ -314,7 +316,9 @@ def solve(prob, W, H, seed, report):
             if converged and prob.tol > 0:
                 break
         final = math.sqrt(max(err_sq, 0.0))
-        if dtype == np.float32 or err_sq < 1e-6 * prob.sqnorm:  # as the kernels' finish
+        # As the kernels' finish: a dense float32 X, or a fit so close that the loss
+        # cancels, takes the error formed directly; a sparse X always takes the loss.
+        if not X.sparse and (dtype == np.float32 or err_sq < 1e-6 * prob.sqnorm):
             if Ws is None:
                 Ws = _scatter_rows(client, X, Wt, where)
             H_at = client.scatter(H, broadcast=True)
