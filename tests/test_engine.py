@@ -14,8 +14,16 @@ from fastnmf._kernels import _solve
 
 from conftest import SOLVERS
 
-ENGINE = [s for s in SOLVERS if fastnmf._registry.SOLVERS[s].separable]
-OTHERS = [s for s in SOLVERS if s not in ENGINE]
+# Every Frobenius solver goes through the engine: the separable ones block by block, the
+# others (accelerated cd, als, bpp) on a guess of their whole-factor decision, settled
+# after the pass (docs/algorithms.md, "One pass over X").
+ENGINE = [dict(solver=s) for s in SOLVERS] + [dict(solver="cd", accelerate=True)]
+SPECULATIVE = [c for c in ENGINE
+               if not fastnmf._registry.SOLVERS[c["solver"]].separable or c.get("accelerate")]
+
+
+def case_id(case):
+    return "-".join(str(v) if v is not True else k for k, v in case.items())
 
 
 @contextlib.contextmanager
@@ -32,9 +40,14 @@ def data(n, m, dtype, seed=0):
     return (rng.random((n, 8)) @ rng.random((8, m)) + 0.1 * rng.random((n, m))).astype(dtype)
 
 
-def fit(X, solver, **kw):
-    kw = {"init": "random", "random_state": 0, "max_iter": 30, "tol": 0, **kw}
-    return fastnmf.nmf(X, 6, solver=solver, **kw)
+def fit(X, case, **kw):
+    kw = {"init": "random", "random_state": 0, "max_iter": 30, "tol": 0, **case, **kw}
+    return fastnmf.nmf(X, 6, **kw)
+
+
+def ref(X, case, **kw):
+    kw = {"init": "random", "random_state": 0, "max_iter": 30, "tol": 0, **case, **kw}
+    return reference.nmf(X, 6, **kw)
 
 
 def same(a, b):
@@ -50,13 +63,13 @@ VARIANTS = [{}, dict(shuffle=True, alpha_W=0.01, l1_ratio=0.5), dict(init="nndsv
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=["plain", "shuffle-reg", "nndsvda"])
-@pytest.mark.parametrize("solver", ENGINE)
-def test_one_pass_equals_two_passes(solver, variant):
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_one_pass_equals_two_passes(case, variant):
     X = data(700, 500, np.float64)  # 2.8 MB: above ENGINE_MIN_BYTES
     assert X.nbytes >= _solve.engine_min_bytes()
-    one = fit(X, solver, **variant)
+    one = fit(X, case, **variant)
     with engine_from(np.inf):
-        two = fit(X, solver, **variant)
+        two = fit(X, case, **variant)
     assert not same(one, two)  # another path: the sums of Wᵀ X come in another order
     assert one.n_iter == two.n_iter
     assert rel(two.W, one.W) < 1e-10 and rel(two.H, one.H) < 1e-10
@@ -64,81 +77,158 @@ def test_one_pass_equals_two_passes(solver, variant):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("solver", ENGINE)
-def test_fortran_x_is_read_by_columns_in_one_pass(solver, dtype):
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_fortran_x_is_read_by_columns_in_one_pass(case, dtype):
     """A Fortran-ordered X is read once per iteration by its columns (H updated a block at a
     time): the two-pass iterates, its reference twin, any thread count."""
     X = np.asfortranarray(data(700, 500, dtype))
     kw = dict(shuffle=True, random_state=4, alpha_W=1e-3, l1_ratio=0.5)
-    one = fit(X, solver, **kw)
+    one = fit(X, case, **kw)
     with engine_from(np.inf):
-        two = fit(X, solver, **kw)
+        two = fit(X, case, **kw)
     assert not same(one, two)
     tol = 1e-10 if dtype == np.float64 else 1e-3
     assert rel(two.W, one.W) < tol and rel(two.H, one.H) < tol
-    assert same(one, fit(X, solver, n_threads=1, **kw))
-    assert same(one, fit(X, solver, n_threads=3, **kw))
+    assert same(one, fit(X, case, n_threads=1, **kw))
+    assert same(one, fit(X, case, n_threads=3, **kw))
     if dtype == np.float64:
-        r = reference.nmf(X, 6, solver=solver, init="random", max_iter=30, tol=0, **kw)
+        r = ref(X, case, **kw)
         assert rel(r.W, one.W) < 1e-9 and rel(r.H, one.H) < 1e-9
 
 
-@pytest.mark.parametrize("solver", ENGINE)
-def test_one_pass_float32_and_stopping(solver):
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_one_pass_float32_and_stopping(case):
     X = data(900, 700, np.float32)
-    one = fit(X, solver, tol=1e-3, max_iter=200)
+    one = fit(X, case, tol=1e-3, max_iter=200)
     with engine_from(np.inf):
-        two = fit(X, solver, tol=1e-3, max_iter=200)
+        two = fit(X, case, tol=1e-3, max_iter=200)
     assert abs(one.n_iter - two.n_iter) <= 2
     assert one.reconstruction_err == pytest.approx(two.reconstruction_err, rel=1e-4)
 
 
-@pytest.mark.parametrize("solver", ENGINE)
-def test_one_pass_is_the_same_on_every_thread_count(solver):
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_one_pass_is_the_same_on_every_thread_count(case):
     X = data(1100, 600, np.float64)
-    runs = [fit(X, solver, n_threads=t, shuffle=True, random_state=2) for t in (1, 2, 3)]
+    runs = [fit(X, case, n_threads=t, shuffle=True, random_state=2) for t in (1, 2, 3)]
     assert same(runs[0], runs[1]) and same(runs[0], runs[2])
 
 
-@pytest.mark.parametrize("solver", ENGINE)
-def test_one_pass_matches_its_reference_twin(solver):
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_one_pass_matches_its_reference_twin(case):
     X = data(700, 500, np.float64)
-    kw = dict(shuffle=True, random_state=1, init="random", max_iter=15, tol=0)
-    c = fastnmf.nmf(X, 6, solver=solver, **kw)
-    r = reference.nmf(X, 6, solver=solver, **kw)
+    kw = dict(shuffle=True, random_state=1, max_iter=15)
+    c = fit(X, case, **kw)
+    r = ref(X, case, **kw)
     assert rel(r.W, c.W) < 1e-9 and rel(r.H, c.H) < 1e-9
     np.testing.assert_allclose(c.history, r.history, rtol=1e-10)
 
 
-@pytest.mark.parametrize("solver", ENGINE)
-def test_below_the_threshold_the_loop_is_unchanged(solver):
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_below_the_threshold_the_loop_is_unchanged(case):
     X = data(300, 200, np.float64)  # 0.48 MB
     assert X.nbytes < _solve.engine_min_bytes()
-    a = fit(X, solver)
+    a = fit(X, case)
     with engine_from(np.inf):
-        b = fit(X, solver)
+        b = fit(X, case)
     assert same(a, b)
 
 
-CASES = ([dict(solver=s) for s in OTHERS] + [dict(solver="cd", accelerate=True)]
-         + []
-         + [dict(solver=s, update_H=False) for s in ENGINE]
+CASES = ([dict(case, update_H=False) for case in ENGINE]
          + [dict(solver="mu", beta_loss="kullback-leibler")])
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c.values())))
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_where_the_rule_says_no_engine_nothing_changes(case):
     case = dict(case)
     X = data(700, 500, np.float64)
-    if case.pop("order", "C") == "F":
-        X = np.asfortranarray(X)
     if not case.get("update_H", True):
         case.update(H=np.random.default_rng(3).random((6, 500)))
     with engine_from(0):
-        a = fit(X, **case)
+        a = fit(X, case)
     with engine_from(np.inf):
-        b = fit(X, **case)
+        b = fit(X, case)
     assert same(a, b)
+
+
+def outcomes(X, case, monkeypatch, **kw):
+    """The outcome of each W half-step's whole-factor decision, recorded from the reference
+    run: the sweeps of accelerated cd; whether als takes its proposal (the lower of the two
+    objectives it compares) and bpp its solution (no closing sweep)."""
+    from fastnmf.reference import _als, _bpp, _cd
+
+    solver, n, seen, calls = case["solver"], X.shape[0], [], []
+    module = {"cd": _cd, "als": _als, "bpp": _bpp}[solver]
+    watched = "half_objective" if solver == "als" else "hals_sweep"
+    real_half, real_watched = getattr(module, solver + "_half"), getattr(module, watched)
+
+    def watching(*args):
+        value = real_watched(*args)
+        calls.append(value)
+        return value
+
+    def half(F, A, B, l1, l2, rng, prob):
+        calls.clear()
+        violation = real_half(F, A, B, l1, l2, rng, prob)
+        if F.shape[1] == n:
+            if solver == "cd":
+                seen.append(len(calls))
+            elif solver == "als":
+                seen.append(len(calls) == 2 and calls[0] < calls[1])
+            else:
+                seen.append(not calls)
+        return violation
+
+    monkeypatch.setattr(module, watched, watching)
+    monkeypatch.setattr(module, solver + "_half", half)
+    ref(X, case, **kw)
+    monkeypatch.undo()
+    return seen
+
+
+@pytest.mark.parametrize("case", SPECULATIVE, ids=case_id)
+def test_a_wrong_guess_is_settled_to_the_two_pass_iterates(case, monkeypatch):
+    """The engine runs a whole-factor decision on a guess (the last outcome); the data
+    here make the outcome change, so some guesses are wrong (for accelerated cd both
+    ways: more sweeps than guessed, fewer), and the iterates are still the two-pass
+    loop's."""
+    X = data(700, 500, np.float64)
+    kw = dict(max_iter=25, random_state=3)
+    if case["solver"] == "cd":
+        X = np.random.default_rng(5).random((700, 500))
+    elif case["solver"] == "bpp":
+        # a start whose last component lies where X is zero: the exact solve zeroes it,
+        # so the first half-step closes with the sweep and the next ones take the solution
+        rng = np.random.default_rng(1)
+        X[:, 450:] = 0
+        W, H = rng.random((700, 6)), rng.random((6, 500))
+        H[5, :450] = 0
+        kw.update(init="custom", W=W, H=H)
+    seen = outcomes(X, case, monkeypatch, **kw)
+    changes = [b for a, b in zip(seen, seen[1:]) if a != b]
+    assert changes, seen
+    if case["solver"] == "cd":
+        rises = sum(b > a for a, b in zip(seen, seen[1:]))
+        falls = sum(b < a for a, b in zip(seen, seen[1:]))
+        assert rises and falls, seen
+    one = fit(X, case, **kw)
+    with engine_from(np.inf):
+        two = fit(X, case, **kw)
+    assert rel(two.W, one.W) < 1e-10 and rel(two.H, one.H) < 1e-10
+    np.testing.assert_allclose(one.history, two.history, rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", SPECULATIVE, ids=case_id)
+def test_speculative_float32_and_csc(case):
+    X = data(900, 700, np.float32)
+    one = fit(X, case)
+    with engine_from(np.inf):
+        two = fit(X, case)
+    assert rel(two.W, one.W) < 1e-3 and rel(two.H, one.H) < 1e-3
+    Xs = sparse_data(6000, 2000, 0.02, np.float32, "csc")
+    one = fit(Xs, case, max_iter=10)
+    with engine_from(np.inf):
+        two = fit(Xs, case, max_iter=10)
+    assert rel(two.W, one.W) < 1e-3 and rel(two.H, one.H) < 1e-3
 
 
 def sparse_data(n, m, density, dtype, fmt="csr"):
@@ -147,22 +237,22 @@ def sparse_data(n, m, density, dtype, fmt="csr"):
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
-@pytest.mark.parametrize("solver", ENGINE)
-def test_sparse_one_pass_equals_two_passes(solver, fmt):
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_sparse_one_pass_equals_two_passes(case, fmt):
     X = sparse_data(6000, 2000, 0.02, np.float64, fmt)  # 2.9 MB of entries and indices
     assert X.nnz * 12 >= _solve.engine_min_bytes()
     kw = dict(shuffle=True, random_state=4, alpha_W=1e-4, l1_ratio=0.5)
-    one = fit(X, solver, **kw)
+    one = fit(X, case, **kw)
     with engine_from(np.inf):
-        two = fit(X, solver, **kw)
+        two = fit(X, case, **kw)
     assert np.abs(one.W).max() > 0.1  # the regularization left a factorization
     assert not same(one, two)
     assert rel(two.W, one.W) < 1e-10 and rel(two.H, one.H) < 1e-10
     np.testing.assert_allclose(one.history, two.history, rtol=1e-10)
-    runs = [fit(X, solver, n_threads=t, **kw) for t in (1, 3)]
+    runs = [fit(X, case, n_threads=t, **kw) for t in (1, 3)]
     assert same(one, runs[0]) and same(one, runs[1])
-    r = reference.nmf(X, 6, solver=solver, init="random", max_iter=10, tol=0, **kw)
-    c = fit(X, solver, max_iter=10, **kw)
+    r = ref(X, case, max_iter=10, **kw)
+    c = fit(X, case, max_iter=10, **kw)
     assert rel(r.W, c.W) < 1e-9 and rel(r.H, c.H) < 1e-9
 
 
@@ -177,10 +267,11 @@ def test_sparse_one_pass_never_makes_the_transpose(monkeypatch):
                         lambda X, columns: made.append(columns) or real(X, columns))
     X = sparse_data(6000, 2000, 0.02, np.float32)
     assert X.nnz * 8 >= _solve.engine_min_bytes()
-    fit(X, "cd")
-    fit(X, "als")
-    fit(X, "cd", accelerate=True)
-    assert made == [False, True, True]
+    for case in ENGINE:
+        fit(X, case)
+    fit(X, dict(solver="cd", update_H=False, H=np.ones((6, 2000), np.float32)))
+    fit(X[:300], dict(solver="cd"))  # below the threshold: two passes
+    assert made == [False] * len(ENGINE) + [True, True]
 
 
 def test_the_kernel_refuses_a_missing_transpose_where_it_needs_it():

@@ -29,14 +29,18 @@ class Solver:
     separable : whether its half-step updates each column of F (each row of W) from that
         column alone, given A and B's column: the row-block engine then updates W a block
         of rows at a time while it reads X once per iteration (docs/algorithms.md, "One pass
-        over X"). als and bpp are not: each compares or checks the whole factor.
+        over X"). als and bpp are not: each compares or checks the whole factor; the engine
+        runs them (and accelerated cd) on a guess of that decision, which their KERNEL
+        settles after the pass (``Kernel.settle``), and the Dask driver keeps W on the
+        client for them.
     keeps_zeros : whether an entry at zero stays there (multiplicative updates), so a fixed
         H's W (``update_H=False``) starts from a positive constant, not from zeros.
     summary : one line for ``--help`` and docs.
 
     Its compiled entry points are the ``KERNEL`` of ``_kernels/_<name>.pyx`` (a half-step,
-    its own workspace region and, if ``losses`` names more than Frobenius, its loop for
-    them: ``Kernel`` in ``_kernels/_common.pxd``), which ``_kernels/_solve.pyx`` gathers at
+    its own workspace region, if ``losses`` names more than Frobenius its loop for them,
+    and if it is not separable its settling of a guessed decision: ``Kernel`` in
+    ``_kernels/_common.pxd``), which ``_kernels/_solve.pyx`` gathers at
     import; its NumPy twin is the function ``<name>`` of ``reference/_<name>.py``. Both
     modules are named in the ``solvers`` list of ``src/fastnmf/meson.build``. A new solver
     is those four files and this entry.

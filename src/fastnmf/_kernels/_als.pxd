@@ -10,3 +10,8 @@ cdef double half_objective(Py_ssize_t k, Py_ssize_t p, const floating* F, const 
 
 cdef bint kills_component(Py_ssize_t k, Py_ssize_t p, const floating* P,
                           const floating* F) noexcept nogil
+
+cdef void count_rows(Py_ssize_t k, Py_ssize_t p, const floating* F,
+                     double* counts) noexcept nogil
+
+cdef bint evidence_kills(Py_ssize_t k, const double* rows) noexcept nogil

@@ -14,6 +14,13 @@ from a poor start can kill components for good, and on a singular Gram (k above 
 of the other factor) the ridged solves are not exact. Columns sharing a passive set share one Cholesky factorization: in each round the
 unsolved columns are sorted by their set and solved group by group. A dead component
 (A[t, t] + l2 = 0) stays out of every passive set.
+
+Taking the solution or the sweep is decided over the whole factor, so the row-block engine
+runs it on a guess (Params.speculative), as als's choice: each block solves its columns,
+keeps the guessed candidate and adds into the evidence the pieces of both objectives, of
+the zero-row test and of the inexact flag; ``bpp_settle`` takes the whole half-step's
+choice from them and, if it is not the guess, redoes the half-step from the factor before
+the pass.
 """
 
 from cython cimport floating
@@ -25,7 +32,16 @@ from libc.math cimport fabs
 from ._blas cimport gemm, cholesky, chol_solve_cols
 from ._common cimport (Half, Params, kernel_capsule, hals_sweep, next_permutation,
                        transpose)
-from ._als cimport half_objective, kills_component
+from ._als cimport half_objective, kills_component, count_rows, evidence_kills
+
+# The evidence (_common.pxd, Half.evidence): g of the solution and of the incoming factor,
+# the blocks with an inexact solve, then per component the blocks where the solution's row
+# and the incoming factor's row have a non-zero entry.
+cdef enum:
+    EV_G_NEW = 0
+    EV_G_OLD = 1
+    EV_INEXACT = 2
+    EV_ROWS = 3
 
 # Kim & Park's backup allowance: full exchanges tolerated without progress.
 cdef int BACKUPS = 3
@@ -150,9 +166,10 @@ cdef Py_ssize_t bpp_region_len(Py_ssize_t k, Py_ssize_t P, double beta) noexcept
     """Entries (of 4 bytes or more) of bpp's own region for a half-step of F (k×p), p <= P,
     as ``Region.carve`` lays it out: B's columns and one group's right-hand sides (k·P
     each), then the passive sets (P bitmasks of ⌈k/64⌉ words), two int32 per column, k
-    indices, sort keys (16 bytes), the list of unsolved columns (8 bytes), with room for
-    alignment."""
-    cdef Py_ssize_t byte_count = 8 * P * ((k + 63) // 64) + 8 * P + 4 * k + 16 * P + 8 * P + 64
+    indices, sort keys (16 bytes), the list of unsolved columns (8 bytes), a sweep order (k
+    indices of 8 bytes), with room for alignment."""
+    cdef Py_ssize_t byte_count = (8 * P * ((k + 63) // 64) + 8 * P + 4 * k + 16 * P + 8 * P
+                                  + 8 * k + 64)
     return 2 * k * P + byte_count // 4 + 1
 
 
@@ -165,6 +182,7 @@ cdef struct Region:
     int32_t* idx        # k entries: one passive set's indices
     Key* keys
     int64_t* active
+    Py_ssize_t* order   # k entries: the closing sweep's order in a block of the engine
     char* end           # one past the last byte used
 
 
@@ -179,7 +197,8 @@ cdef inline void carve(Region* r, floating* E, Py_ssize_t k, Py_ssize_t p) noexc
     r.idx = r.backups + p
     r.keys = <Key*> aligned(r.idx + k)
     r.active = <int64_t*> (r.keys + p)
-    r.end = <char*> (r.active + p)
+    r.order = <Py_ssize_t*> (r.active + p)
+    r.end = <char*> (r.order + k)
 
 
 def region_fits(Py_ssize_t k, Py_ssize_t p, Py_ssize_t P, bint single=False):
@@ -316,16 +335,58 @@ cdef double bpp_half(const Half* h, floating* F, const floating* A,
         if not E[i] > 0:
             E[i] = 0
     inexact |= n_active > 0  # the round cap left columns unsolved
+    if h.guess >= 0:  # a block of the engine: the evidence, the guessed candidate kept
+        count_rows(k, p, E, h.evidence + EV_ROWS)
+        count_rows(k, p, F, h.evidence + EV_ROWS + k)
+        h.evidence[EV_G_NEW] += half_objective(k, p, E, A, B, l1, l2, C)
+        h.evidence[EV_G_OLD] += half_objective(k, p, F, A, B, l1, l2, C)
+        h.evidence[EV_INEXACT] += inexact
+        if h.guess:
+            memcpy(F, E, k * p * sizeof(floating))
+        else:
+            next_permutation(k, r.order, False, h.rng)
+            hals_sweep(k, p, F, A, B, l1, l2, r.order, <floating*> h.v, False, prm.n_threads,
+                       NULL)
+        return viol
     if not kills_component(k, p, E, F):
         g_new = half_objective(k, p, E, A, B, l1, l2, C)
         g_old = half_objective(k, p, F, A, B, l1, l2, C)
-        if g_new <= g_old + (0 if inexact else
-                             SAME_OBJECTIVE * (fabs(g_new) + fabs(g_old))):
+        if takes_solution(g_new, g_old, inexact, SAME_OBJECTIVE):
             memcpy(F, E, k * p * sizeof(floating))
             return viol
     next_permutation(k, h.perm, False, h.rng)
     hals_sweep(k, p, F, A, B, l1, l2, h.perm, <floating*> h.v, False, prm.n_threads, NULL)
     return viol
+
+
+cdef inline bint takes_solution(double g_new, double g_old, bint inexact,
+                                double same) noexcept nogil:
+    """Whether the solution (objective g_new) replaces the factor (g_old)."""
+    return g_new <= g_old + (0 if inexact else same * (fabs(g_new) + fabs(g_old)))
+
+
+cdef int bpp_settle(const Half* h, floating* F, const floating* A, const floating* B,
+                    const floating* F0, const double* evidence, uint64_t rng0) noexcept nogil:
+    """The whole half-step's choice (_common.pxd, SettleF64): 1 the solution, 0 the
+    sweep; a choice other than the guess redoes the half-step from F0. bpp draws no sweep
+    order: the generator goes back to rng0."""
+    cdef double same = 1e-13 if floating is double else 1e-6
+    cdef int outcome = (not evidence_kills(h.k, evidence + EV_ROWS)
+                        and takes_solution(evidence[EV_G_NEW], evidence[EV_G_OLD],
+                                           evidence[EV_INEXACT] != 0, same))
+    cdef Half whole
+    h.rng[0] = rng0
+    if outcome != h.guess:
+        memcpy(F, F0, h.k * h.p * sizeof(floating))
+        whole = h[0]
+        whole.guess = -1
+        whole.measure = False
+        bpp_half(&whole, F, A, B)
+    return outcome
+
+
+cdef Py_ssize_t bpp_spec_len(Py_ssize_t k, Py_ssize_t p, const Params* prm) noexcept nogil:
+    return EV_ROWS + 2 * k
 
 
 cdef inline bint same_set(const uint64_t* a, const uint64_t* b, Py_ssize_t nw) noexcept nogil:
@@ -336,4 +397,5 @@ cdef inline bint same_set(const uint64_t* a, const uint64_t* b, Py_ssize_t nw) n
     return True
 
 # The entry points _solve.pyx dispatches to (_common.pxd, Kernel).
-KERNEL = kernel_capsule(bpp_half[float], bpp_half[double], bpp_region_len, NULL, NULL)
+KERNEL = kernel_capsule(bpp_half[float], bpp_half[double], bpp_region_len, NULL, NULL,
+                        bpp_settle[float], bpp_settle[double], bpp_spec_len)

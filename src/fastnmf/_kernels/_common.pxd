@@ -88,6 +88,9 @@ cdef struct Params:
     double x_entries        # X's entries a product reads: n·m dense, nnz sparse (prepare_x)
     bint separable          # the registry's separable (and not accelerate): the half-step of
                             # W may run block by block of rows (the row-block engine)
+    bint speculative        # not separable, but its Kernel settles (below): the engine runs
+                            # the W half-step by blocks on a guess of its one whole-factor
+                            # decision and settles it after the pass
 
 
 # What a half-step is given besides F (k×p, updated in place), A (k×k: the other factor's
@@ -109,6 +112,13 @@ cdef struct Half:
     void* v                  # vectors_len(k, P, threads) entries (the sweep's sums, Gram pieces)
     void* own                # the solver's own region, own_len entries (NULL when none)
     Py_ssize_t own_len
+    # A speculative solver's half-step on one block of the engine (guess >= 0; -1: a whole
+    # half-step): it takes the outcome ``guess`` of its whole-factor decision and adds into
+    # ``evidence`` (spec_len doubles) what the decision is taken from; the sweep orders are
+    # those the whole half-step would draw from *rng (read, not advanced).
+    int guess
+    double* evidence
+    bint sure                # the engine's last guess held (engine_pass)
 
 
 cdef struct Trace:
@@ -155,6 +165,20 @@ ctypedef int (*LossLoopF32)(const XData* x, Py_ssize_t k, float* Wt, float* H, f
                             const Params* p, Trace* t) noexcept nogil
 ctypedef int (*LossLoopF64)(const XData* x, Py_ssize_t k, double* Wt, double* H,
                             double* work, const Params* p, Trace* t) noexcept nogil
+# A speculative solver's (Params.speculative) settling of a guessed decision, after the
+# engine's pass ran every block with outcome h.guess: from the blocks' summed ``evidence``,
+# the outcome the whole half-step takes. If it is not the guess, F (k×p) is made what the
+# whole half-step gives from F0 (the factor before the pass) with A and B (its product,
+# kept by the pass) and the generator's state ``rng0`` before the pass; either way *h.rng
+# ends as the whole half-step leaves it. Returns the outcome (F unchanged iff the guess).
+ctypedef int (*SettleF32)(const Half* h, float* F, const float* A, const float* B,
+                          const float* F0, const double* evidence,
+                          uint64_t rng0) noexcept nogil
+ctypedef int (*SettleF64)(const Half* h, double* F, const double* A, const double* B,
+                          const double* F0, const double* evidence,
+                          uint64_t rng0) noexcept nogil
+# Doubles of a speculative solver's evidence for a half-step of F (k×p).
+ctypedef Py_ssize_t (*SpecLen)(Py_ssize_t k, Py_ssize_t p, const Params* prm) noexcept nogil
 
 cdef struct Kernel:
     HalfF32 half_f32
@@ -162,9 +186,14 @@ cdef struct Kernel:
     RegionLen region_len
     LossLoopF32 loss_loop_f32
     LossLoopF64 loss_loop_f64
+    SettleF32 settle_f32    # NULL (with spec_len): separable, or the engine never runs it
+    SettleF64 settle_f64
+    SpecLen spec_len
 
 cdef object kernel_capsule(HalfF32 half_f32, HalfF64 half_f64, RegionLen region_len,
-                           LossLoopF32 loss_loop_f32, LossLoopF64 loss_loop_f64)
+                           LossLoopF32 loss_loop_f32, LossLoopF64 loss_loop_f64,
+                           SettleF32 settle_f32=*, SettleF64 settle_f64=*,
+                           SpecLen spec_len=*)
 cdef Kernel kernel_of(object capsule) except *
 
 cdef extern from *:

@@ -41,13 +41,18 @@ cdef void free_kernel(object capsule) noexcept:
 
 
 cdef object kernel_capsule(HalfF32 half_f32, HalfF64 half_f64, RegionLen region_len,
-                           LossLoopF32 loss_loop_f32, LossLoopF64 loss_loop_f64):
+                           LossLoopF32 loss_loop_f32, LossLoopF64 loss_loop_f64,
+                           SettleF32 settle_f32=NULL, SettleF64 settle_f64=NULL,
+                           SpecLen spec_len=NULL):
     """A solver module's KERNEL: a capsule holding its entry points (_common.pxd, Kernel)."""
+    if (settle_f32 == NULL) != (spec_len == NULL) or (settle_f64 == NULL) != (spec_len == NULL):
+        raise ValueError("a solver's KERNEL settles in both dtypes and has a spec_len, or not")
     cdef Kernel* held = <Kernel*> malloc(sizeof(Kernel))
     if held == NULL:
         raise MemoryError()
     held.half_f32, held.half_f64, held.region_len = half_f32, half_f64, region_len
     held.loss_loop_f32, held.loss_loop_f64 = loss_loop_f32, loss_loop_f64
+    held.settle_f32, held.settle_f64, held.spec_len = settle_f32, settle_f64, spec_len
     return PyCapsule_New(held, KERNEL_NAME, free_kernel)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
 from libc.math cimport isfinite, INFINITY
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, uintptr_t
 
 from cython.parallel cimport prange
 from libc.string cimport memcpy
@@ -77,6 +77,7 @@ cdef int fill_params(Params* p, str solver, const XData* x, int max_iter, double
     p.accelerate = accelerate
     p.x_entries = x_entries(x)
     p.separable = entry.separable and not accelerate
+    p.speculative = not p.separable and KERNELS[KERNEL_IDS[solver]].settle_f64 != NULL
     return KERNEL_IDS[solver]
 
 
@@ -87,6 +88,16 @@ cdef inline double half_step(int solver, const Half* h, floating* F, const float
         return KERNELS[solver].half_f64(h, F, A, B)
     else:
         return KERNELS[solver].half_f32(h, F, A, B)
+
+
+cdef inline int settle(int solver, const Half* h, floating* F, const floating* A,
+                       const floating* B, const floating* F0, const double* evidence,
+                       uint64_t rng0) noexcept nogil:
+    """The speculative solver's settling of its guess (_common.pxd, SettleF64)."""
+    if floating is double:
+        return KERNELS[solver].settle_f64(h, F, A, B, F0, evidence, rng0)
+    else:
+        return KERNELS[solver].settle_f32(h, F, A, B, F0, evidence, rng0)
 
 
 cdef Py_ssize_t region_len(int solver, Py_ssize_t k, Py_ssize_t P, double beta) noexcept nogil:
@@ -109,25 +120,31 @@ cdef Py_ssize_t product_len(const XData* x, Py_ssize_t k, const Params* p) noexc
     row-block engine reads by rows a sparse X or an X out of core: B is then only ever
     Wᵀ X, T only Hᵀ (the first loss comes from engine_cross, not from H Xᵀ), so that no
     k × n array but W's own is made for them. A dense X in memory keeps k·P: its formed
-    error takes blocks of T_len / m rows (and X dwarfs both)."""
+    error takes blocks of T_len / m rows (and X dwarfs both); so does a speculative solver
+    (its settling may run the whole half-step, with k×n scratch)."""
     cdef Py_ssize_t P = x.n if x.n > x.m else x.m
     return k * x.m if short_products(x, k, p) else k * P
 
 
 cdef inline bint short_products(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
     """Whether B and T are k×m only (product_len): the row-block engine reads by its rows
-    (not a Fortran X by its columns) a sparse X or an X out of core."""
-    return uses_engine(x, k, p) and not x.fortran and (x.sparse or x.source != NULL)
+    (not a Fortran X by its columns) a sparse X or an X out of core, for a separable
+    solver."""
+    return (uses_engine(x, k, p) and p.separable and not x.fortran
+            and (x.sparse or x.source != NULL))
 
 
 cdef Py_ssize_t solver_workspace_len(int solver, const XData* x, Py_ssize_t k,
                                      const Params* p) noexcept nogil:
-    """Entries of one call's workspace for ``solver`` on ``x`` (the engine's slabs last)."""
+    """Entries of one call's workspace for ``solver`` on ``x`` (the engine's slabs, then
+    for a speculative solver the factor before a pass and B, k·P each, last)."""
     cdef Py_ssize_t size = base_len(solver, x, k, p)
     cdef XData rows_of
     if uses_engine(x, k, p):
         engine_view(x, &rows_of)
         size += engine_slabs(&rows_of, k) * slab_len(solver, &rows_of, k, p)
+        if p.speculative:
+            size += 2 * k * (x.n if x.n > x.m else x.m)
     return size
 
 
@@ -139,6 +156,24 @@ cdef Py_ssize_t solver_workspace_len(int solver, const XData* x, Py_ssize_t k,
 # consecutive runs, one accumulator of C each, summed in slab order after the pass: the
 # result does not depend on the thread count. The iterates are the two-pass loop's up to
 # the order of the additions in C.
+#
+# A speculative solver (Params.speculative: accelerated cd, als, bpp) takes one decision
+# over the whole factor in its W half-step, which blocks cannot take alone. The pass runs
+# each block on a guess of it (Half.guess: the last iteration's outcome) while the blocks
+# add what decides it into their slab's evidence; after the pass the solver settles it
+# (_common.pxd, SettleF64) from the summed evidence, the factor before the pass and B,
+# which the pass keeps. A right guess costs nothing more; a wrong one costs the solver's
+# whole half-step redone without X and one more pass for C (engine_pass). Until an outcome
+# repeats (a sweep count still moving) the pass guesses 1 (one sweep: nothing to redo) and
+# forms no C, which gets its own pass as in the two-pass loop. The iterates are the
+# two-pass loop's either way.
+
+# What a pass over X does (engine_slab): the W half-step and C; the W half-step only; C
+# only, from W as it is.
+cdef enum:
+    PASS_BOTH = 0
+    PASS_HALF = 1
+    PASS_C = 2
 
 # X's size (bytes) from which a dense X goes through the engine: beyond a core's own cache
 # (L2: 512 KiB on AMD Zen 2/3, 1-2 MiB on Zen 4 and current Intel), where the second pass
@@ -204,9 +239,9 @@ def reads_once(str solver, Py_ssize_t n, Py_ssize_t m, int itemsize, double nnz,
 
 cdef bint uses_engine(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
     """Whether the loop reads X once per iteration (the row-block engine) on this call:
-    a solver separable by rows (not accelerated), H updated, the Frobenius loss, and X of
-    at least ENGINE_MIN_BYTES (engine_bytes) or out of core."""
-    return (p.separable and p.update_H and p.beta == 2
+    a solver separable by rows (not accelerated) or speculative, H updated, the Frobenius
+    loss, and X of at least ENGINE_MIN_BYTES (engine_bytes) or out of core."""
+    return ((p.separable or p.speculative) and p.update_H and p.beta == 2
             and (x.source != NULL or engine_bytes(x) >= ENGINE_MIN_BYTES))
 
 
@@ -254,18 +289,38 @@ cdef inline Py_ssize_t slab_len(int solver, const XData* x, Py_ssize_t k,
                                 const Params* p) noexcept nogil:
     """Entries of a slab's scratch: its accumulator (k·m), then a block's F, B and T
     (k×rows each), two k×k, k for a gathered row, the half-step's vectors and the
-    solver's own region."""
+    solver's own region; a speculative solver's evidence last (slab_evidence)."""
     cdef Py_ssize_t r = engine_rows(x)
-    return (k * x.m + 3 * k * r + 2 * k * k + k + vectors_len(k, r, 1)
-            + region_len(solver, k, r, p.beta))
+    cdef Py_ssize_t size = (k * x.m + 3 * k * r + 2 * k * k + k + vectors_len(k, r, 1)
+                            + region_len(solver, k, r, p.beta))
+    if p.speculative:
+        size += (8 * KERNELS[solver].spec_len(k, x.n, p) + 8) // x.itemsize + 1
+    return size
+
+
+cdef inline Py_ssize_t evidence_len(int solver, Py_ssize_t k, const Half* h) noexcept nogil:
+    """Doubles of the evidence of a pass on a guess (h.guess >= 0; else 0)."""
+    return KERNELS[solver].spec_len(k, h.p, h.prm) if h.guess >= 0 else 0
+
+
+cdef inline double* slab_evidence(void* slab, Py_ssize_t stride, Py_ssize_t itemsize,
+                                  Py_ssize_t count) noexcept nogil:
+    """A slab's evidence, ``count`` doubles at its end, 8-byte aligned (slab_len)."""
+    cdef uintptr_t at = <uintptr_t> slab + stride * itemsize - 8 * count - 8
+    return <double*> ((at + 7) & ~(<uintptr_t> 7))
 
 
 cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating* H,
                         const floating* Ht, floating* Wt, const floating* A, const Half* hw,
-                        floating* acc, Py_ssize_t b0, Py_ssize_t b1, bint fresh) noexcept nogil:
+                        floating* acc, Py_ssize_t b0, Py_ssize_t b1, bint fresh,
+                        double* evidence, floating* keep, Py_ssize_t ldk,
+                        int mode) noexcept nogil:
     """Blocks b0..b1-1 of the pass: update their rows of W (columns of Wᵀ) and set ``acc``
     (the slab: its first k·m entries) to Σ W_bᵀ X_b over them (block_add_H's layout), or
     add that sum into it unless ``fresh``; the rest of the slab is scratch (slab_len).
+    On a guess (hw.guess >= 0) the blocks add into ``evidence`` and their B_b go to
+    ``keep`` (Bᵀ's layout, rows of ``ldk``). ``mode``: what the pass does (PASS_BOTH;
+    PASS_HALF: no sum; PASS_C: W as it is, only the sum).
     Returns the sum of the blocks' violations."""
     cdef Py_ssize_t n = x.n, m = x.m, rows = engine_rows(x), b, r0, w, c, j
     cdef floating* F = acc + k * m
@@ -284,67 +339,127 @@ cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating
     h.T, h.C, h.S, h.v = T, C, S, v
     h.own_len = region_len(solver, k, rows, q.beta)
     h.own = (v + vectors_len(k, rows, 1)) if h.own_len else NULL
+    h.evidence = evidence
     for b in range(b0, b1):
         r0 = b * rows
         w = rows if r0 + rows <= n else n - r0
         h.p = w
-        block_product_W(x, k, H, Ht, r0, w, B, a)
         for c in range(k):
             for j in range(w):
                 F[c * w + j] = Wt[c * n + r0 + j]
-        viol += half_step(solver, &h, F, A, B)
-        for c in range(k):
-            for j in range(w):
-                Wt[c * n + r0 + j] = F[c * w + j]
-        block_add_H(x, k, F, r0, w, acc, fresh and b == b0, a)
+        if mode != PASS_C:
+            block_product_W(x, k, H, Ht, r0, w, B, a)
+            if keep != NULL:
+                for c in range(k):
+                    for j in range(w):
+                        keep[c * ldk + r0 + j] = B[c * w + j]
+            viol += half_step(solver, &h, F, A, B)
+            for c in range(k):
+                for j in range(w):
+                    Wt[c * n + r0 + j] = F[c * w + j]
+        if mode != PASS_HALF:
+            block_add_H(x, k, F, r0, w, acc, fresh and b == b0, a)
     return viol
 
 
 cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating* H,
                         floating* Wt, const floating* A, floating* C, floating* T,
-                        const Half* hw, floating* slabs, Py_ssize_t slab_stride) noexcept nogil:
+                        Half* hw, floating* slabs, Py_ssize_t slab_stride,
+                        floating* keep) noexcept nogil:
     """One pass over X: the W half-step (given A = HHᵀ) and C = Wᵀ X (k×m) with the new W
     (on engine_view's Xᵀ, with the factors' roles exchanged: the H half-step and H Xᵀ).
     ``slabs``: engine_slabs entries of ``slab_stride`` each; T: k·m entries of scratch
-    (Hᵀ for a sparse X). Returns the violation."""
+    (Hᵀ for a sparse X). On a guess (hw.guess >= 0, a speculative solver): ``keep``, 2·k·n
+    entries, takes the factor before the pass and B; the guess is settled after the pass
+    (another outcome: one more pass, for C only) and hw.guess becomes the outcome. The pass
+    takes hw.guess and forms C only if the last two outcomes were the same (hw.sure), else
+    it guesses 1 and C has its own pass.
+    Returns the violation."""
+    cdef Py_ssize_t n = x.n, nev = evidence_len(solver, k, hw)
+    cdef uint64_t rng0 = hw.rng[0]
+    cdef floating* Bk = NULL
+    cdef double viol
+    cdef int outcome
+    cdef Half h = hw[0]
+    if not h.keep_order:
+        next_permutation(k, h.perm, h.prm.shuffle, h.rng)  # the sweep order of every block
+        h.keep_order = True
+    if nev:
+        memcpy(keep, Wt, k * n * sizeof(floating))
+        Bk = keep + k * n
+    if nev and not hw.sure:
+        h.guess = 1
+    viol = engine_run(solver, x, k, H, Wt, A, C, T, &h, slabs, slab_stride, Bk,
+                      PASS_HALF if nev and not hw.sure else PASS_BOTH)
+    if not nev or source_failed(x):
+        return viol
+    outcome = settle(solver, &h, Wt, A, Bk, keep,
+                     slab_evidence(slabs, slab_stride, sizeof(floating), nev), rng0)
+    if outcome != h.guess or not hw.sure:
+        engine_run(solver, x, k, H, Wt, A, C, T, &h, slabs, slab_stride, NULL, PASS_C)
+    hw.sure = outcome == hw.guess
+    hw.guess = outcome
+    return viol
+
+
+cdef double engine_run(int solver, const XData* x, Py_ssize_t k, const floating* H,
+                       floating* Wt, const floating* A, floating* C, floating* T,
+                       const Half* hw, floating* slabs, Py_ssize_t slab_stride,
+                       floating* keep, int mode) noexcept nogil:
+    """engine_pass's pass, its sweep order drawn: in memory or a chunk at a time."""
     if x.source != NULL:
-        return stream_pass(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride)
-    if not hw.keep_order:
-        next_permutation(k, hw.perm, hw.prm.shuffle, hw.rng)  # the sweep order of every block
-    if x.sparse:
+        return stream_pass(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride, keep, mode)
+    if x.sparse and mode != PASS_C:
         transpose(k, x.m, H, T, hw.prm.n_threads)  # Hᵀ (m×k), gathered by block_product_W
     return engine_part(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride,
-                       engine_slabs(x, k), True, True)
+                       engine_slabs(x, k), True, True, keep, x.n, mode)
 
 
 cdef double engine_part(int solver, const XData* x, Py_ssize_t k, const floating* H,
                         floating* Wt, const floating* A, floating* C, const floating* T,
                         const Half* hw, floating* slabs, Py_ssize_t slab_stride,
-                        Py_ssize_t S, bint first, bint last) noexcept nogil:
+                        Py_ssize_t S, bint first, bint last, floating* keep, Py_ssize_t ldk,
+                        int mode) noexcept nogil:
     """engine_pass's blocks of X, cut into S slabs (at most X's blocks when ``first``):
-    their accumulators set (``first``) or added to, and (``last``) summed into C."""
+    their accumulators and evidence set (``first``) or added to, and (``last``) summed
+    into C and into slab 0's evidence, in slab order (engine_slab: keep, ldk, mode)."""
     cdef Py_ssize_t rows = engine_rows(x), s, i, km = k * x.m
     cdef Py_ssize_t blocks = (x.n + rows - 1) // rows
+    cdef Py_ssize_t nev = 0 if mode == PASS_C else evidence_len(solver, k, hw)
     cdef double viols[16]  # ENGINE_SLABS or fewer
+    cdef double* evs[16]
     cdef double viol = 0
     cdef int nt = threads_for(hw.prm.n_threads, 2.0 * x_entries(x) * k)
     if nt > S:
         nt = <int> S
+    for s in range(S):
+        evs[s] = slab_evidence(slabs + s * slab_stride, slab_stride, sizeof(floating),
+                               nev) if nev else NULL
+        if first and nev:
+            for i in range(nev):
+                evs[s][i] = 0
     if nt == 1:
         for s in range(S):
             viols[s] = engine_slab(solver, x, k, H, T, Wt, A, hw, slabs + s * slab_stride,
-                                   s * blocks // S, (s + 1) * blocks // S, first)
+                                   s * blocks // S, (s + 1) * blocks // S, first, evs[s],
+                                   keep, ldk, mode)
     else:
         for s in prange(S, schedule="dynamic", num_threads=nt):
             viols[s] = engine_slab(solver, x, k, H, T, Wt, A, hw, slabs + s * slab_stride,
-                                   s * blocks // S, (s + 1) * blocks // S, first)
+                                   s * blocks // S, (s + 1) * blocks // S, first, evs[s],
+                                   keep, ldk, mode)
     for s in range(S):
         viol += viols[s]
     if not last:
         return viol
     for s in range(1, S):  # the slabs' sums, in slab order, into slab 0
-        for i in range(km):
-            slabs[i] = slabs[i] + slabs[s * slab_stride + i]
+        for i in range(nev):
+            evs[0][i] += evs[s][i]
+        if mode != PASS_HALF:
+            for i in range(km):
+                slabs[i] = slabs[i] + slabs[s * slab_stride + i]
+    if mode == PASS_HALF:
+        return viol
     if x.sparse:  # slab 0 holds (Wᵀ X)ᵀ
         transpose(x.m, k, slabs, C, hw.prm.n_threads)
     else:
@@ -354,19 +469,17 @@ cdef double engine_part(int solver, const XData* x, Py_ssize_t k, const floating
 
 cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating* H,
                         floating* Wt, const floating* A, floating* C, floating* T,
-                        const Half* hw, floating* slabs, Py_ssize_t slab_stride) noexcept nogil:
+                        const Half* hw, floating* slabs, Py_ssize_t slab_stride,
+                        floating* keep, int mode) noexcept nogil:
     """engine_pass for an X out of core: the in-memory pass's blocks on each chunk in turn
-    (on a copy of its columns of Wᵀ), one sweep order for all, the slabs of the first
-    chunk's cut added to through the pass and summed into C after the last chunk (dense
-    chunks only)."""
+    (on a copy of its columns of Wᵀ), the slabs of the first chunk's cut added to through
+    the pass and summed into C after the last chunk (dense chunks only); B's blocks into
+    ``keep`` (k rows of n) unless NULL."""
     cdef Source* src = x.source
     cdef Py_ssize_t c, r0, w, S = 0
     cdef floating* Fc = <floating*> src.scratch
     cdef double viol = 0
     cdef XData chunk
-    cdef Half h = hw[0]
-    next_permutation(k, h.perm, h.prm.shuffle, h.rng)
-    h.keep_order = True
     for c in range(src.count):
         if not fetch_chunk(x, c, &chunk, &r0):
             return 0
@@ -374,9 +487,11 @@ cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating
             S = engine_slabs(&chunk, k)
         w = chunk.n
         copy_columns(k, Wt, x.n, r0, w, Fc, False)
-        viol += engine_part(solver, &chunk, k, H, Fc, A, C, T, &h, slabs, slab_stride, S,
-                            c == 0, c == src.count - 1)
-        copy_columns(k, Wt, x.n, r0, w, Fc, True)
+        viol += engine_part(solver, &chunk, k, H, Fc, A, C, T, hw, slabs, slab_stride, S,
+                            c == 0, c == src.count - 1, keep + r0 if keep != NULL else NULL,
+                            x.n, mode)
+        if mode != PASS_C:
+            copy_columns(k, Wt, x.n, r0, w, Fc, True)
     return viol
 
 
@@ -463,9 +578,11 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef bint by_columns = engine and x.fortran  # the pass reads Xᵀ's rows (engine_view)
     cdef XData rows_of
     cdef Py_ssize_t slab_stride = 0
+    cdef floating* keep = NULL  # a speculative solver's factor before a pass, and B
     if engine:
         engine_view(x, &rows_of)
         slab_stride = slab_len(solver, &rows_of, k, p)
+        keep = work + base + engine_slabs(&rows_of, k) * slab_stride
     # Multiply-adds of a half-step (a product with X, then the sweep or solve and a Gram:
     # an estimate, for the hook's pacing only).
     cdef double work_W = p.x_entries * k + 2.0 * kk * n
@@ -482,8 +599,14 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     hw.T, hw.C, hw.S, hw.v = T, C, S, v
     hw.own_len = region_len(solver, k, P, p.beta)  # last but for the tiny X's copy (other_order)
     hw.own = (v + vectors_len(k, P, p.n_threads)) if hw.own_len else NULL
+    hw.evidence = NULL
+    # the engine's first guess for a speculative solver: 1 (one sweep; the proposal; the
+    # solution), then each pass's outcome
+    hw.guess = 1 if engine and p.speculative and not by_columns else -1
+    hw.sure = False
     hh = hw
     hh.p, hh.l1, hh.l2 = m, p.l1_H, p.l2_H
+    hh.guess = 1 if by_columns and p.speculative else -1
     if p.beta != 2:  # validation lets only a solver with a loss loop take another loss
         if floating is double:
             return KERNELS[solver].loss_loop_f64(x, k, Wt, H, work, p, t)
@@ -520,7 +643,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
         hw.measure = hh.measure = measure
         if engine and not by_columns:  # one pass: the W half-step and B = Wᵀ X, new W
             viol = engine_pass(solver, &rows_of, k, H, Wt, A, B, T, &hw, work + base,
-                               slab_stride)
+                               slab_stride, keep)
         else:  # (by columns, B = H Xᵀ is the last pass's)
             if it > 1 and p.update_H and not by_columns:
                 product_W(x, k, H, B, T, p.n_threads)
@@ -530,7 +653,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
             return STATUS_STOPPED
         if by_columns:  # one pass over Xᵀ: the H half-step and B = H Xᵀ with the new H
             viol += engine_pass(solver, &rows_of, k, Wt, H, G, B, T, &hh, work + base,
-                                slab_stride)
+                                slab_stride, keep)
             factor_gram(k, m, H, A, v, P, p.n_threads)
             err_sq = loss_sq(x, k, n, Wt, B, G, A)
         elif p.update_H:
@@ -682,7 +805,7 @@ def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
                  double entries=-1, int n_threads=1):
     """One half-step of ``solver`` on F (k×p, in place) given A (k×k) and B (k×p), the
     penalties l1, l2 and the sweep-order generator's state ``rng``; with ``perm``, that
-    sweep order (the solver draws none: cd's; als and bpp draw theirs). ``entries``: X's
+    sweep order (the solver draws none). ``entries``: X's
     (n·m, or its non-zeros), for accelerate's sweep cap. Returns (violation at the incoming
     F, the generator's new state)."""
     cdef Py_ssize_t k = F.shape[0], q = F.shape[1], kk = k * k
@@ -714,6 +837,7 @@ def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
     h.v = &work[2 * kk + k * q]
     h.own_len = own
     h.own = &work[2 * kk + k * q + vectors_len(k, q, p.n_threads)] if own else NULL
+    h.guess, h.evidence, h.sure = -1, NULL, False
     with nogil:
         viol = half_step(solver_id, &h, &F[0, 0], &A[0, 0], &B[0, 0])
     return viol, rng
@@ -757,7 +881,8 @@ def block_pass(str solver, X, floating[:, ::1] Wt, const floating[:, ::1] H,
     h.measure = True
     h.keep_order = True  # the driver's sweep order
     h.perm, h.rng, h.prm = &order[0], &rng, &p
+    h.guess, h.evidence, h.sure = -1, NULL, False
     with nogil:
         viol = engine_pass(solver_id, &x, k, &H[0, 0], &Wt[0, 0], &A[0, 0], &C[0, 0],
-                           &T[0], &h, &slabs[0], stride)
+                           &T[0], &h, &slabs[0], stride, NULL)
     return out, viol
