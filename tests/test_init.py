@@ -436,15 +436,20 @@ def _sklearn_initialize():
     return mod._initialize_nmf
 
 
+@pytest.mark.parametrize("n", [20, 70001])  # 70001 rows: W is drawn in three pieces
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", [0, 7])
-def test_random_equals_sklearn_initialize(dtype, seed):
+def test_random_equals_sklearn_initialize(dtype, seed, n):
+    from fastnmf import _init
+
     init_nmf = _sklearn_initialize()
-    X = make_X(20, 13, dtype=dtype)
+    X = make_X(n, 13, dtype=dtype)
+    assert n == 20 or n * 4 * 8 > 2 * _init._DRAW_BYTES
     W, H = start(X, 4, "random", random_state=seed)
     Ws, Hs = init_nmf(X, 4, init="random", random_state=seed)
     assert_array_equal(W, Ws)
     assert_array_equal(H, Hs)
+    assert W.T.flags.c_contiguous  # Wᵀ is what the kernels take: no copy of W
 
 
 @pytest.mark.parametrize("init", ["nndsvd", "nndsvda"])
@@ -488,3 +493,20 @@ def test_sparse_mean_is_scipys_without_its_copy(fmt, dtype):
         X = sp.random(301, 177, density=0.1, format=fmt, dtype=dtype, random_state=seed)
         got, want = _mean(X), X.mean()
         assert got.dtype == want.dtype and got == want
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_mean_by_pieces_is_numpys_pairwise_sum(dtype, monkeypatch):
+    """Summed a piece at a time along NumPy's own pairwise cuts: the same bits as one
+    np.sum of the scaled data (scipy's X.mean()), whatever the piece size and length."""
+    from fastnmf import _init
+
+    rng = np.random.default_rng(0)
+    for piece in (128, 1000, 4096):
+        monkeypatch.setattr(_init, "_SUM_PIECE", piece)
+        for nnz in (7, 129, 1001, 4097, 65543, 300001):
+            data = (rng.random(nnz) * rng.choice([1e-3, 1, 1e3], nnz)).astype(dtype)
+            X = sp.csr_matrix((data, np.arange(nnz) % 5, np.arange(nnz + 1)),
+                              shape=(nnz, 5))
+            got, want = _init._mean(X), X.mean()
+            assert got.dtype == want.dtype and got == want, (piece, nnz)

@@ -254,6 +254,27 @@ def test_large_sparse_is_never_densified(monkeypatch):
         tracemalloc.stop()
 
 
+def test_a_sparse_call_adds_no_copy_of_x():
+    """Read once per iteration by its CSR rows, a sparse X costs a call no copy of itself
+    nor of its data (the mean of the random start, the transpose): what the call adds
+    besides the W and H it returns stays under a fifth of X's size (issue 17's case:
+    float32, 200000 x 20000, 8 M non-zeros, k = 20)."""
+    n, m, nnz, k = 200_000, 20_000, 8_000_000, 20
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix((rng.random(nnz, dtype=np.float32),
+                       (rng.integers(0, n, nnz), rng.integers(0, m, nnz))), shape=(n, m))
+    X.sum_duplicates()
+    size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    tracemalloc.start()
+    try:
+        res = fastnmf.nmf(X, k, init="random", random_state=0, max_iter=1, tol=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.W.nbytes == n * k * 4 and np.isfinite(res.reconstruction_err)
+    assert peak - res.W.nbytes - res.H.nbytes < 0.2 * size, peak / size
+
+
 def with_explicit_zeros(X, seed=1):
     """X (CSR) with about as many explicit zeros stored as it has non-zeros, spread among
     them (as arithmetic on sparse matrices leaves them)."""

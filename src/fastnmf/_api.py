@@ -276,7 +276,7 @@ def _compiled(prob, W, H, seed, report):
         progress=report, n_threads=prob.n_threads,
         accelerate=prob.accelerate)
     raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
-    return np.ascontiguousarray(Wt.T), H, n_iter, converged, history, err
+    return Wt.T, H, n_iter, converged, history, err  # W Fortran-ordered: no copy of it
 
 
 _SOLVERS = {name: _compiled for name in SOLVERS}

@@ -85,26 +85,50 @@ _SPARE = threading.local()  # .rng: this thread's spare RandomState, or None whi
 _NOT_YET = object()  # no spare made on this thread yet
 
 
+# Bytes of one piece of the random start's draw of W (float64 normals): W's own size is all
+# the start adds, however many rows X has.
+_DRAW_BYTES = 1 << 20
+
+
 def _mean(X):
     with np.errstate(over="ignore"):  # an overflow shows up as the solver's clear error
         if sp.issparse(X) and X.dtype.kind == "f":
-            # scipy's X.mean(), bit for bit, without its copy of the whole matrix (data,
-            # indices and indptr: X's size again): only the scaled data is made.
-            return np.sum(X.data * (1.0 / (X.shape[0] * X.shape[1])), dtype=X.dtype)
+            # scipy's X.mean() (the sum of the data scaled by 1 / (n·m)), bit for bit,
+            # without its copy of the whole matrix nor one of the data
+            return _pairwise_sum(X.data, 1.0 / (X.shape[0] * X.shape[1]))
         return X.mean()
 
 
+# Entries of data scaled at a time by _pairwise_sum (NumPy's pairwise blocks are 128).
+_SUM_PIECE = 1 << 18
+
+
+def _pairwise_sum(data, scale, lo=0, n=None):
+    """np.sum(data[lo:lo + n] * scale, dtype=data.dtype), bit for bit, with no temporary
+    larger than _SUM_PIECE entries: NumPy sums a contiguous array pairwise, each half
+    (cut at a multiple of 8) summed the same way, so a span longer than a piece is the sum
+    of its two halves, and a piece is NumPy's own sum."""
+    n = len(data) if n is None else n
+    if n <= max(_SUM_PIECE, 128):
+        return np.sum(data[lo:lo + n] * scale, dtype=data.dtype)
+    half = n // 2 - (n // 2) % 8
+    return (_pairwise_sum(data, scale, lo, half)
+            + _pairwise_sum(data, scale, lo + half, n - half))
+
+
 def initialize(prob, rng):
-    """Return the starting (W, H), C-contiguous, of shape (n, k) and (k, m), in prob.dtype."""
+    """Return the starting (W, H) of shape (n, k) and (k, m), in prob.dtype: H C-contiguous,
+    W made (random, nndsvd*) or copied (custom, by validation) Fortran-ordered, so that Wᵀ,
+    which the kernels update, is C-contiguous without another copy of W."""
     X, k, dtype = prob.X, prob.k, prob.dtype
     if not prob.update_H:
         H = prob.H
         if prob.W is not None:
             W = prob.W
         elif _registry.SOLVERS[prob.solver].keeps_zeros:  # zeros would stay zeros
-            W = np.full((prob.n, k), np.sqrt(_mean(X) / k), dtype=dtype)
+            W = np.full((prob.n, k), np.sqrt(_mean(X) / k), dtype=dtype, order="F")
         else:
-            W = np.zeros((prob.n, k), dtype=dtype)
+            W = np.zeros((prob.n, k), dtype=dtype, order="F")
         return W, H
     if prob.init == "custom":
         return prob.W, prob.H
@@ -112,10 +136,14 @@ def initialize(prob, rng):
         avg = np.sqrt(_mean(X) / k)
         gen = rng.get()
         H = avg * gen.standard_normal(size=(k, prob.m)).astype(dtype, copy=False)
-        W = avg * gen.standard_normal(size=(prob.n, k)).astype(dtype, copy=False)
         np.abs(H, out=H)
-        np.abs(W, out=W)
-        return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H, dtype=dtype)
+        W = np.empty((k, prob.n), dtype=dtype).T
+        rows = max(1, _DRAW_BYTES // (8 * k))
+        for r0 in range(0, prob.n, rows):  # the same stream as one draw, a piece at a time
+            piece = avg * gen.standard_normal(size=(min(rows, prob.n - r0), k)).astype(
+                dtype, copy=False)
+            W[r0:r0 + rows] = np.abs(piece, out=piece)
+        return W, np.ascontiguousarray(H, dtype=dtype)
     return _nndsvd(X, k, prob.init, rng, dtype, prob.n_threads)
 
 

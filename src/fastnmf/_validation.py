@@ -305,7 +305,7 @@ def _check_real(value, arg, low=0.0, high=None):
     return value
 
 
-def _check_factor(F, arg, shape, dtype, shape_hint):
+def _check_factor(F, arg, shape, dtype, shape_hint, order="C"):
     if F is None:
         raise ValueError(error_message(arg, "must be given", shape_hint))
     if sp.issparse(F):
@@ -318,7 +318,7 @@ def _check_factor(F, arg, shape, dtype, shape_hint):
     if F.shape != shape:
         raise ValueError(error_message(arg, f"must have shape {shape} {shape_hint}",
                                        got=f"{F.shape}"))
-    F = np.array(F, dtype=dtype, order="C", copy=True)
+    F = np.array(F, dtype=dtype, order=order, copy=True)
     _scan(F, arg)
     return F
 
@@ -390,10 +390,10 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
     if not update_H:
         H = _check_factor(H, "H", (k, m), dtype, f"when update_H=False ({hint})")
         if W is not None:
-            W = _check_factor(W, "W", (n, k), dtype, hint)
+            W = _check_factor(W, "W", (n, k), dtype, hint, order="F")
         init = "custom" if W is not None else None
     elif init == "custom":
-        W = _check_factor(W, "W", (n, k), dtype, f"when init='custom' ({hint})")
+        W = _check_factor(W, "W", (n, k), dtype, f"when init='custom' ({hint})", order="F")
         H = _check_factor(H, "H", (k, m), dtype, f"when init='custom' ({hint})")
     else:
         if W is not None or H is not None:
