@@ -159,3 +159,35 @@ def test_without_a_distributed_client_x_is_read_out_of_core(monkeypatch):
     assert not _dask.is_distributed(Xd)
     got = fastnmf.nmf(Xd, 5, random_state=0, max_iter=10, tol=0)
     _close(fastnmf.nmf(X, 5, random_state=0, max_iter=10, tol=0).W, got.W, 1e-10)
+
+
+@pytest.mark.parametrize("solver", ["cd", "als"])  # W's rows on the workers; W on the client
+def test_w_can_stay_on_the_cluster(client, solver):
+    """gather_W=False: W is a dask.array of X's row blocks, held by the workers, equal to
+    the gathered W (up to the rounding of another placement of the blocks)."""
+    X = _data(n=1130)  # a last block shorter than the others
+    Xd = da.from_array(X, chunks=(150, 150))
+    kw = dict(solver=solver, init="random", random_state=0, max_iter=10, tol=0)
+    gathered = fastnmf.nmf(Xd, 5, **kw)
+    kept = fastnmf.nmf(Xd, 5, gather_W=False, **kw)
+    memory = fastnmf.nmf(X, 5, **kw)
+    assert isinstance(kept.W, da.Array) and isinstance(gathered.W, np.ndarray)
+    assert kept.W.shape == (1130, 5) and kept.W.dtype == np.float64
+    assert kept.W.chunks[0] == (150,) * 7 + (80,)
+    W = kept.W.compute()
+    for ref in (gathered, memory):
+        _close(ref.W, W, 1e-10)
+        _close(ref.H, kept.H, 1e-10)
+        np.testing.assert_allclose(kept.history, ref.history, rtol=1e-10)
+    assert float((kept.W @ kept.H).sum().compute()) == pytest.approx(
+        float((memory.W @ memory.H).sum()), rel=1e-10)
+
+
+def test_gather_w_false_needs_x_on_a_cluster(client):
+    X = _data(n=300)
+    with pytest.raises(ValueError, match="gather_W"):
+        fastnmf.nmf(X, 5, gather_W=False)
+    with pytest.raises(ValueError, match=r"Xs\[0\]: gather_W"):
+        fastnmf.nmf_batch([X, X], 5, gather_W=False)
+    with pytest.raises(ValueError, match="gather_W"):
+        fastnmf.reference.nmf(da.from_array(X, chunks=(100, 150)), 5, gather_W=False)

@@ -21,7 +21,7 @@ __all__ = ["nmf", "run", "make_result", "NMF_DEFAULTS"]
 def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=True,
         max_iter=200, tol=1e-4, beta_loss="frobenius", alpha_W=0.0, alpha_H="same",
         l1_ratio=0.0, random_state=None, shuffle=False, verbose=False, n_threads=None,
-        accelerate=False, callback=None):
+        accelerate=False, callback=None, gather_W=True):
     """Non-negative matrix factorization: find W, H >= 0 with X ≈ W @ H.
 
     Minimizes ½‖X − WH‖²_F plus scikit-learn's regularization, with compiled solvers
@@ -108,6 +108,11 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         convergence check while the call runs, from the calling thread, with the error
         that ``history`` records there. An exception it raises stops the call and is
         raised (for a time budget or a progress display). ``nmf_batch`` does not take it.
+    gather_W : bool, default=True
+        With X a Dask array while a ``distributed`` client is active: False returns W as
+        a dask.array chunked by X's row blocks, whose blocks stay on the workers (W is not
+        brought to the client); True gathers it into a NumPy array. False with any other
+        X raises ValueError.
 
     Returns
     -------
@@ -151,7 +156,7 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         X, n_components, solver=solver, init=init, W=W, H=H, update_H=update_H,
         max_iter=max_iter, tol=tol, beta_loss=beta_loss, alpha_W=alpha_W, alpha_H=alpha_H,
         l1_ratio=l1_ratio, random_state=random_state, shuffle=shuffle, verbose=verbose,
-        n_threads=n_threads, accelerate=accelerate, callback=callback)
+        n_threads=n_threads, accelerate=accelerate, callback=callback, gather_W=gather_W)
     return run(prob, _SOLVERS)
 
 

@@ -14,7 +14,8 @@ fixed binary tree of additions (by block index: the same sums whatever the place
 C = Wᵀ X and G = WᵀW, which come to the client; there the H half-step runs
 (``half_step_of``), then the loss ‖X‖² − 2⟨H, C⟩ + ⟨G, HHᵀ⟩ and the stopping rule of
 ``fastnmf.nmf``. Traffic per iteration: H to each worker, C and G from each (k·(m + k)
-numbers), independent of n. At the end W's blocks are gathered.
+numbers), independent of n. At the end W's blocks are gathered (or, with ``gather_W=False``,
+left on the workers as the blocks of a dask.array W).
 
 The nndsvd starts' randomized SVD makes each product a pass on the workers too (``times``:
 ell·(n + m) numbers move, not X). The other solvers (als, bpp, cd with accelerate), whose
@@ -176,6 +177,11 @@ def _held_W(held):
     return held[0] if isinstance(held, tuple) else held
 
 
+def _rows_of_W(held):
+    """A block's rows of W (w × k), from the Wᵀ_b a worker holds (a view, no copy)."""
+    return _held_W(held).T
+
+
 def _sums(*parts):
     """Add the blocks' parts, in their order: arrays, or tuples of them added item by item
     (a (Wᵀ_b, sums) pair from _pass_task counts as its sums)."""
@@ -325,20 +331,41 @@ def solve(prob, W, H, seed, report):
             pending = [client.submit(_error_task, b, w, H_at, X.exponent, pure=False)
                        for b, w in zip(X.blocks, Ws)]
             final = math.sqrt(sum(client.gather(pending)))
-        if Wt is None:
+        if not prob.gather_W:  # W stays on the workers, as a dask.array of X's row blocks
+            W = _dask_W(client, X, Ws if Wt is None else _scatter_rows(client, X, Wt, where),
+                        k, dtype)
+        elif Wt is None:
             Ws = [client.submit(_held_W, w, pure=False) for w in Ws]
-            Wt = np.concatenate(client.gather(Ws), axis=1)
+            W = np.concatenate(client.gather(Ws), axis=1).T
+        else:
+            W = Wt.T
         pending = []
     finally:
         if pending:  # interrupted or failed: nothing left running on the cluster
             client.cancel(pending)
-    return np.ascontiguousarray(Wt.T), H, n_iter, converged, np.array(history), final
+    return W, H, n_iter, converged, np.array(history), final
+
+
+def _dask_W(client, X, Ws, k, dtype):
+    """W as a dask.array whose blocks are the workers' rows of W (X's row blocks)."""
+    import dask.array as da
+
+    from distributed import wait
+
+    n = X.shape[0]
+    rows = [client.submit(_rows_of_W, w, pure=False) for w in Ws]
+    wait(rows)  # computed before the blocks they come from are released
+    parts = [da.from_delayed(r, shape=(min(X.rows, n - c * X.rows), k), dtype=dtype)
+             for c, r in enumerate(rows)]
+    return da.concatenate(parts, axis=0)
 
 
 def _scatter_rows(client, X, Wt, where):
-    """Wᵀ's columns of each block, sent to the worker that holds the block."""
+    """Wᵀ's columns of each block, sent to the worker that holds the block (under keys of
+    their own: content-hashed keys of one call's data can meet a release of the same key,
+    and a task on them then loses its dependency)."""
     return [client.scatter(np.ascontiguousarray(Wt[:, c * X.rows:(c + 1) * X.rows]),
-                           workers=list(where.get(b.key, ())) or None)
+                           workers=list(where.get(b.key, ())) or None, hash=False)
             for c, b in enumerate(X.blocks)]
 
 

@@ -14,7 +14,8 @@ class NMFResult:
     Attributes
     ----------
     W : ndarray of shape (n, k)
-        Non-negative left factor, in the dtype of the computation.
+        Non-negative left factor, in the dtype of the computation (a dask.array with
+        ``gather_W=False``: its blocks stay on the cluster's workers).
     H : ndarray of shape (k, m)
         Non-negative right factor.
     n_iter : int
@@ -39,7 +40,9 @@ class NMFResult:
 
     def __post_init__(self):
         for name in ("W", "H", "history"):
-            getattr(self, name).flags.writeable = False
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):  # (not a Dask W: gather_W=False)
+                value.flags.writeable = False
 
     def __reduce__(self):
         # Rebuild through the constructor so that the arrays are read-only again.

@@ -60,7 +60,7 @@ class Problem:
     __slots__ = (
         "X", "sqnorm", "xmax", "beta", "n", "m", "k", "dtype", "solver", "init", "W", "H", "update_H",
         "max_iter", "tol", "l1_W", "l2_W", "l1_H", "l2_H", "random_state", "shuffle",
-        "verbose", "n_threads", "accelerate", "callback",
+        "verbose", "n_threads", "accelerate", "callback", "gather_W",
     )
 
     def __init__(self, **kw):
@@ -340,7 +340,7 @@ def check_random_state(random_state):
 
 def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, tol,
                    beta_loss, alpha_W, alpha_H, l1_ratio, random_state, shuffle, verbose,
-                   n_threads, accelerate, callback, out_of_core=True):
+                   n_threads, accelerate, callback, gather_W=True, out_of_core=True):
     """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`. Without
     ``out_of_core`` (a batch's items, the reference), an X that ``fastnmf.nmf`` reads a
     chunk at a time is read into memory instead."""
@@ -366,6 +366,11 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
             "WH entry by entry); X is read a chunk at a time here (a memmap, an HDF5, zarr "
             "or Dask array): pass np.asarray(X) to factorize it in memory",
             got=f"{beta_loss!r}"))
+    if not gather_W and not (out_of_core and is_distributed(X)):
+        raise ValueError(error_message(
+            "gather_W", "=False keeps W on the cluster as a Dask array: it needs X as a Dask "
+            "array while a distributed client is active (fastnmf.nmf; not nmf_batch's items "
+            "nor the reference)", got=f"X of type {type(X).__name__}"))
     X, sqnorm, xmax = check_X(X, n_threads=n_threads, out_of_core=out_of_core)
     if beta <= 0 and _has_zeros(X):
         raise ValueError(error_message(
@@ -414,6 +419,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
         random_state=random_state, shuffle=bool(shuffle), verbose=bool(verbose),
         n_threads=n_threads, accelerate=bool(accelerate), callback=callback,
+        gather_W=bool(gather_W),
     )
     _check_scale(prob, {"l1_W": ("alpha_W", alpha_W, m * l1_ratio),
                         "l2_W": ("alpha_W", alpha_W, m * (1.0 - l1_ratio)),
