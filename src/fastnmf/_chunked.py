@@ -15,6 +15,7 @@ order is read with explicit reads from the file (``os.preadv``), so its pages ar
 mapped into the process; other objects are read by slicing (``X[r0:r1]``).
 """
 
+import _thread
 import copy
 import mmap
 import os
@@ -50,6 +51,63 @@ def is_out_of_core(X):
             and hasattr(X, "__getitem__"))
 
 
+class _Reader:
+    """One thread that runs one job at a time for the main thread (a Chunked's reads
+    ahead, for a whole call), driven by bare locks. No Thread object, Condition, queue or
+    flag: a Ctrl-C lands in the main thread wherever it is, and one that lands inside
+    those (between a lock's acquire and its release, between two statements that must go
+    together) leaves a lock held or a flag wrong and a thread blocked for good, or, in the
+    weakref callback that collects a finished Thread, is ignored. The main thread here only
+    releases ``go`` and acquires ``done`` or ``ended``, which a signal either interrupts
+    before it holds or not at all."""
+
+    def __init__(self):
+        self._go, self._done, self._ended = (_thread.allocate_lock() for _ in range(3))
+        for lock in (self._go, self._done, self._ended):
+            lock.acquire()
+        self._slot = [None, None]  # the job; then (error, value)
+        _thread.start_new_thread(_Reader._loop, (self._go, self._done, self._ended,
+                                                 self._slot))
+
+    @staticmethod
+    def _loop(go, done, ended, slot):  # (no reference to the _Reader: __del__ can end it)
+        while True:
+            go.acquire()
+            job, slot[0] = slot[0], None
+            if job is None:
+                ended.release()
+                return
+            try:
+                slot[1] = (None, job())
+            except BaseException as exc:  # handed to the main thread by wait()
+                slot[1] = (exc, None)
+            done.release()
+
+    def submit(self, job):
+        self._slot[0] = job
+        self._go.release()
+
+    def wait(self):
+        """(error, value) of the job submitted last, once it has run."""
+        self._done.acquire()
+        return self._slot[1]
+
+    def stop(self):
+        """End the thread, after the job it is running (a job not yet taken is dropped),
+        and wait for that."""
+        self.__del__()
+        self._ended.acquire()
+
+    def __del__(self):
+        go, self._go = getattr(self, "_go", None), None
+        if go is not None:
+            self._slot[0] = None
+            try:
+                go.release()
+            except RuntimeError:  # released already: the thread takes the None job next
+                pass
+
+
 class Chunked:
     """X (n × m) as a sequence of chunks of its stored rows: X's rows, or with ``fortran``
     (a Fortran-ordered file) X's columns, that is Xᵀ's rows. The interface the kernels'
@@ -69,8 +127,9 @@ class Chunked:
         self.exponent = 0
         self.sqnorm = self.xmax = self.total = None
         self._last = None  # (c, block) handed out last
-        self._ahead = None  # (c, thread, holder) of the chunk read ahead
+        self._ahead = None  # c, the chunk being read ahead by _reader
         self._spare = None  # the buffer not handed out
+        self._reader = None  # _Reader, from the first read ahead to close()
 
     def mean(self):
         return self.total / (self.shape[0] * self.shape[1])
@@ -80,7 +139,7 @@ class Chunked:
         other = copy.copy(self)
         other.exponent = self.exponent - e
         other.sqnorm = other.xmax = other.total = None
-        other._last = other._ahead = other._spare = None
+        other._last = other._ahead = other._spare = other._reader = None
         return other
 
     def where(self, c):
@@ -97,9 +156,8 @@ class Chunked:
         ahead, self._ahead = self._ahead, None
         block = None
         if ahead is not None:
-            ahead[1].join()
-            error, got = ahead[2]
-            if ahead[0] == c:
+            error, got = self._reader.wait()
+            if ahead == c:
                 if error is not None:
                     raise error
                 block = got
@@ -115,10 +173,10 @@ class Chunked:
         return block
 
     def close(self):
-        """Wait for a read ahead; drop the buffers."""
-        if self._ahead is not None:
-            self._ahead[1].join()
-        self._ahead = self._last = self._spare = None
+        """Wait for a read ahead, end the reading thread; drop the buffers."""
+        if self._reader is not None:
+            self._reader.stop()
+        self._ahead = self._last = self._spare = self._reader = None
 
     def _take_buffer(self, c):
         lo = c * self.rows
@@ -142,18 +200,11 @@ class Chunked:
         return out
 
     def _read_ahead(self, c):
-        holder = [None, None]
         out = self._take_buffer(c)
-
-        def work():
-            try:
-                holder[1] = self._load(c, out)
-            except BaseException as exc:  # raised when chunk c is asked for
-                holder[0] = exc
-
-        thread = threading.Thread(target=work, name="fastnmf-read-ahead", daemon=True)
-        thread.start()
-        self._ahead = (c, thread, holder)
+        if self._reader is None:
+            self._reader = _Reader()
+        self._reader.submit(lambda: self._load(c, out))  # its error: when c is asked for
+        self._ahead = c
 
     def scan(self, arg, n_threads):
         """One pass: every entry finite and non-negative (else a ValueError naming the

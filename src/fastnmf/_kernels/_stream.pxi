@@ -64,9 +64,11 @@ cdef class ChunkStream:
         return 0
 
     cdef int fetch(self, Py_ssize_t c, XData* chunk):
-        cdef Py_ssize_t w = self.src.rows
-        cdef Py_ssize_t N = self.reader.shape[1 if self.reader.fortran else 0]
+        cdef Py_ssize_t w = self.src.rows, N
+        cdef uintptr_t address
+        cdef int itemsize
         try:
+            N = self.reader.shape[1 if self.reader.fortran else 0]
             if self.signals:
                 PyErr_CheckSignals()
             self.current = None
@@ -79,14 +81,16 @@ cdef class ChunkStream:
                                  f"{getattr(block, 'shape', '')}; expected a C-contiguous "
                                  f"{self.scratch.dtype} array of shape {(w, self.q)}")
             self.current = block
-        except BaseException as exc:
+            address = <uintptr_t> block.ctypes.data
+            itemsize = block.dtype.itemsize
+        except BaseException as exc:  # a Ctrl-C too: everything Python runs is in here
             self.error = exc
             return 1
         chunk.n, chunk.m = w, self.q
         chunk.sparse = chunk.fortran = False
-        chunk.dense = <const void*> <uintptr_t> block.ctypes.data
+        chunk.dense = <const void*> address
         chunk.other = chunk.source = NULL
-        chunk.itemsize = block.dtype.itemsize
+        chunk.itemsize = itemsize
         chunk.entries = <double> w * self.q
         chunk.sqnorm = 0
         chunk.rdata = chunk.cdata = NULL
