@@ -227,3 +227,41 @@ def test_result_does_not_depend_on_threads(tmp_path, solver):
     c = fastnmf.nmf(Xm, 6, n_threads=3, **kw)
     assert np.array_equal(a.W, b.W) and np.array_equal(a.W, c.W)
     assert np.array_equal(a.H, b.H) and np.array_equal(a.H, c.H)
+
+
+def test_the_read_ahead_thread_runs_jobs_and_ends():
+    """_chunked._Reader: one thread per call, driven by bare locks (a Ctrl-C in the main
+    thread can leave no lock of it held): jobs in turn, their errors handed back, the
+    thread ended by stop() after a running job, or when the reader is collected."""
+    import gc
+    import threading
+    import time
+    from fastnmf._chunked import _Reader
+
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    def ended(count):  # the thread's last instructions run just after it says it ended
+        deadline = time.monotonic() + 5
+        while threads() > count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return threads() == count
+
+    before = threads()
+    reader = _Reader()
+    assert threads() == before + 1
+    for i in range(5):
+        reader.submit(lambda i=i: i * i)
+        assert reader.wait() == (None, i * i)
+    reader.submit(lambda: 1 / 0)
+    error, value = reader.wait()
+    assert isinstance(error, ZeroDivisionError) and value is None
+    running, finished = threading.Event(), []
+    reader.submit(lambda: running.set() or time.sleep(0.2) or finished.append(1))
+    assert running.wait(5)
+    reader.stop()  # waits for the running job, then for the thread's end
+    assert finished == [1] and ended(before)
+    reader = _Reader()
+    del reader
+    gc.collect()
+    assert ended(before)
