@@ -20,7 +20,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from ._blas cimport gram, cholesky, chol_solve, dot
-from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation
+from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation, restart
 
 # The evidence (_common.pxd, Half.evidence): g of the swept proposal and of the swept
 # factor, the blocks whose system could not be factored, then per component the blocks
@@ -169,12 +169,7 @@ cdef int als_settle(const Half* h, floating* F, const floating* A, const floatin
                         and evidence[EV_G_PROPOSAL] < evidence[EV_G_FACTOR])
     cdef Half whole
     if outcome != h.guess:
-        memcpy(F, F0, h.k * h.p * sizeof(floating))
-        h.rng[0] = rng0
-        whole = h[0]
-        whole.guess = -1
-        whole.keep_order = False
-        whole.measure = False
+        whole = restart(h, F, F0, h.k * h.p * sizeof(floating), rng0)
         als_half(&whole, F, A, B)
     return outcome
 

@@ -31,7 +31,7 @@ from libc.math cimport fabs
 
 from ._blas cimport gemm, cholesky, chol_solve_cols
 from ._common cimport (Half, Params, kernel_capsule, hals_sweep, next_permutation,
-                       transpose)
+                       transpose, restart)
 from ._als cimport half_objective, kills_component, count_rows, evidence_kills
 
 # The evidence (_common.pxd, Half.evidence): g of the solution and of the incoming factor,
@@ -377,10 +377,7 @@ cdef int bpp_settle(const Half* h, floating* F, const floating* A, const floatin
     cdef Half whole
     h.rng[0] = rng0
     if outcome != h.guess:
-        memcpy(F, F0, h.k * h.p * sizeof(floating))
-        whole = h[0]
-        whole.guess = -1
-        whole.measure = False
+        whole = restart(h, F, F0, h.k * h.p * sizeof(floating), rng0)
         bpp_half(&whole, F, A, B)
     return outcome
 

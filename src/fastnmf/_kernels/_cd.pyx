@@ -11,9 +11,8 @@ or redoes the half-step from the factor before the pass if fewer.
 
 from cython cimport floating
 from libc.stdint cimport uint64_t, uintptr_t
-from libc.string cimport memcpy
 
-from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation
+from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation, restart
 
 # Accelerated HALS: after the first sweep, sweep again while the last sweep moved F by more
 # than INNER_RATIO times the first sweep's move (‖ΔF‖_F), at most 1 + INNER_COST · ρ
@@ -94,12 +93,7 @@ cdef int cd_settle(const Half* h, floating* F, const floating* A, const floating
     while sweeps < h.guess and sweeps < most and evidence[sweeps - 1] > bar:
         sweeps += 1
     if sweeps < h.guess:  # it stops before the guess: redo it as the whole half-step
-        memcpy(F, F0, k * p * sizeof(floating))
-        h.rng[0] = rng0
-        whole = h[0]
-        whole.guess = -1
-        whole.keep_order = False
-        whole.measure = False
+        whole = restart(h, F, F0, k * p * sizeof(floating), rng0)
         cd_half(&whole, F, A, B)
         return sweeps
     for i in range(1, h.guess):  # the orders the blocks drew from a copy

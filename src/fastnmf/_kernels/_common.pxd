@@ -5,6 +5,7 @@
 
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memcpy
 
 cdef enum:
     STATUS_OK = 0
@@ -211,6 +212,20 @@ cdef extern from *:
     #endif
     """
     double fastnmf_clock() noexcept nogil  # seconds, monotonic
+
+
+cdef inline Half restart(const Half* h, void* F, const void* F0, size_t nbytes,
+                        uint64_t rng0) noexcept nogil:
+    """A speculative solver's settling after a wrong guess (SettleF64): F back to F0 (the
+    factor before the pass, ``nbytes``), the generator back to ``rng0``, and the Half of
+    the whole half-step to run from there (no guess; draws its own order; no violation)."""
+    cdef Half whole = h[0]
+    memcpy(F, F0, nbytes)
+    h.rng[0] = rng0
+    whole.guess = -1
+    whole.keep_order = False
+    whole.measure = False
+    return whole
 
 
 cdef inline bint tick(Trace* t, double work) noexcept nogil:
