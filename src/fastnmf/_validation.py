@@ -368,9 +368,9 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
             got=f"{beta_loss!r}"))
     if not gather_W and not (out_of_core and is_distributed(X)):
         raise ValueError(error_message(
-            "gather_W", "=False keeps W on the cluster as a Dask array: it needs X as a Dask "
-            "array while a distributed client is active (fastnmf.nmf; not nmf_batch's items "
-            "nor the reference)", got=f"X of type {type(X).__name__}"))
+            "gather_W", "set to False keeps W on the cluster as a Dask array: it needs X as "
+            "a Dask array while a distributed client is active (fastnmf.nmf; not nmf_batch's "
+            "items nor the reference)", got=f"X of type {type(X).__name__}"))
     X, sqnorm, xmax = check_X(X, n_threads=n_threads, out_of_core=out_of_core)
     if beta <= 0 and _has_zeros(X):
         raise ValueError(error_message(

@@ -20,7 +20,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from ._blas cimport gram, cholesky, chol_solve, dot
-from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation, restart
+from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation
 
 # The evidence (_common.pxd, Half.evidence): g of the swept proposal and of the swept
 # factor, the blocks whose system could not be factored, then per component the blocks
@@ -161,16 +161,13 @@ cdef double als_half(const Half* h, floating* F, const floating* A,
 
 
 cdef int als_settle(const Half* h, floating* F, const floating* A, const floating* B,
-                    const floating* F0, const double* evidence, uint64_t rng0) noexcept nogil:
+                    const double* evidence, bint* redo) noexcept nogil:
     """The whole half-step's choice (_common.pxd, SettleF64): 1 the proposal, 0 the
-    factor; a choice other than the guess redoes the half-step from F0."""
+    factor; another choice than the guess is redone."""
     cdef int outcome = (evidence[EV_SINGULAR] == 0
                         and not evidence_kills(h.k, evidence + EV_ROWS)
                         and evidence[EV_G_PROPOSAL] < evidence[EV_G_FACTOR])
-    cdef Half whole
-    if outcome != h.guess:
-        whole = restart(h, F, F0, h.k * h.p * sizeof(floating), rng0)
-        als_half(&whole, F, A, B)
+    redo[0] = outcome != h.guess
     return outcome
 
 

@@ -31,7 +31,7 @@ from libc.math cimport fabs
 
 from ._blas cimport gemm, cholesky, chol_solve_cols
 from ._common cimport (Half, Params, kernel_capsule, hals_sweep, next_permutation,
-                       transpose, restart)
+                       transpose)
 from ._als cimport half_objective, kills_component, count_rows, evidence_kills
 
 # The evidence (_common.pxd, Half.evidence): g of the solution and of the incoming factor,
@@ -366,19 +366,15 @@ cdef inline bint takes_solution(double g_new, double g_old, bint inexact,
 
 
 cdef int bpp_settle(const Half* h, floating* F, const floating* A, const floating* B,
-                    const floating* F0, const double* evidence, uint64_t rng0) noexcept nogil:
+                    const double* evidence, bint* redo) noexcept nogil:
     """The whole half-step's choice (_common.pxd, SettleF64): 1 the solution, 0 the
-    sweep; a choice other than the guess redoes the half-step from F0. bpp draws no sweep
-    order: the generator goes back to rng0."""
+    sweep; another choice than the guess is redone. (The order the engine draws for the
+    pass is never read by bpp, whose closing sweep keeps the components' order.)"""
     cdef double same = 1e-13 if floating is double else 1e-6
     cdef int outcome = (not evidence_kills(h.k, evidence + EV_ROWS)
                         and takes_solution(evidence[EV_G_NEW], evidence[EV_G_OLD],
                                            evidence[EV_INEXACT] != 0, same))
-    cdef Half whole
-    h.rng[0] = rng0
-    if outcome != h.guess:
-        whole = restart(h, F, F0, h.k * h.p * sizeof(floating), rng0)
-        bpp_half(&whole, F, A, B)
+    redo[0] = outcome != h.guess
     return outcome
 
 

@@ -5,14 +5,14 @@ half-step, or with ``accelerate`` several (Gillis & Glineur 2012's accelerated H
 Accelerated, the number of sweeps is decided over the whole factor (each sweep's move
 against the first's), so the row-block engine runs it on a guess (Params.speculative): each
 block runs ``guess`` sweeps and adds each sweep's move into the evidence; ``cd_settle``
-reads off the count the whole half-step takes, sweeps on if that is more (the pass kept B),
-or redoes the half-step from the factor before the pass if fewer.
+reads off the count the whole half-step takes and sweeps on if that is more (the pass kept
+B); if fewer, the engine redoes the half-step from the factor before the pass.
 """
 
 from cython cimport floating
 from libc.stdint cimport uint64_t, uintptr_t
 
-from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation, restart
+from ._common cimport Half, Params, kernel_capsule, hals_sweep, next_permutation
 
 # Accelerated HALS: after the first sweep, sweep again while the last sweep moved F by more
 # than INNER_RATIO times the first sweep's move (‖ΔF‖_F), at most 1 + INNER_COST · ρ
@@ -83,18 +83,16 @@ cdef void cd_block(const Half* h, floating* F, const floating* A, const floating
 
 
 cdef int cd_settle(const Half* h, floating* F, const floating* A, const floating* B,
-                   const floating* F0, const double* evidence, uint64_t rng0) noexcept nogil:
+                   const double* evidence, bint* redo) noexcept nogil:
     """The sweeps the whole accelerated half-step runs (_common.pxd, SettleF64): from the
-    moves of the guessed ones; more are run here on F, fewer redo the half-step from F0."""
+    moves of the guessed ones; more are run here on F, fewer are redone."""
     cdef Py_ssize_t k = h.k, p = h.p
     cdef int most = inner_sweeps(k, p, h.prm), sweeps = 1, i
     cdef double bar = INNER_RATIO * INNER_RATIO * evidence[0], moved
-    cdef Half whole
     while sweeps < h.guess and sweeps < most and evidence[sweeps - 1] > bar:
         sweeps += 1
-    if sweeps < h.guess:  # it stops before the guess: redo it as the whole half-step
-        whole = restart(h, F, F0, k * p * sizeof(floating), rng0)
-        cd_half(&whole, F, A, B)
+    redo[0] = sweeps < h.guess  # it stops before the guess
+    if redo[0]:
         return sweeps
     for i in range(1, h.guess):  # the orders the blocks drew from a copy
         next_permutation(k, h.perm, h.prm.shuffle, h.rng)

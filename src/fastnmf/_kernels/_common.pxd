@@ -5,7 +5,6 @@
 
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.string cimport memcpy
 
 cdef enum:
     STATUS_OK = 0
@@ -168,16 +167,15 @@ ctypedef int (*LossLoopF64)(const XData* x, Py_ssize_t k, double* Wt, double* H,
                             double* work, const Params* p, Trace* t) noexcept nogil
 # A speculative solver's (Params.speculative) settling of a guessed decision, after the
 # engine's pass ran every block with outcome h.guess: from the blocks' summed ``evidence``,
-# the outcome the whole half-step takes. If it is not the guess, F (k×p) is made what the
-# whole half-step gives from F0 (the factor before the pass) with A and B (its product,
-# kept by the pass) and the generator's state ``rng0`` before the pass; either way *h.rng
-# ends as the whole half-step leaves it. Returns the outcome (F unchanged iff the guess).
+# the outcome the whole half-step takes (returned). F (k×p) is then that half-step's
+# result, with *h.rng as it leaves the generator: either as the pass left them, or
+# carried on here with A and B (B = the product the pass kept; accelerated cd's further
+# sweeps), or, with *redo set, not: the engine then redoes the whole half-step from the
+# factor and the generator's state before the pass (engine_pass).
 ctypedef int (*SettleF32)(const Half* h, float* F, const float* A, const float* B,
-                          const float* F0, const double* evidence,
-                          uint64_t rng0) noexcept nogil
+                          const double* evidence, bint* redo) noexcept nogil
 ctypedef int (*SettleF64)(const Half* h, double* F, const double* A, const double* B,
-                          const double* F0, const double* evidence,
-                          uint64_t rng0) noexcept nogil
+                          const double* evidence, bint* redo) noexcept nogil
 # Doubles of a speculative solver's evidence for a half-step of F (k×p).
 ctypedef Py_ssize_t (*SpecLen)(Py_ssize_t k, Py_ssize_t p, const Params* prm) noexcept nogil
 
@@ -212,20 +210,6 @@ cdef extern from *:
     #endif
     """
     double fastnmf_clock() noexcept nogil  # seconds, monotonic
-
-
-cdef inline Half restart(const Half* h, void* F, const void* F0, size_t nbytes,
-                        uint64_t rng0) noexcept nogil:
-    """A speculative solver's settling after a wrong guess (SettleF64): F back to F0 (the
-    factor before the pass, ``nbytes``), the generator back to ``rng0``, and the Half of
-    the whole half-step to run from there (no guess; draws its own order; no violation)."""
-    cdef Half whole = h[0]
-    memcpy(F, F0, nbytes)
-    h.rng[0] = rng0
-    whole.guess = -1
-    whole.keep_order = False
-    whole.measure = False
-    return whole
 
 
 cdef inline bint tick(Trace* t, double work) noexcept nogil:

@@ -91,13 +91,12 @@ cdef inline double half_step(int solver, const Half* h, floating* F, const float
 
 
 cdef inline int settle(int solver, const Half* h, floating* F, const floating* A,
-                       const floating* B, const floating* F0, const double* evidence,
-                       uint64_t rng0) noexcept nogil:
+                       const floating* B, const double* evidence, bint* redo) noexcept nogil:
     """The speculative solver's settling of its guess (_common.pxd, SettleF64)."""
     if floating is double:
-        return KERNELS[solver].settle_f64(h, F, A, B, F0, evidence, rng0)
+        return KERNELS[solver].settle_f64(h, F, A, B, evidence, redo)
     else:
-        return KERNELS[solver].settle_f32(h, F, A, B, F0, evidence, rng0)
+        return KERNELS[solver].settle_f32(h, F, A, B, evidence, redo)
 
 
 cdef Py_ssize_t region_len(int solver, Py_ssize_t k, Py_ssize_t P, double beta) noexcept nogil:
@@ -378,6 +377,8 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
     cdef Py_ssize_t n = x.n, nev = evidence_len(solver, k, hw)
     cdef uint64_t rng0 = hw.rng[0]
     cdef floating* Bk = NULL
+    cdef bint bet = nev and hw.sure  # the pass forms C on the guess
+    cdef bint redo = False
     cdef double viol
     cdef int outcome
     cdef Half h = hw[0]
@@ -387,15 +388,21 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
     if nev:
         memcpy(keep, Wt, k * n * sizeof(floating))
         Bk = keep + k * n
-    if nev and not hw.sure:
-        h.guess = 1
+        if not bet:
+            h.guess = 1
     viol = engine_run(solver, x, k, H, Wt, A, C, T, &h, slabs, slab_stride, Bk,
-                      PASS_HALF if nev and not hw.sure else PASS_BOTH)
+                      PASS_HALF if nev and not bet else PASS_BOTH)
     if not nev or source_failed(x):
         return viol
-    outcome = settle(solver, &h, Wt, A, Bk, keep,
-                     slab_evidence(slabs, slab_stride, sizeof(floating), nev), rng0)
-    if outcome != h.guess or not hw.sure:
+    outcome = settle(solver, &h, Wt, A, Bk,
+                     slab_evidence(slabs, slab_stride, sizeof(floating), nev), &redo)
+    if outcome != h.guess or not bet:  # C from the settled W
+        if redo:  # the whole half-step, from before the pass (B was kept: X is not read)
+            memcpy(Wt, keep, k * n * sizeof(floating))
+            hw.rng[0] = rng0
+            h = hw[0]
+            h.guess, h.keep_order, h.measure = -1, False, False
+            half_step(solver, &h, Wt, A, Bk)
         engine_run(solver, x, k, H, Wt, A, C, T, &h, slabs, slab_stride, NULL, PASS_C)
     hw.sure = outcome == hw.guess
     hw.guess = outcome
