@@ -12,7 +12,9 @@ for cd and mu, the two products for the others (docs/algorithms.md, "X out of co
 
 A memmap of a file that is shared (mode 'r', 'r+' or 'w+') and laid out in C or Fortran
 order is read with explicit reads from the file (``os.preadv``), so its pages are not
-mapped into the process; other objects are read by slicing (``X[r0:r1]``).
+mapped into the process; other objects are read by slicing (``X[r0:r1]``). A
+:class:`SparseFile` (a CSR or CSC matrix of a ``scipy.sparse.save_npz`` file, which the
+command line makes for a matrix larger than its memory) is read as CSR chunks.
 """
 
 import _thread
@@ -24,7 +26,7 @@ import threading
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Chunked", "is_out_of_core", "open_chunked"]
+__all__ = ["Chunked", "RawMember", "SparseFile", "is_out_of_core", "open_chunked"]
 
 # Bytes of a chunk (of the computation dtype): large enough that a chunk's products run as
 # fast as in memory and the per-chunk costs (a read call, taking the GIL, copying the
@@ -38,7 +40,7 @@ _OUT_OF_CORE_PACKAGES = ("h5py", "zarr", "dask")
 
 def is_out_of_core(X):
     """Whether fastnmf reads X a chunk at a time (see the module's docstring)."""
-    if isinstance(X, Chunked):
+    if isinstance(X, (Chunked, SparseFile)):
         return True
     if isinstance(X, np.memmap):
         return X.ndim == 2
@@ -113,7 +115,9 @@ class Chunked:
     (a Fortran-ordered file) X's columns, that is Xᵀ's rows. The interface the kernels'
     ChunkStream reads: ``shape``, ``dtype`` (the computation dtype), ``fortran``, ``rows``
     (stored rows per chunk), ``count`` and ``read(c)``. After ``scan``: ``sqnorm``,
-    ``xmax`` and ``mean()``."""
+    ``xmax`` and ``mean()``. A sparse one (_SparseChunked) reads CSR chunks."""
+
+    sparse = False
 
     def __init__(self, source, shape, dtype, fortran, name, rows):
         self.source = source  # _FileRows or _SliceRows
@@ -206,16 +210,25 @@ class Chunked:
         self._reader.submit(lambda: self._load(c, out))  # its error: when c is asked for
         self._ahead = c
 
+    @staticmethod
+    def values(block):
+        """The entries a chunk (from ``read``) stores."""
+        return block.reshape(-1)
+
     def scan(self, arg, n_threads):
         """One pass: every entry finite and non-negative (else a ValueError naming the
-        chunk's rows), ‖X‖² in float64, the maximum, the sum."""
+        chunk's rows), ‖X‖² in float64, the maximum, the sum (and a sparse X's non-zeros,
+        ``nnz``)."""
         from ._kernels._common import scan
 
         sqnorm = xmax = total = 0.0
+        nnz = 0
         try:
             for c in range(self.count):
-                block = self.read(c)
-                vmin, vmax, finite, s = scan(block.reshape(-1), n_threads)
+                block = self.values(self.read(c))
+                if self.sparse:
+                    nnz += int(np.count_nonzero(block))
+                vmin, vmax, finite, s = scan(block, n_threads)
                 if not finite:
                     raise ValueError(f"{arg} contains NaN or infinity (in {self.where(c)}).")
                 if vmin < 0:
@@ -228,6 +241,8 @@ class Chunked:
         finally:
             self.close()
         self.sqnorm, self.xmax, self.total = sqnorm, xmax, total
+        if self.sparse:
+            self.nnz = nnz
         return self
 
 
@@ -308,6 +323,9 @@ def open_chunked(X, arg, n_threads, computation_dtype, check_shape):
     (validation's rule for arrays), its shape checked by ``check_shape(shape, arg)``."""
     if isinstance(X, Chunked):
         return X
+    if isinstance(X, SparseFile):
+        check_shape(X.shape, arg)
+        return _SparseChunked(X, computation_dtype(X.data.dtype, arg)).scan(arg, n_threads)
     shape = tuple(int(s) for s in X.shape)
     if len(shape) != 2:
         raise ValueError(f"{arg} must be a 2-D array; got shape {shape}.")
@@ -341,3 +359,249 @@ def _name(X):
     if isinstance(label, str) and label:
         return f"{type(X).__name__} {label}"
     return f"the {type(X).__name__}"
+
+
+# --- a sparse X out of core: scipy.sparse.save_npz's CSR or CSC, its arrays read in pieces --
+
+# Stored rows of a sparse chunk: at most this many (the kernels copy a chunk's columns of
+# the factor, k × rows), however sparse X is.
+SPARSE_MAX_ROWS = 1 << 16
+
+
+class SparseFile:
+    """A CSR or CSC matrix of a ``scipy.sparse.save_npz`` file, not read: ``indptr`` in
+    memory (n + 1 or m + 1 int64), ``data`` and ``indices`` read a range at a time from the
+    file (_NpyMember); X's stored rows are its rows (CSR) or its columns (CSC, ``fortran``).
+    ``fastnmf.nmf`` reads it a chunk of stored rows at a time (_SparseChunked); ``load()``
+    reads it whole. Raises ValueError for a file whose arrays do not make a matrix of its
+    ``shape``. ``parts``: (data, indices, indptr) given instead (a CSR written elsewhere,
+    _mtx; data and indices with ``dtype``, ``size``, ``read`` and ``close``); ``keep``: what
+    must live as long as it (their temporary folder)."""
+
+    def __init__(self, path, fmt, shape, parts=None, keep=None):
+        import zipfile
+
+        self.path, self.fortran, self.keep = str(path), fmt == "csc", keep
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) != 2 or min(self.shape) < 0:
+            raise ValueError(f"{path}: its shape {self.shape} is not a matrix's")
+        if parts is not None:
+            self.data, self.indices, indptr = parts
+        else:
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    self.data = _NpyMember(path, zf, "data")
+                    self.indices = _NpyMember(path, zf, "indices")
+                    with zf.open("indptr.npy") as f:
+                        indptr = np.lib.format.read_array(f, allow_pickle=False)
+            except (zipfile.BadZipFile, KeyError, EOFError, OSError) as exc:
+                raise ValueError(f"{path}: cannot be read as a scipy.sparse .npz "
+                                 f"({exc})") from exc
+        stored = self.shape[1] if self.fortran else self.shape[0]
+        if (indptr.ndim != 1 or indptr.dtype.kind not in "iu"
+                or indptr.shape[0] != stored + 1):
+            raise ValueError(f"{path}: indptr holds {indptr.shape} {indptr.dtype}, not the "
+                             f"{stored + 1} integers of a {fmt.upper()} matrix of shape "
+                             f"{self.shape}")
+        self.indptr = indptr.astype(np.int64)
+        nnz = self.data.size
+        if (self.indptr[0] != 0 or self.indptr[-1] != nnz or self.indices.size != nnz
+                or (stored and bool((self.indptr[1:] < self.indptr[:-1]).any()))):
+            raise ValueError(f"{path}: its indptr, indices ({self.indices.size}) and data "
+                             f"({nnz}) do not make a {fmt.upper()} matrix (malformed)")
+        if self.data.dtype.kind not in "biuf" or self.indices.dtype.kind not in "iu":
+            raise ValueError(f"{path}: data of dtype {self.data.dtype} and indices of "
+                             f"{self.indices.dtype} do not make a real matrix")
+
+    @property
+    def nbytes(self):
+        """X's bytes in memory (data as float64 or float32, int32 indices, indptr)."""
+        size = 4 if self.data.dtype == np.float32 else 8
+        return self.data.size * (size + 4) + self.indptr.nbytes
+
+    def load(self):
+        """The whole matrix, in memory (scipy.sparse CSR or CSC)."""
+        import scipy.sparse as sp
+
+        data = np.empty(self.data.size, self.data.dtype)
+        indices = np.empty(self.indices.size, self.indices.dtype)
+        try:
+            for member, out in ((self.data, data), (self.indices, indices)):
+                member.read(0, member.size, out)
+                member.close()
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"{self.path}: cannot be read ({exc})") from exc
+        kind = sp.csc_matrix if self.fortran else sp.csr_matrix
+        return kind((data, indices, self.indptr), shape=self.shape)
+
+
+class _NpyMember:
+    """A 1-D array stored as NAME.npy in an .npz (a zip file): its ``dtype`` and ``size``,
+    and ``read(lo, hi, out)`` (entries lo..hi-1, cast into ``out``): by os.preadv from the
+    file when stored uncompressed, else from the member's decompressed stream (read on
+    forwards; a read before the last one starts it again)."""
+
+    def __init__(self, path, zf, name):
+        import zipfile
+
+        self.path, self.name = str(path), name + ".npy"
+        info = zf.getinfo(self.name)
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            self.start = f.tell()
+        if len(shape) != 1 or dtype.hasobject:
+            raise ValueError(f"{path}: {self.name} is not a 1-D numeric array")
+        self.dtype, self.size = dtype, int(shape[0])
+        if info.file_size < self.start + self.size * dtype.itemsize:
+            raise ValueError(f"{path}: {self.name} ends before its {self.size} entries "
+                             "(truncated?)")
+        self.rows = None
+        self.stream = None  # (ZipFile, member, position) of a compressed member, when read
+        if info.compress_type == zipfile.ZIP_STORED:
+            with open(path, "rb") as f:  # the member's data follows its local header
+                f.seek(info.header_offset)
+                local = f.read(30)
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: a malformed zip file")
+            skip = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30],
+                                                                           "little")
+            self.rows = _FileRows(path, info.header_offset + 30 + skip + self.start, 1,
+                                  dtype)
+        self._info = info
+
+    def read(self, lo, hi, out):
+        if self.rows is not None:
+            self.rows.read(lo, hi, out.reshape(-1, 1))
+            return
+        import zipfile
+
+        if self.stream is None or self.stream[2] > lo:
+            self.close()
+            zf = zipfile.ZipFile(self.path)
+            self.stream = [zf, zf.open(self._info), 0]
+            self.stream[1].seek(self.start)
+        zf, member, at = self.stream
+        size = self.dtype.itemsize
+        if at < lo:
+            member.seek(self.start + lo * size)
+        raw = out if out.dtype == self.dtype else np.empty(out.shape, self.dtype)
+        view = memoryview(raw.view(np.uint8))
+        done = 0
+        while done < view.nbytes:
+            got = member.readinto(view[done:])
+            if not got:
+                raise ValueError(f"the file {self.path}: {self.name} ends before entry "
+                                 f"{lo + done // size} (truncated?)")
+            done += got
+        self.stream[2] = hi
+        if raw is not out:
+            np.copyto(out, raw, casting="unsafe")
+
+    def close(self):
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream[1].close()
+            stream[0].close()
+
+    def __del__(self):
+        self.close()
+
+
+class RawMember:
+    """A 1-D array of ``dtype`` stored raw in the file ``path`` from byte 0 (size entries):
+    _NpyMember's interface."""
+
+    def __init__(self, path, dtype, size):
+        self.dtype, self.size = np.dtype(dtype), int(size)
+        self._rows = _FileRows(str(path), 0, 1, self.dtype)
+
+    def read(self, lo, hi, out):
+        self._rows.read(lo, hi, out.reshape(-1, 1))
+
+    def close(self):
+        pass
+
+
+class _SparseChunked(Chunked):
+    """A SparseFile as a Chunked of CSR chunks: ``read(c)`` gives (data, indptr, indices)
+    of stored rows c·rows.. (indptr from 0), each row's column indices checked to lie in
+    range and made increasing (duplicates summed), as scipy's canonical format; ``nnz``,
+    X's non-zeros, after ``scan``. Chunks hold about CHUNK_BYTES of X."""
+
+    sparse = True
+
+    def __init__(self, source, dtype):
+        stored = source.shape[1] if source.fortran else source.shape[0]
+        each = CHUNK_BYTES // (dtype.itemsize + 4)  # non-zeros of a chunk
+        rows = min(SPARSE_MAX_ROWS, max(1, each * stored // max(source.data.size, 1)))
+        ptr = source.indptr
+        while rows > 1 and _largest(ptr, rows) > 2 * each:
+            rows //= 2
+        name = f"the file {source.path}"
+        super().__init__(source, source.shape, dtype, source.fortran, name, rows)
+        self.cap = max(_largest(ptr, self.rows), 1)  # entries of the largest chunk
+        self.nnz = None
+
+    @staticmethod
+    def values(block):
+        return block[0]
+
+    def _take_buffer(self, c):
+        """(data, indices) of ``cap`` entries: the spare chunk's, or new."""
+        block, self._spare = self._spare, None
+        if block is None:
+            return np.empty(self.cap, self.dtype), np.empty(self.cap, np.int32)
+        return tuple(a if a.base is None else a.base for a in (block[0], block[2]))
+
+    def _load(self, c, out):
+        data, indices = out
+        lo = c * self.rows
+        q = self.shape[0] if self.fortran else self.shape[1]
+        hi = min(lo + self.rows, self.shape[1] if self.fortran else self.shape[0])
+        indptr = self.source.indptr[lo:hi + 1] - self.source.indptr[lo]
+        nnz = int(indptr[-1])
+        try:
+            self.source.data.read(self.source.indptr[lo], self.source.indptr[hi], data[:nnz])
+            got = indices[:nnz] if self.source.indices.dtype == np.int32 else \
+                np.empty(nnz, self.source.indices.dtype)
+            self.source.indices.read(self.source.indptr[lo], self.source.indptr[hi], got)
+        except (OSError, ValueError, TypeError, EOFError) as exc:
+            raise ValueError(f"{self.where(c)} could not be read: {exc}") from exc
+        if nnz and (int(got.min()) < 0 or int(got.max()) >= q):
+            raise ValueError(f"{self.where(c)}: a column index outside 0..{q - 1} (the "
+                             "file's sparse structure is malformed)")
+        if got is not indices[:nnz]:
+            indices[:nnz] = got
+        if nnz and not _increasing(indptr, indices[:nnz]):  # sorted, duplicates summed
+            import scipy.sparse as sp
+
+            block = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(hi - lo, q))
+            block.sum_duplicates()
+            nnz = block.nnz
+            data[:nnz], indices[:nnz] = block.data, block.indices
+            indptr = block.indptr.astype(np.int64)
+        if self.exponent:
+            np.ldexp(data[:nnz], self.exponent, out=data[:nnz])
+        return data[:nnz], indptr, indices[:nnz]
+
+    def close(self):
+        super().close()
+        for member in (self.source.data, self.source.indices):
+            member.close()
+
+
+def _largest(indptr, rows):
+    """The most entries in a chunk of ``rows`` stored rows."""
+    ends = np.minimum(np.arange(0, indptr.shape[0] - 1 + rows, rows), indptr.shape[0] - 1)
+    return int(np.diff(indptr[ends]).max()) if ends.shape[0] > 1 else 0
+
+
+def _increasing(indptr, indices):
+    """Whether each row's column indices increase strictly (scipy's canonical format)."""
+    step = np.diff(indices) > 0
+    starts = indptr[1:-1]  # the first entry of each row but the first: no order asked
+    step[starts[(starts > 0) & (starts < indices.shape[0])] - 1] = True
+    return bool(step.all())

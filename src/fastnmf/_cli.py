@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from ._cli_io import (OUTPUT_EXTENSIONS, AtomicFile, CLIError, default_output, output_paths,
                       read_matrix, write_result)
+from ._chunked import SparseFile
 from ._demo import fmt_time
 from ._progress import run_with_progress
 
@@ -215,8 +216,11 @@ def _factorize(args):
     path = Path(args.input)
     out = Path(args.output) if args.output is not None else default_output(path)
     out_arg = "-o/--output" if args.output is not None else "output"
-    if isinstance(X, np.memmap) and args.beta_loss not in ("frobenius", 2.0):
-        X = np.array(X)  # the other losses read X in memory
+    if args.beta_loss not in ("frobenius", 2.0):  # the other losses read X in memory
+        if isinstance(X, np.memmap):
+            X = np.array(X)
+        elif isinstance(X, SparseFile):
+            X = X.load()
     try:
         X, sqnorm, _ = check_X(X, arg="the data")
     except (ValueError, TypeError) as exc:
@@ -233,7 +237,7 @@ def _factorize(args):
 
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(AtomicFile(target, out_arg)) for target in targets]
-        sparse = sp.issparse(X)
+        sparse = sp.issparse(X) or getattr(X, "sparse", False)  # (a Chunked's)
         shape = f"{n}x{m}" + (f" sparse (nnz {X.nnz})" if sparse else "")
         label = f"{PROG}: factorizing {path.name} ({shape}, k={args.k}, {args.solver})"
         latest = [None]  # (iteration, error) of the latest check, set as the kernel runs

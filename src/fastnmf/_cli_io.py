@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._chunked import SparseFile
+
 __all__ = ["CLIError", "read_matrix", "AtomicFile", "default_output", "output_paths",
            "write_result", "OUTPUT_EXTENSIONS"]
 
@@ -107,10 +109,14 @@ def _read_npz(path):
         if "format" in names and "shape" in names:
             fmt = npz["format"].item()
             fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-            if _SPARSE_NPZ.get(fmt, {"?"}) <= set(names):
-                import scipy.sparse as sp
+            if _SPARSE_NPZ.get(fmt, {"?"}) <= set(names):  # scipy.sparse.save_npz's file
+                if fmt == "coo":
+                    import scipy.sparse as sp
 
-                return sp.load_npz(path)  # scipy.sparse.save_npz's file
+                    return sp.load_npz(path)
+                # CSR or CSC: read into memory if it fits, else read a chunk at a time
+                X = SparseFile(path, fmt, npz["shape"])
+                return X.load() if X.nbytes <= memory_budget() else X
         if "X" in names:
             return npz["X"]
         if len(names) == 1:
@@ -120,6 +126,22 @@ def _read_npz(path):
         listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise CLIError(f"{path}: holds {len(names)} arrays ({listed}) and none named 'X', "
                        "nor a scipy.sparse matrix; name the matrix X")
+
+
+def memory_budget():
+    """Bytes a sparse input may take in memory: half of the memory available now (Linux's
+    MemAvailable, else the free physical pages)."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (OSError, ValueError, AttributeError):
+        return 1 << 62
 
 
 def _read_table(path, delimiter):

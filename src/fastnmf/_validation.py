@@ -528,7 +528,7 @@ def _log2_norm(X, sqnorm, xmax):
     if isinstance(X, Chunked):
         total = 0.0
         for c in range(X.count):
-            total += float(np.square(X.read(c) / xmax).sum())
+            total += float(np.square(X.values(X.read(c)) / xmax).sum())
         X.close()
         return math.log2(xmax) + 0.5 * math.log2(total)
     values = X.data if sp.issparse(X) else X.reshape(-1, order="A")

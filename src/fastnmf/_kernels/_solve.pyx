@@ -290,7 +290,10 @@ cdef inline Py_ssize_t slab_len(int solver, const XData* x, Py_ssize_t k,
     (k×rows each), two k×k, k for a gathered row, the half-step's vectors and the
     solver's own region; a speculative solver's evidence last (slab_evidence)."""
     cdef Py_ssize_t r = engine_rows(x)
-    cdef Py_ssize_t size = (k * x.m + 3 * k * r + 2 * k * k + k + vectors_len(k, r, 1)
+    cdef Py_ssize_t size
+    if x.source != NULL and x.sparse:  # a chunk's rows from its entries (ChunkStream.fetch):
+        r += 1                         # the same up to rounding
+    size = (k * x.m + 3 * k * r + 2 * k * k + k + vectors_len(k, r, 1)
                             + region_len(solver, k, r, p.beta))
     if p.speculative:
         size += (8 * KERNELS[solver].spec_len(k, x.n, p) + 8) // x.itemsize + 1
@@ -414,10 +417,10 @@ cdef double engine_run(int solver, const XData* x, Py_ssize_t k, const floating*
                        const Half* hw, floating* slabs, Py_ssize_t slab_stride,
                        floating* keep, int mode) noexcept nogil:
     """engine_pass's pass, its sweep order drawn: in memory or a chunk at a time."""
-    if x.source != NULL:
-        return stream_pass(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride, keep, mode)
     if x.sparse and mode != PASS_C:
         transpose(k, x.m, H, T, hw.prm.n_threads)  # Hᵀ (m×k), gathered by block_product_W
+    if x.source != NULL:
+        return stream_pass(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride, keep, mode)
     return engine_part(solver, x, k, H, Wt, A, C, T, hw, slabs, slab_stride,
                        engine_slabs(x, k), True, True, keep, x.n, mode)
 
@@ -480,8 +483,8 @@ cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating
                         floating* keep, int mode) noexcept nogil:
     """engine_pass for an X out of core: the in-memory pass's blocks on each chunk in turn
     (on a copy of its columns of Wᵀ), the slabs of the first chunk's cut added to through
-    the pass and summed into C after the last chunk (dense chunks only); B's blocks into
-    ``keep`` (k rows of n) unless NULL."""
+    the pass and summed into C after the last chunk; B's blocks into ``keep`` (k rows of
+    n) unless NULL. T: Hᵀ for sparse chunks (engine_run)."""
     cdef Source* src = x.source
     cdef Py_ssize_t c, r0, w, S = 0
     cdef floating* Fc = <floating*> src.scratch
@@ -490,8 +493,10 @@ cdef double stream_pass(int solver, const XData* x, Py_ssize_t k, const floating
     for c in range(src.count):
         if not fetch_chunk(x, c, &chunk, &r0):
             return 0
-        if c == 0:  # the longest chunk: every slab gets blocks
+        if c == 0:  # the longest chunk: every slab gets blocks (no more than X's)
             S = engine_slabs(&chunk, k)
+            if S > engine_slabs(x, k):
+                S = engine_slabs(x, k)
         w = chunk.n
         copy_columns(k, Wt, x.n, r0, w, Fc, False)
         viol += engine_part(solver, &chunk, k, H, Fc, A, C, T, hw, slabs, slab_stride, S,
@@ -525,6 +530,8 @@ cdef double engine_cross(const XData* x, Py_ssize_t k, const floating* H,
         rows = engine_rows(xs)
         blocks = (xs.n + rows - 1) // rows
         S = engine_slabs(xs, k)
+        if S > engine_slabs(x, k):
+            S = engine_slabs(x, k)
         nt = threads_for(n_threads, 2.0 * x_entries(xs) * k)
         nt = <int> S if nt > S else nt
         for s in prange(S, schedule="dynamic", num_threads=nt):
@@ -782,7 +789,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     if x.source != NULL and p.beta != 2:
         raise ValueError("an X out of core takes the Frobenius loss only (the other "
                          "β-divergences read X in memory)")
-    if x.sparse and x.cptr == NULL and not uses_engine(&x, k, &p):
+    if x.sparse and x.source == NULL and x.cptr == NULL and not uses_engine(&x, k, &p):
         raise ValueError("this call reads X by columns too: Xᵀ's CSR is needed")
     dtype = np.float64 if floating is double else np.float32
     cdef floating[::1] work = np.empty(solver_workspace_len(solver_id, &x, k, &p), dtype=dtype)

@@ -9,15 +9,18 @@ cdef class ChunkStream:
     ``fortran`` (the stored rows are X's columns: chunks of Xᵀ), ``rows`` (stored rows per
     chunk), ``count`` (chunks) and ``read(c)``, which returns chunk c as a C-contiguous
     array of the stored matrix's rows c·rows.. (w × q, ``dtype``), valid until the next
-    call. A read that raises (Ctrl-C included: the main thread's pending signals are
-    checked at each chunk) stops the pass; the caller raises ``error``."""
+    call; or, with ``sparse`` true, as the CSR (data, indptr, indices) of those rows
+    (``dtype``, int64 from 0, int32) and ``nnz`` X's non-zeros. A read that raises (Ctrl-C
+    included: the main thread's pending signals are checked at each chunk) stops the pass;
+    the caller raises ``error``."""
 
     cdef Source src
     cdef readonly object reader
     cdef object current, scratch
     cdef public object error
     cdef Py_ssize_t q, k
-    cdef bint signals
+    cdef bint signals, sparse
+    cdef double row_entries  # a sparse X's non-zeros per stored row (a chunk's entries)
 
     def __init__(self, reader):
         n, m = reader.shape
@@ -32,6 +35,9 @@ cdef class ChunkStream:
         self.k = 0
         self.error = None
         self.current = None
+        self.sparse = bool(getattr(reader, "sparse", False))
+        N = m if reader.fortran else n
+        self.row_entries = float(reader.nnz) / N if self.sparse else self.q
 
     @property
     def shape(self):
@@ -56,7 +62,9 @@ cdef class ChunkStream:
         self.src.failed = False
         self.error = None
         self.signals = threading.current_thread() is threading.main_thread()
-        x.sparse = False
+        x.sparse = self.sparse
+        if self.sparse:
+            x.entries = float(self.reader.nnz)
         x.fortran = bool(self.reader.fortran)
         x.dense = NULL
         x.other = NULL
@@ -65,7 +73,7 @@ cdef class ChunkStream:
 
     cdef int fetch(self, Py_ssize_t c, XData* chunk):
         cdef Py_ssize_t w = self.src.rows, N
-        cdef uintptr_t address
+        cdef uintptr_t address, ptr = 0, ind = 0
         cdef int itemsize
         try:
             N = self.reader.shape[1 if self.reader.fortran else 0]
@@ -75,28 +83,59 @@ cdef class ChunkStream:
             if c == self.src.count - 1:
                 w = N - c * self.src.rows
             block = self.reader.read(c)
-            if (not isinstance(block, np.ndarray) or block.shape != (w, self.q)
-                    or block.dtype != self.scratch.dtype or not block.flags.c_contiguous):
-                raise ValueError(f"chunk {c} of X was read as {type(block).__name__} "
-                                 f"{getattr(block, 'shape', '')}; expected a C-contiguous "
-                                 f"{self.scratch.dtype} array of shape {(w, self.q)}")
+            if self.sparse:
+                address, ptr, ind = self.check_csr(c, w, block)
+            else:
+                if (not isinstance(block, np.ndarray) or block.shape != (w, self.q)
+                        or block.dtype != self.scratch.dtype
+                        or not block.flags.c_contiguous):
+                    raise ValueError(f"chunk {c} of X was read as {type(block).__name__} "
+                                     f"{getattr(block, 'shape', '')}; expected a "
+                                     f"C-contiguous {self.scratch.dtype} array of shape "
+                                     f"{(w, self.q)}")
+                address = <uintptr_t> block.ctypes.data
             self.current = block
-            address = <uintptr_t> block.ctypes.data
-            itemsize = block.dtype.itemsize
+            itemsize = self.scratch.dtype.itemsize
         except BaseException as exc:  # a Ctrl-C too: everything Python runs is in here
             self.error = exc
             return 1
         chunk.n, chunk.m = w, self.q
-        chunk.sparse = chunk.fortran = False
-        chunk.dense = <const void*> address
+        chunk.sparse = self.sparse
+        chunk.fortran = False
+        chunk.dense = NULL if self.sparse else <const void*> address
         chunk.other = chunk.source = NULL
         chunk.itemsize = itemsize
-        chunk.entries = <double> w * self.q
+        # a sparse chunk's entries at X's mean per row: its engine blocks are X's (slab_len)
+        chunk.entries = w * self.row_entries
         chunk.sqnorm = 0
-        chunk.rdata = chunk.cdata = NULL
-        chunk.rptr = chunk.cptr = NULL
-        chunk.rind = chunk.cind = NULL
+        chunk.rdata = <const void*> address if self.sparse else NULL
+        chunk.rptr = <const int64_t*> ptr
+        chunk.rind = <const int32_t*> ind
+        chunk.cdata = NULL
+        chunk.cptr = NULL
+        chunk.cind = NULL
         return 0
+
+    def check_csr(self, c, w, block):
+        """The addresses of chunk c's CSR (data, indptr, indices), checked: the kernels
+        read them as they are (the indices' range is the reader's to check)."""
+        ok = isinstance(block, tuple) and len(block) == 3
+        if ok:
+            data, indptr, indices = block
+            ok = (all(isinstance(a, np.ndarray) and a.ndim == 1 and a.flags.c_contiguous
+                      for a in block)
+                  and data.dtype == self.scratch.dtype and indptr.dtype == np.int64
+                  and indices.dtype == np.int32 and indptr.shape[0] == w + 1)
+        if ok:
+            nnz = int(indptr[w])
+            ok = (int(indptr[0]) == 0 and 0 <= nnz <= min(data.shape[0], indices.shape[0])
+                  and bool((indptr[1:] >= indptr[:-1]).all()))
+        if not ok:
+            raise ValueError(f"chunk {c} of X was read as {type(block).__name__}; expected "
+                             f"the CSR (data, indptr, indices) of {w} rows, "
+                             f"{self.scratch.dtype}, int64 from 0 and int32")
+        return (<uintptr_t> data.ctypes.data, <uintptr_t> indptr.ctypes.data,
+                <uintptr_t> indices.ctypes.data)
 
 
 cdef int stream_fetch(Source* s, Py_ssize_t c, XData* chunk) noexcept nogil:
@@ -107,8 +146,8 @@ cdef int stream_fetch(Source* s, Py_ssize_t c, XData* chunk) noexcept nogil:
 cdef Py_ssize_t stream_scratch_len(Py_ssize_t k, Py_ssize_t rows, Py_ssize_t q) noexcept nogil:
     """Entries of a Source's scratch for factors of k rows, chunks of ``rows`` stored rows of
     q entries: a factor's columns of a chunk (k×rows), a chunk's product (k×q) and the
-    products' scratch T (k×max(rows, q))."""
-    return k * rows + k * q + k * (rows if rows > q else q)
+    products' scratch T (k×max(rows, q), then a sparse row's accumulator)."""
+    return k * rows + k * q + k * (rows if rows > q else q) + acc_stride(k)
 
 
 cdef bint fetch_chunk(const XData* x, Py_ssize_t c, XData* chunk,
@@ -147,7 +186,8 @@ cdef void stream_product(const XData* x, Py_ssize_t k, const floating* F, floati
     core, a chunk at a time. The stored rows (X's, or Xᵀ's when x.fortran) give either
     B's columns chunk by chunk (F times the chunk's transpose) or a sum over the chunks
     (F's columns of the chunk times the chunk), added in chunk order; each chunk's product
-    is the in-memory one."""
+    is the in-memory one; a sparse chunk's are the row-block engine's (block_product_W,
+    block_add_H: one thread)."""
     cdef Source* s = x.source
     cdef bint by_chunk = for_W != x.fortran
     cdef Py_ssize_t N = x.m if x.fortran else x.n, q = x.n if x.fortran else x.m
@@ -156,11 +196,22 @@ cdef void stream_product(const XData* x, Py_ssize_t k, const floating* F, floati
     cdef floating* Oc = Fc + k * s.rows
     cdef floating* Tc = Oc + k * q
     cdef XData chunk
+    if x.sparse and by_chunk:
+        transpose(k, q, F, Tc, n_threads)  # Fᵀ (q×k), gathered by rows; then an accumulator
     for c in range(s.count):
         if not fetch_chunk(x, c, &chunk, &r0):
             return
         w = chunk.n
-        if by_chunk:  # B's columns r0.. = F chunkᵀ
+        if x.sparse:
+            if by_chunk:
+                block_product_W(&chunk, k, F, Tc, 0, w, Fc, Tc + k * q)
+                copy_columns(k, B, N, r0, w, Fc, True)
+            else:  # Oc (q×k) += the transpose of F's columns r0.. times the chunk
+                copy_columns(k, F, N, r0, w, Fc, False)
+                block_add_H(&chunk, k, Fc, 0, w, Oc, c == 0, Tc)
+                if c == s.count - 1:
+                    transpose(q, k, Oc, B, n_threads)
+        elif by_chunk:  # B's columns r0.. = F chunkᵀ
             product_W(&chunk, k, F, Fc, Tc, n_threads)
             copy_columns(k, B, N, r0, w, Fc, True)
         else:  # B += F's columns r0.. times the chunk
