@@ -184,3 +184,75 @@ def test_cli_streams_a_file_larger_than_its_budget(tmp_path, monkeypatch, fmt, c
         _close(a["W"], b["W"], 1e-10)
         _close(a["H"], b["H"], 1e-10)
         assert int(a["n_iter"]) == int(b["n_iter"])
+
+
+def _mtx(path, X, symmetry="general", field="real", lines=None):
+    C = X.tocoo()
+    rows, cols, vals = C.row + 1, C.col + 1, C.data
+    with open(path, "w") as f:
+        f.write(f"%%MatrixMarket matrix coordinate {field} {symmetry}\n% a comment\n\n")
+        f.write(f"{X.shape[0]} {X.shape[1]} {len(vals) if lines is None else lines}\n")
+        for r, c, v in zip(rows, cols, vals):
+            f.write(f"{r} {c}\n" if field == "pattern" else f"{r} {c} {float(v)!r}\n")
+    return path
+
+
+@pytest.mark.parametrize("symmetry, field", [("general", "real"), ("symmetric", "real"),
+                                             ("general", "pattern"),
+                                             ("general", "integer")])
+def test_cli_streams_a_large_matrix_market_file(tmp_path, monkeypatch, symmetry, field,
+                                                capsys):
+    """A coordinate .mtx larger than the budget is written as CSR in a temporary folder
+    (two passes over the text, in pieces) and read from there a chunk at a time: the fit
+    scipy.io.mmread's matrix gives, and nothing left behind."""
+    from fastnmf import _mtx as reader
+
+    monkeypatch.setattr(reader, "PIECE_BYTES", 1 << 12)  # many pieces, lines cut between
+    monkeypatch.setattr(reader.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    X = _sparse(n=300, m=300 if symmetry == "symmetric" else 120, density=0.04)
+    if field == "integer":
+        X.data = np.ceil(X.data * 9)
+    if symmetry == "symmetric":
+        X = sp.tril(X + X.T, format="csr")  # the file holds the lower triangle
+    path = _mtx(tmp_path / "data.mtx", X, symmetry, field)
+    import scipy.io
+
+    ref = fastnmf.nmf(scipy.io.mmread(path).tocsr(), 4, init="random", random_state=0)
+    monkeypatch.setattr(_cli_io, "memory_budget", lambda: 0)
+    got = _cli_io.read_matrix(path)
+    assert isinstance(got, _chunked.SparseFile)
+    assert len(os.listdir(tmp_path / "tmp")) == 1
+    del got
+    assert main(["factorize", str(path), "-k", "4", "--init", "random"]) == 0
+    with np.load(tmp_path / "data.nmf.npz") as res:
+        _close(ref.W, res["W"], 1e-10)
+        _close(ref.H, res["H"], 1e-10)
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_bad_matrix_market_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(_cli_io, "memory_budget", lambda: 0)
+    X = _sparse(n=50, m=20)
+    cases = {
+        "short": (dict(lines=X.nnz + 3), r"holds \d+ entries, not the \d+ its size line"),
+        "skew": (dict(symmetry="skew-symmetric"), "negative or complex entries"),
+        "complex": (dict(field="complex"), "field is 'complex'"),
+    }
+    for name, (kw, message) in cases.items():
+        path = _mtx(tmp_path / f"{name}.mtx", X, **kw)
+        with pytest.raises(_cli_io.CLIError, match=message):
+            _cli_io.read_matrix(path)
+    path = _mtx(tmp_path / "out.mtx", X)
+    text = path.read_text().replace("\n1 ", "\n51 ", 1)  # row 51 of 50
+    path.write_text(text)
+    with pytest.raises(_cli_io.CLIError, match=r"indices \(51, \d+\), outside the 50 x 20"):
+        _cli_io.read_matrix(path)
+    path.write_text(text.replace("\n51 ", "\n1.5 ", 1))
+    with pytest.raises(_cli_io.CLIError, match="outside"):
+        _cli_io.read_matrix(path)
+    path.write_text(text.replace("\n51 ", "\nx ", 1))
+    with pytest.raises(_cli_io.CLIError, match="out.mtx"):
+        _cli_io.read_matrix(path)
+    assert main(["factorize", str(path), "-k", "2"]) == 2
+    assert "out.mtx" in capsys.readouterr().err

@@ -413,6 +413,11 @@ class SparseFile:
             raise ValueError(f"{path}: data of dtype {self.data.dtype} and indices of "
                              f"{self.indices.dtype} do not make a real matrix")
 
+    def __del__(self):
+        keep, self.keep = getattr(self, "keep", None), None
+        if keep is not None:
+            keep.cleanup()
+
     @property
     def nbytes(self):
         """X's bytes in memory (data as float64 or float32, int32 indices, indptr)."""

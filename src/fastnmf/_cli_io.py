@@ -200,6 +200,14 @@ def _read_mtx(path):
     import scipy.io
     import scipy.sparse as sp
 
+    from ._mtx import read_header, to_csr_file
+
+    try:
+        head = read_header(path)
+        if head.format == "coordinate" and head.nbytes > memory_budget():
+            return to_csr_file(head)  # read a chunk at a time, from a CSR written aside
+    except ValueError as exc:  # its message starts with the file's name
+        raise CLIError(f"{path}: cannot read: {str(exc).removeprefix(f'{path}: ')}")
     X = scipy.io.mmread(path)
     return X if sp.issparse(X) else np.asarray(X)  # check_X converts, once its shape is checked
 
