@@ -57,10 +57,13 @@ def test_file_equals_in_memory(tmp_path, solver, fmt, init):
 @pytest.mark.parametrize("compressed", [True, False])
 def test_stored_and_compressed_members_float32_accelerate(tmp_path, compressed):
     """An uncompressed member is read from the file at its offset, a compressed one from
-    its stream (started again at each pass); float32 stays float32."""
+    its copy decompressed once into a temporary folder, removed with the matrix; float32
+    stays float32."""
     X = _sparse(dtype=np.float32)
     F = _file(tmp_path, X, compressed=compressed)
-    assert (F.data.rows is None) == compressed
+    assert (F.keep is not None) == compressed
+    assert os.path.dirname(F.data.path) == (F.keep.name if compressed else str(tmp_path))
+    folder = F.keep.name if compressed else None
     for accelerate in (False, True):
         kw = dict(init="random", random_state=0, max_iter=30, tol=0, accelerate=accelerate)
         ref = fastnmf.nmf(X, 5, **kw)
@@ -68,6 +71,8 @@ def test_stored_and_compressed_members_float32_accelerate(tmp_path, compressed):
         assert got.W.dtype == np.float32
         _close(ref.W, got.W, 1e-4)
         _close(ref.H, got.H, 1e-4)
+    del F
+    assert folder is None or not os.path.exists(folder)
 
 
 def test_fixed_H_and_chunks_bounded(tmp_path):

@@ -21,6 +21,7 @@ import _thread
 import copy
 import mmap
 import os
+import tempfile
 import threading
 
 import numpy as np
@@ -115,9 +116,10 @@ class Chunked:
     (a Fortran-ordered file) X's columns, that is Xᵀ's rows. The interface the kernels'
     ChunkStream reads: ``shape``, ``dtype`` (the computation dtype), ``fortran``, ``rows``
     (stored rows per chunk), ``count`` and ``read(c)``. After ``scan``: ``sqnorm``,
-    ``xmax`` and ``mean()``. A sparse one (_SparseChunked) reads CSR chunks."""
+    ``xmax`` and ``mean()``. ``sparse``: X is sparse; ``csr``: ``read`` gives CSR chunks
+    rather than arrays (_SparseChunked, with ``nnz``, X's non-zeros, after ``scan``)."""
 
-    sparse = False
+    sparse = csr = False
 
     def __init__(self, source, shape, dtype, fortran, name, rows):
         self.source = source  # _FileRows or _SliceRows
@@ -226,7 +228,7 @@ class Chunked:
         try:
             for c in range(self.count):
                 block = self.values(self.read(c))
-                if self.sparse:
+                if self.csr:
                     nnz += int(np.count_nonzero(block))
                 vmin, vmax, finite, s = scan(block, n_threads)
                 if not finite:
@@ -241,7 +243,7 @@ class Chunked:
         finally:
             self.close()
         self.sqnorm, self.xmax, self.total = sqnorm, xmax, total
-        if self.sparse:
+        if self.csr:
             self.nnz = nnz
         return self
 
@@ -371,12 +373,13 @@ SPARSE_MAX_ROWS = 1 << 16
 class SparseFile:
     """A CSR or CSC matrix of a ``scipy.sparse.save_npz`` file, not read: ``indptr`` in
     memory (n + 1 or m + 1 int64), ``data`` and ``indices`` read a range at a time from the
-    file (_NpyMember); X's stored rows are its rows (CSR) or its columns (CSC, ``fortran``).
+    file or its decompressed copy (_npy_member); X's stored rows are its rows (CSR) or its
+    columns (CSC, ``fortran``).
     ``fastnmf.nmf`` reads it a chunk of stored rows at a time (_SparseChunked); ``load()``
     reads it whole. Raises ValueError for a file whose arrays do not make a matrix of its
     ``shape``. ``parts``: (data, indices, indptr) given instead (a CSR written elsewhere,
-    _mtx; data and indices with ``dtype``, ``size``, ``read`` and ``close``); ``keep``: what
-    must live as long as it (their temporary folder)."""
+    _mtx; data and indices RawMembers); ``keep``: the temporary folder their files are in,
+    removed with it."""
 
     def __init__(self, path, fmt, shape, parts=None, keep=None):
         import zipfile
@@ -388,13 +391,21 @@ class SparseFile:
         if parts is not None:
             self.data, self.indices, indptr = parts
         else:
+            def spill():
+                if self.keep is None:
+                    self.keep = tempfile.TemporaryDirectory(prefix="fastnmf-")
+                return self.keep.name
+
             try:
                 with zipfile.ZipFile(path) as zf:
-                    self.data = _NpyMember(path, zf, "data")
-                    self.indices = _NpyMember(path, zf, "indices")
+                    self.data = _npy_member(path, zf, "data", spill)
+                    self.indices = _npy_member(path, zf, "indices", spill)
                     with zf.open("indptr.npy") as f:
                         indptr = np.lib.format.read_array(f, allow_pickle=False)
-            except (zipfile.BadZipFile, KeyError, EOFError, OSError) as exc:
+            except (zipfile.BadZipFile, KeyError, EOFError, OSError, ValueError) as exc:
+                self.__del__()
+                if isinstance(exc, ValueError):
+                    raise
                 raise ValueError(f"{path}: cannot be read as a scipy.sparse .npz "
                                  f"({exc})") from exc
         stored = self.shape[1] if self.fortran else self.shape[0]
@@ -433,101 +444,64 @@ class SparseFile:
         try:
             for member, out in ((self.data, data), (self.indices, indices)):
                 member.read(0, member.size, out)
-                member.close()
         except (OSError, EOFError) as exc:
             raise ValueError(f"{self.path}: cannot be read ({exc})") from exc
         kind = sp.csc_matrix if self.fortran else sp.csr_matrix
         return kind((data, indices, self.indptr), shape=self.shape)
 
 
-class _NpyMember:
-    """A 1-D array stored as NAME.npy in an .npz (a zip file): its ``dtype`` and ``size``,
-    and ``read(lo, hi, out)`` (entries lo..hi-1, cast into ``out``): by os.preadv from the
-    file when stored uncompressed, else from the member's decompressed stream (read on
-    forwards; a read before the last one starts it again)."""
+def _npy_member(path, zf, name, spill):
+    """NAME.npy of the .npz ``path`` (open as the ZipFile ``zf``), a 1-D array, as a
+    RawMember: of the file itself from the member's first entry when the archive stores it
+    uncompressed, else of its decompressed entries, written once into the folder
+    ``spill()`` (so that no pass decompresses: zlib reads 5 x slower than the solver's
+    pass over the same matrix in memory)."""
+    import zipfile
 
-    def __init__(self, path, zf, name):
-        import zipfile
-
-        self.path, self.name = str(path), name + ".npy"
-        info = zf.getinfo(self.name)
-        with zf.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read_header(f)
-            self.start = f.tell()
+    info = zf.getinfo(name + ".npy")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(f)
+        start = f.tell()
         if len(shape) != 1 or dtype.hasobject:
-            raise ValueError(f"{path}: {self.name} is not a 1-D numeric array")
-        self.dtype, self.size = dtype, int(shape[0])
-        if info.file_size < self.start + self.size * dtype.itemsize:
-            raise ValueError(f"{path}: {self.name} ends before its {self.size} entries "
+            raise ValueError(f"{path}: {name}.npy is not a 1-D numeric array")
+        size = int(shape[0])
+        left = size * dtype.itemsize
+        if info.file_size < start + left:
+            raise ValueError(f"{path}: {name}.npy ends before its {size} entries "
                              "(truncated?)")
-        self.rows = None
-        self.stream = None  # (ZipFile, member, position) of a compressed member, when read
-        if info.compress_type == zipfile.ZIP_STORED:
-            with open(path, "rb") as f:  # the member's data follows its local header
-                f.seek(info.header_offset)
-                local = f.read(30)
-            if len(local) < 30 or local[:4] != b"PK\x03\x04":
-                raise ValueError(f"{path}: a malformed zip file")
-            skip = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30],
-                                                                           "little")
-            self.rows = _FileRows(path, info.header_offset + 30 + skip + self.start, 1,
-                                  dtype)
-        self._info = info
-
-    def read(self, lo, hi, out):
-        if self.rows is not None:
-            self.rows.read(lo, hi, out.reshape(-1, 1))
-            return
-        import zipfile
-
-        if self.stream is None or self.stream[2] > lo:
-            self.close()
-            zf = zipfile.ZipFile(self.path)
-            self.stream = [zf, zf.open(self._info), 0]
-            self.stream[1].seek(self.start)
-        zf, member, at = self.stream
-        size = self.dtype.itemsize
-        if at < lo:
-            member.seek(self.start + lo * size)
-        raw = out if out.dtype == self.dtype else np.empty(out.shape, self.dtype)
-        view = memoryview(raw.view(np.uint8))
-        done = 0
-        while done < view.nbytes:
-            got = member.readinto(view[done:])
-            if not got:
-                raise ValueError(f"the file {self.path}: {self.name} ends before entry "
-                                 f"{lo + done // size} (truncated?)")
-            done += got
-        self.stream[2] = hi
-        if raw is not out:
-            np.copyto(out, raw, casting="unsafe")
-
-    def close(self):
-        stream, self.stream = self.stream, None
-        if stream is not None:
-            stream[1].close()
-            stream[0].close()
-
-    def __del__(self):
-        self.close()
+        if info.compress_type != zipfile.ZIP_STORED:
+            target = os.path.join(spill(), name)
+            with open(target, "wb") as out:
+                while left:
+                    piece = f.read(min(left, 1 << 24))
+                    if not piece:
+                        raise ValueError(f"{path}: {name}.npy ends before its {size} "
+                                         "entries (truncated?)")
+                    out.write(piece)
+                    left -= len(piece)
+            return RawMember(target, dtype, size)
+    with open(path, "rb") as f:  # the member's data follows its local header
+        f.seek(info.header_offset)
+        local = f.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        raise ValueError(f"{path}: a malformed zip file")
+    skip = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    return RawMember(path, dtype, size, info.header_offset + 30 + skip + start)
 
 
 class RawMember:
-    """A 1-D array of ``dtype`` stored raw in the file ``path`` from byte 0 (size entries):
-    _NpyMember's interface."""
+    """A 1-D array of ``size`` entries of ``dtype`` stored raw in the file ``path`` from
+    byte ``start``: ``read(lo, hi, out)`` casts entries lo..hi-1 into ``out`` (os.preadv)."""
 
-    def __init__(self, path, dtype, size):
-        self.dtype, self.size = np.dtype(dtype), int(size)
-        self._rows = _FileRows(str(path), 0, 1, self.dtype)
+    def __init__(self, path, dtype, size, start=0):
+        self.path, self.dtype, self.size = str(path), np.dtype(dtype), int(size)
+        self._rows = _FileRows(self.path, start, 1, self.dtype)
 
     def read(self, lo, hi, out):
         self._rows.read(lo, hi, out.reshape(-1, 1))
-
-    def close(self):
-        pass
 
 
 class _SparseChunked(Chunked):
@@ -536,7 +510,7 @@ class _SparseChunked(Chunked):
     range and made increasing (duplicates summed), as scipy's canonical format; ``nnz``,
     X's non-zeros, after ``scan``. Chunks hold about CHUNK_BYTES of X."""
 
-    sparse = True
+    sparse = csr = True
 
     def __init__(self, source, dtype):
         stored = source.shape[1] if source.fortran else source.shape[0]
@@ -591,11 +565,6 @@ class _SparseChunked(Chunked):
         if self.exponent:
             np.ldexp(data[:nnz], self.exponent, out=data[:nnz])
         return data[:nnz], indptr, indices[:nnz]
-
-    def close(self):
-        super().close()
-        for member in (self.source.data, self.source.indices):
-            member.close()
 
 
 def _largest(indptr, rows):

@@ -9,7 +9,7 @@ cdef class ChunkStream:
     ``fortran`` (the stored rows are X's columns: chunks of Xᵀ), ``rows`` (stored rows per
     chunk), ``count`` (chunks) and ``read(c)``, which returns chunk c as a C-contiguous
     array of the stored matrix's rows c·rows.. (w × q, ``dtype``), valid until the next
-    call; or, with ``sparse`` true, as the CSR (data, indptr, indices) of those rows
+    call; or, with ``csr`` true, as the CSR (data, indptr, indices) of those rows
     (``dtype``, int64 from 0, int32) and ``nnz`` X's non-zeros. A read that raises (Ctrl-C
     included: the main thread's pending signals are checked at each chunk) stops the pass;
     the caller raises ``error``."""
@@ -35,7 +35,7 @@ cdef class ChunkStream:
         self.k = 0
         self.error = None
         self.current = None
-        self.sparse = bool(getattr(reader, "sparse", False))
+        self.sparse = bool(getattr(reader, "csr", False))
         N = m if reader.fortran else n
         self.row_entries = float(reader.nnz) / N if self.sparse else self.q
 
