@@ -45,7 +45,8 @@ FLOOR = "numpy floor"
 # The smaller shapes of --quick: (n, m, k) per case, and (n, m, k, density) for sparse.
 QUICK = {"tiny": (50, 30, 5), "medium": (300, 200, 10), "floor": (800, 400, 20),
          "large": (1000, 500, 10), "memory": (1000, 500, 10), "onepass": (1000, 800, 10),
-         "outofcore": (20000, 500, 10), "dask": (4000, 1000, 10), "sparse": (2000, 500, 10, 0.05)}
+         "outofcore": (20000, 500, 10), "dask": (4000, 1000, 10), "sparse": (2000, 500, 10, 0.05),
+         "sparsefile": (20000, 2000, 10, 0.01)}
 BARS = []  # (measure, measured, bar, met) of issue 9's table, gathered for the summary
 JUDGING = True  # False with --quick: the bars hold for the issue's sizes only
 
@@ -499,6 +500,71 @@ def outofcore(quick):
                   f"{res.reconstruction_err:.6g}")
     bar("outofcore: resident memory a call adds (random init, 10 iterations), GiB",
         f"{rows['random'] / 2**30:.2f}", "<= 1", rows["random"] <= 2**30, issue=17)
+
+
+# The sparse-file case's child: as _OUT_OF_CORE_CHILD, X a scipy.sparse.save_npz file read a
+# chunk of rows at a time (what fastnmf factorize does with one larger than its memory).
+_SPARSE_FILE_CHILD = """
+import json, sys, time
+import numpy as np, fastnmf
+from fastnmf._chunked import SparseFile
+path, n, m, k, iters, init, out = sys.argv[1:]
+def kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+fastnmf.nmf(np.ones((4, 3), np.float32), 1)
+before = kib("VmRSS")
+t = time.perf_counter()
+X = SparseFile(path, "csr", (int(n), int(m)))  # a compressed file: decompressed here, once
+res = fastnmf.nmf(X, int(k), init=init, random_state=0, max_iter=int(iters), tol=0)
+seconds = time.perf_counter() - t
+np.savez(out, W=res.W, H=res.H)
+print(json.dumps({"added": (kib("VmHWM") - before) * 1024, "seconds": seconds}))
+"""
+
+
+@case("sparsefile")
+def sparse_file(quick):
+    import json
+    import subprocess
+    import tempfile
+
+    import scipy.sparse as sp
+
+    n, m, k, density = shape("sparsefile", quick) if quick else (200000, 20000, 20, 0.002)
+    iters = 10
+    rng = np.random.default_rng(0)
+    nnz = int(n * m * density)
+    X = sp.csr_matrix((rng.random(nnz, dtype=np.float32) + 0.01,
+                       (rng.integers(0, n, nnz), rng.integers(0, m, nnz))), shape=(n, m))
+    X.sum_duplicates()
+    size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    section("sparsefile", f"float32 CSR {n}x{m}, {X.nnz} non-zeros ({size / 2**20:.0f} MiB), "
+                          f"k={k}, {iters} iterations, tol=0, in a compressed "
+                          "scipy.sparse.save_npz file read a chunk of rows at a time, each "
+                          "call in a fresh process: the resident memory it adds and its "
+                          "time (decompressing the file included), against the same call "
+                          "on X in memory")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("FASTNMF_BENCH_DIR")) as folder:
+        path = os.path.join(folder, "x.npz")
+        sp.save_npz(path, X)
+        for init in ("random", "nndsvda"):
+            out = os.path.join(folder, f"{init}.npz")
+            child = subprocess.run(
+                [sys.executable, "-c", _SPARSE_FILE_CHILD, path, str(n), str(m), str(k), str(iters),
+                 init, out], check=True, capture_output=True, text=True)
+            got = json.loads(child.stdout)
+            t = time.perf_counter()
+            res = fastnmf.nmf(X, k, init=init, random_state=0, max_iter=iters, tol=0)
+            seconds = time.perf_counter() - t
+            saved = np.load(out)
+            diff = max(float(np.abs(saved[f] - getattr(res, f)).max()
+                             / np.abs(getattr(res, f)).max()) for f in "WH")
+            print(f"  {init:<8} from the file {got['seconds']:7.2f} s, adds "
+                  f"{got['added'] / 2**20:7.1f} MiB ({got['added'] / size:.2f} of X); in "
+                  f"memory {seconds:7.2f} s ({got['seconds'] / seconds:.2f} x); W, H differ "
+                  f"by {diff:.1e} (relative)")
 
 
 @case("dask")

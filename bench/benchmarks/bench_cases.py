@@ -77,6 +77,37 @@ class OutOfCore:
         fastnmf.nmf(self.X, 20, **self.kw)
 
 
+class SparseFile:
+    """The sparse case (CSR 20000 x 5000 at 1 %, k = 30) in a compressed
+    ``scipy.sparse.save_npz`` file read a chunk of rows at a time, as ``fastnmf factorize``
+    reads one larger than its memory (fastnmf._chunked.SparseFile; opening it decompresses
+    the members once): cd from a random start, 10 iterations, its time and peak memory.
+    ``bench/compare.py --cases sparsefile`` runs 200000 x 20000 with 8 M non-zeros."""
+
+    number, repeat, rounds, warmup_time = 1, 3, 1, 0
+    timeout = 600
+
+    def setup_cache(self):
+        import scipy.sparse as sp
+
+        X, _ = sparse_matrix(np.float32)
+        sp.save_npz("sparsefile.npz", X)  # in asv's folder for this benchmark's run
+        return os.path.abspath("sparsefile.npz"), X.shape
+
+    def setup(self, cache):
+        from fastnmf._chunked import SparseFile as File
+
+        path, shape = cache
+        self.open = lambda: File(path, "csr", shape)
+        self.kw = dict(init="random", random_state=0, tol=0, max_iter=10)
+
+    def time_10_iterations(self, cache):
+        fastnmf.nmf(self.open(), 30, **self.kw)
+
+    def peakmem_10_iterations(self, cache):
+        fastnmf.nmf(self.open(), 30, **self.kw)
+
+
 class Dask:
     """float64 20000 x 5000 in 8 blocks of rows, k = 20, cd from a random start, 20
     iterations, on a LocalCluster of 2 workers x 1 thread (X's blocks persisted there): the

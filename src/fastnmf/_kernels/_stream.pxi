@@ -129,7 +129,7 @@ cdef class ChunkStream:
         if ok:
             nnz = int(indptr[w])
             ok = (int(indptr[0]) == 0 and 0 <= nnz <= min(data.shape[0], indices.shape[0])
-                  and bool((indptr[1:] >= indptr[:-1]).all()))
+                  and bool((indptr[1:w + 1] >= indptr[:w]).all()))
         if not ok:
             raise ValueError(f"chunk {c} of X was read as {type(block).__name__}; expected "
                              f"the CSR (data, indptr, indices) of {w} rows, "
