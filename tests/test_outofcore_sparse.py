@@ -13,6 +13,7 @@ import fastnmf
 from fastnmf import _chunked, _cli_io
 from fastnmf._cli import main
 from fastnmf._registry import SOLVERS
+from test_outofcore import _close
 
 
 @pytest.fixture(autouse=True)
@@ -34,14 +35,9 @@ def _file(tmp_path, X, compressed=True, name="x.npz"):
     return _chunked.SparseFile(path, X.format, X.shape)
 
 
-def _close(a, b, rtol):
-    scale = max(float(np.abs(a).max()), 1e-300)
-    assert float(np.abs(a - b).max()) <= rtol * scale
-
-
+@pytest.mark.parametrize("fmt, init", [(fmt, init) for fmt in ("csr", "csc")
+                                       for init in ("random", "nndsvda")])
 @pytest.mark.parametrize("solver", list(SOLVERS))
-@pytest.mark.parametrize("fmt", ["csr", "csc"])
-@pytest.mark.parametrize("init", ["random", "nndsvda"])
 def test_file_equals_in_memory(tmp_path, solver, fmt, init):
     X = _sparse(fmt=fmt)
     F = _file(tmp_path, X)
