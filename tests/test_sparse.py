@@ -320,3 +320,22 @@ def test_explicit_zeros_copy_only_when_present(monkeypatch):
     Z = with_explicit_zeros(X)
     Y = check_X(Z)[0]
     assert Y is not Z and Y.nnz == X.nnz and (Y != X).nnz == 0
+
+
+@pytest.mark.parametrize("k", [5, 8, 13, 32, 37, 70])
+@pytest.mark.parametrize("engine", [True, False], ids=["one-pass", "two-pass"])
+def test_sparse_equals_dense_across_gather_windows(k, engine):
+    """A sparse row's product is gathered in windows of 8 entries of k, the last one
+    overlapping the one before it when 8 does not divide k, and in groups of 32: each k
+    here takes another path, with the row-block engine and without."""
+    from fastnmf._kernels import _solve
+
+    D = low_rank(150, 100, 6, noise=0.1, density=0.3, seed=1).toarray()
+    old = _solve.engine_min_bytes(0.0 if engine else float("inf"))
+    try:
+        for solver in ("cd", "mu", "als"):  # (accelerate's sweep cap counts X's entries)
+            kw = dict(solver=solver, init="random", random_state=0, tol=0, max_iter=10)
+            s, d = fastnmf.nmf(sp.csr_matrix(D), k, **kw), fastnmf.nmf(D, k, **kw)
+            assert rel_diff(s.W, d.W) <= RTOL and rel_diff(s.H, d.H) <= RTOL
+    finally:
+        _solve.engine_min_bytes(old)

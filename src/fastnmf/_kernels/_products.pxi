@@ -108,19 +108,97 @@ cdef void sparse_times(Py_ssize_t rows, const int64_t* ptr, const int32_t* ind,
 cdef inline void sparse_row(Py_ssize_t r, const int64_t* ptr, const int32_t* ind,
                             const floating* data, Py_ssize_t k, const floating* Ft,
                             floating* out, Py_ssize_t rows, floating* a) noexcept nogil:
-    """Column r of sparse_times' ``out``, gathered in ``a`` (k entries)."""
-    cdef Py_ssize_t c, p
+    """Column r of sparse_times' ``out``, gathered in ``a`` (k entries): each entry c the
+    sum over the row's non-zeros p, in order, of data[p] · Ft[ind[p], c]."""
+    cdef Py_ssize_t c, p, c0
     cdef floating v
     cdef const floating* row
-    for c in range(k):
-        a[c] = 0
-    for p in range(ptr[r], ptr[r + 1]):
-        v = data[p]
-        row = Ft + <Py_ssize_t> ind[p] * k
+    if k < 8:
         for c in range(k):
-            a[c] += v * row[c]
+            a[c] = 0
+        for p in range(ptr[r], ptr[r + 1]):
+            v = data[p]
+            row = Ft + <Py_ssize_t> ind[p] * k
+            for c in range(k):
+                a[c] += v * row[c]
+    else:
+        c0 = 0
+        while c0 < k:  # up to 32 entries at a time, summed in registers
+            gather_windows(ptr[r], ptr[r + 1], ind, data, k, Ft, c0, a)
+            c0 += 32
     for c in range(k):
         out[c * rows + r] = a[c]
+
+
+cdef inline void gather_windows(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind,
+                                const floating* data, Py_ssize_t k, const floating* Ft,
+                                Py_ssize_t c0, floating* a) noexcept nogil:
+    """a[c0 .. min(c0 + 32, k)) of sparse_row (k >= 8): up to four windows of 8 entries
+    whose sums stay in registers through the row (an accumulator in memory is loaded and
+    stored again at every non-zero: a chain of store-to-load forwards). A window that
+    would pass k ends at k instead, overlapping the one before it: the entries they share
+    are the same sums, in the same order, so each entry is what the plain loop gives."""
+    cdef Py_ssize_t c, p
+    cdef Py_ssize_t nw = (k - c0 + 7) // 8
+    cdef Py_ssize_t s0 = c0 if c0 + 8 <= k else k - 8
+    cdef Py_ssize_t s1 = c0 + 8 if c0 + 16 <= k else k - 8
+    cdef Py_ssize_t s2 = c0 + 16 if c0 + 24 <= k else k - 8
+    cdef Py_ssize_t s3 = c0 + 24 if c0 + 32 <= k else k - 8
+    cdef floating v
+    cdef const floating* row
+    cdef floating t0[8]
+    cdef floating t1[8]
+    cdef floating t2[8]
+    cdef floating t3[8]
+    for c in range(8):
+        t0[c] = 0
+        t1[c] = 0
+        t2[c] = 0
+        t3[c] = 0
+    if nw >= 4:
+        for p in range(p0, p1):
+            v = data[p]
+            row = Ft + <Py_ssize_t> ind[p] * k
+            for c in range(8):
+                t0[c] += v * row[s0 + c]
+            for c in range(8):
+                t1[c] += v * row[s1 + c]
+            for c in range(8):
+                t2[c] += v * row[s2 + c]
+            for c in range(8):
+                t3[c] += v * row[s3 + c]
+    elif nw == 3:
+        for p in range(p0, p1):
+            v = data[p]
+            row = Ft + <Py_ssize_t> ind[p] * k
+            for c in range(8):
+                t0[c] += v * row[s0 + c]
+            for c in range(8):
+                t1[c] += v * row[s1 + c]
+            for c in range(8):
+                t2[c] += v * row[s2 + c]
+    elif nw == 2:
+        for p in range(p0, p1):
+            v = data[p]
+            row = Ft + <Py_ssize_t> ind[p] * k
+            for c in range(8):
+                t0[c] += v * row[s0 + c]
+            for c in range(8):
+                t1[c] += v * row[s1 + c]
+    else:
+        for p in range(p0, p1):
+            v = data[p]
+            row = Ft + <Py_ssize_t> ind[p] * k
+            for c in range(8):
+                t0[c] += v * row[s0 + c]
+    for c in range(8):
+        a[s0 + c] = t0[c]
+        if nw > 1:
+            a[s1 + c] = t1[c]
+        if nw > 2:
+            a[s2 + c] = t2[c]
+        if nw > 3:
+            a[s3 + c] = t3[c]
 
 
 cdef inline void dense_W_part(const XData* x, Py_ssize_t k, const floating* H, floating* B,
