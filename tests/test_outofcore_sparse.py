@@ -257,3 +257,25 @@ def test_bad_matrix_market_files(tmp_path, monkeypatch, capsys):
         _cli_io.read_matrix(path)
     assert main(["factorize", str(path), "-k", "2"]) == 2
     assert "out.mtx" in capsys.readouterr().err
+
+
+def test_int64_indices_and_integer_data(tmp_path):
+    """Indices stored as int64 and integer data are read as int32 and float64."""
+    X = _sparse(n=300, m=90)
+    path = tmp_path / "wide.npz"
+    np.savez(path, data=np.ceil(X.data * 5).astype(np.int64),
+             indices=X.indices.astype(np.int64), indptr=X.indptr.astype(np.int64),
+             format=np.array("csr"), shape=np.array(X.shape))
+    F = _chunked.SparseFile(path, "csr", X.shape)
+    Y = X.copy()
+    Y.data = np.ceil(X.data * 5)
+    kw = dict(init="random", random_state=0, max_iter=20, tol=0)
+    ref, got = fastnmf.nmf(Y, 4, **kw), fastnmf.nmf(F, 4, **kw)
+    assert got.W.dtype == np.float64
+    _close(ref.W, got.W, 1e-10)
+    bad = X.indices.astype(np.int64)
+    bad[7] = 2**40  # past int32: refused before any cast
+    np.savez(path, data=X.data, indices=bad, indptr=X.indptr.astype(np.int64),
+             format=np.array("csr"), shape=np.array(X.shape))
+    with pytest.raises(ValueError, match="a column index outside 0..89"):
+        fastnmf.nmf(_chunked.SparseFile(path, "csr", X.shape), 3)
