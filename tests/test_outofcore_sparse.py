@@ -53,13 +53,11 @@ def test_file_equals_in_memory(tmp_path, solver, fmt, init):
 @pytest.mark.parametrize("compressed", [True, False])
 def test_stored_and_compressed_members_float32_accelerate(tmp_path, compressed):
     """An uncompressed member is read from the file at its offset, a compressed one from
-    its copy decompressed once into a temporary folder, removed with the matrix; float32
-    stays float32."""
+    its copy decompressed once (at its first read by ranges) into a temporary folder,
+    removed with the matrix; float32 stays float32."""
     X = _sparse(dtype=np.float32)
     F = _file(tmp_path, X, compressed=compressed)
-    assert (F.keep is not None) == compressed
-    assert os.path.dirname(F.data.path) == (F.keep.name if compressed else str(tmp_path))
-    folder = F.keep.name if compressed else None
+    assert F.keep is None  # nothing decompressed yet: load() would need no copy
     for accelerate in (False, True):
         kw = dict(init="random", random_state=0, max_iter=30, tol=0, accelerate=accelerate)
         ref = fastnmf.nmf(X, 5, **kw)
@@ -67,6 +65,11 @@ def test_stored_and_compressed_members_float32_accelerate(tmp_path, compressed):
         assert got.W.dtype == np.float32
         _close(ref.W, got.W, 1e-4)
         _close(ref.H, got.H, 1e-4)
+        assert (F.keep is not None) == compressed
+        read = F.data._copy.path if compressed else F.data.path
+        assert os.path.dirname(read) == (F.keep.name if compressed else str(tmp_path))
+    folder = F.keep.name if compressed else None
+    np.testing.assert_array_equal(F.load().toarray(), X.toarray())
     del F
     assert folder is None or not os.path.exists(folder)
 

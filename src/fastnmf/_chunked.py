@@ -384,7 +384,8 @@ class SparseFile:
     def __init__(self, path, fmt, shape, parts=None, keep=None):
         import zipfile
 
-        self.path, self.fortran, self.keep = str(path), fmt == "csc", keep
+        self.path, self.fortran = str(path), fmt == "csc"
+        self._keep = folder = [keep]  # (a list the members' spill() shares: no cycle)
         self.shape = tuple(int(s) for s in shape)
         if len(self.shape) != 2 or min(self.shape) < 0:
             raise ValueError(f"{path}: its shape {self.shape} is not a matrix's")
@@ -392,9 +393,9 @@ class SparseFile:
             self.data, self.indices, indptr = parts
         else:
             def spill():
-                if self.keep is None:
-                    self.keep = tempfile.TemporaryDirectory(prefix="fastnmf-")
-                return self.keep.name
+                if folder[0] is None:
+                    folder[0] = tempfile.TemporaryDirectory(prefix="fastnmf-")
+                return folder[0].name
 
             try:
                 with zipfile.ZipFile(path) as zf:
@@ -403,7 +404,7 @@ class SparseFile:
                     with zf.open("indptr.npy") as f:
                         indptr = np.lib.format.read_array(f, allow_pickle=False)
             except (zipfile.BadZipFile, KeyError, EOFError, OSError, ValueError) as exc:
-                self.__del__()
+                self.close()
                 if isinstance(exc, ValueError):
                     raise
                 raise ValueError(f"{path}: cannot be read as a scipy.sparse .npz "
@@ -424,10 +425,19 @@ class SparseFile:
             raise ValueError(f"{path}: data of dtype {self.data.dtype} and indices of "
                              f"{self.indices.dtype} do not make a real matrix")
 
-    def __del__(self):
-        keep, self.keep = getattr(self, "keep", None), None
+    @property
+    def keep(self):
+        """The temporary folder (a compressed file's copies, _mtx's CSR), or None."""
+        return self._keep[0]
+
+    def close(self):
+        """Remove the temporary folder, if any."""
+        folder = getattr(self, "_keep", [None])
+        keep, folder[0] = folder[0], None
         if keep is not None:
             keep.cleanup()
+
+    __del__ = close
 
     @property
     def nbytes(self):
@@ -437,6 +447,8 @@ class SparseFile:
 
     def load(self):
         """The whole matrix, in memory (scipy.sparse CSR or CSC)."""
+        import zipfile
+
         import scipy.sparse as sp
 
         data = np.empty(self.data.size, self.data.dtype)
@@ -444,18 +456,16 @@ class SparseFile:
         try:
             for member, out in ((self.data, data), (self.indices, indices)):
                 member.read(0, member.size, out)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{self.path}: cannot be read ({exc})") from exc
         kind = sp.csc_matrix if self.fortran else sp.csr_matrix
         return kind((data, indices, self.indptr), shape=self.shape)
 
 
 def _npy_member(path, zf, name, spill):
-    """NAME.npy of the .npz ``path`` (open as the ZipFile ``zf``), a 1-D array, as a
-    RawMember: of the file itself from the member's first entry when the archive stores it
-    uncompressed, else of its decompressed entries, written once into the folder
-    ``spill()``, so that no pass decompresses (decompressing at every pass made an
-    iteration about 5 x the in-memory one; reading the copy, as a stored file, 1.2 x)."""
+    """NAME.npy of the .npz ``path`` (open as the ZipFile ``zf``), a 1-D array: a
+    RawMember of the file itself from the member's first entry when the archive stores it
+    uncompressed, else a _ZipMember."""
     import zipfile
 
     info = zf.getinfo(name + ".npy")
@@ -465,24 +475,13 @@ def _npy_member(path, zf, name, spill):
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(f)
         start = f.tell()
-        if len(shape) != 1 or dtype.hasobject:
-            raise ValueError(f"{path}: {name}.npy is not a 1-D numeric array")
-        size = int(shape[0])
-        left = size * dtype.itemsize
-        if info.file_size < start + left:
-            raise ValueError(f"{path}: {name}.npy ends before its {size} entries "
-                             "(truncated?)")
-        if info.compress_type != zipfile.ZIP_STORED:
-            target = os.path.join(spill(), name)
-            with open(target, "wb") as out:
-                while left:
-                    piece = f.read(min(left, 1 << 24))
-                    if not piece:
-                        raise ValueError(f"{path}: {name}.npy ends before its {size} "
-                                         "entries (truncated?)")
-                    out.write(piece)
-                    left -= len(piece)
-            return RawMember(target, dtype, size)
+    if len(shape) != 1 or dtype.hasobject:
+        raise ValueError(f"{path}: {name}.npy is not a 1-D numeric array")
+    size = int(shape[0])
+    if info.file_size < start + size * dtype.itemsize:
+        raise ValueError(f"{path}: {name}.npy ends before its {size} entries (truncated?)")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return _ZipMember(path, info, start, dtype, size, spill)
     with open(path, "rb") as f:  # the member's data follows its local header
         f.seek(info.header_offset)
         local = f.read(30)
@@ -490,6 +489,53 @@ def _npy_member(path, zf, name, spill):
         raise ValueError(f"{path}: a malformed zip file")
     skip = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
     return RawMember(path, dtype, size, info.header_offset + 30 + skip + start)
+
+
+class _ZipMember:
+    """A compressed member of an .npz, with RawMember's interface. Read whole (``load``),
+    it is decompressed into ``out``; read a range at a time, it is first decompressed once
+    into the folder ``spill()`` and read from there, so that no pass decompresses
+    (decompressing at every pass made an iteration about 5 x the in-memory one; reading
+    the copy, as a stored file, 1.2 x)."""
+
+    def __init__(self, path, info, start, dtype, size, spill):
+        self.path, self.dtype, self.size = str(path), dtype, size
+        self._info, self._start, self._spill = info, start, spill
+        self._copy = None  # the RawMember of the decompressed copy, once made
+
+    def read(self, lo, hi, out):
+        if self._copy is None and (lo, hi) == (0, self.size):
+            self._decompress(out.view(np.uint8) if out.dtype == self.dtype
+                             else np.empty(self.size, self.dtype).view(np.uint8), out)
+            return
+        if self._copy is None:
+            target = os.path.join(self._spill(), self._info.filename)
+            with open(target, "wb") as f:
+                self._decompress(None, None, f)
+            self._copy = RawMember(target, self.dtype, self.size)
+        self._copy.read(lo, hi, out)
+
+    def _decompress(self, raw, out, to=None):
+        """The member's entries into ``raw`` (bytes, then cast into ``out``) or the file
+        ``to``, a piece at a time."""
+        import zipfile
+
+        left, done = self.size * self.dtype.itemsize, 0
+        with zipfile.ZipFile(self.path) as zf, zf.open(self._info) as f:
+            f.seek(self._start)
+            while left:
+                piece = f.read(min(left, 1 << 24))
+                if not piece:
+                    raise ValueError(f"{self.path}: {self._info.filename} ends before its "
+                                     f"{self.size} entries (truncated?)")
+                if to is None:
+                    raw[done:done + len(piece)] = np.frombuffer(piece, np.uint8)
+                else:
+                    to.write(piece)
+                done += len(piece)
+                left -= len(piece)
+        if to is None and out.dtype != self.dtype:
+            np.copyto(out, raw.view(self.dtype), casting="unsafe")
 
 
 class RawMember:
@@ -523,6 +569,9 @@ class _SparseChunked(Chunked):
         super().__init__(source, source.shape, dtype, source.fortran, name, rows)
         self.cap = max(_largest(ptr, self.rows), 1)  # entries of the largest chunk
         self.nnz = None
+        # the chunks read in canonical order once (then not checked again; the column
+        # indices' range is, at every read: the kernels index with them)
+        self.canonical = np.zeros(self.count, dtype=bool)
 
     @staticmethod
     def values(block):
@@ -554,7 +603,9 @@ class _SparseChunked(Chunked):
                              "file's sparse structure is malformed)")
         if wide:
             indices[:nnz] = got
-        if nnz and not _increasing(indptr, indices[:nnz]):  # sorted, duplicates summed
+        if self.canonical[c] or _increasing(indptr, indices[:nnz]):
+            self.canonical[c] = True
+        elif nnz:  # sorted, duplicates summed
             import scipy.sparse as sp
 
             block = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(hi - lo, q))

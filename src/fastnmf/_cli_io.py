@@ -200,10 +200,10 @@ def _read_mtx(path):
     import scipy.io
     import scipy.sparse as sp
 
-    from ._mtx import read_header, to_csr_file
+    from ._mtx import Header, to_csr_file
 
     try:
-        head = read_header(path)
+        head = Header(path)
         if head.format == "coordinate" and head.nbytes > memory_budget():
             return to_csr_file(head)  # read a chunk at a time, from a CSR written aside
     except ValueError as exc:  # its message starts with the file's name

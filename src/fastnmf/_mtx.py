@@ -18,7 +18,7 @@ import numpy as np
 
 from ._chunked import RawMember, SparseFile
 
-__all__ = ["Header", "read_header", "to_csr_file"]
+__all__ = ["Header", "to_csr_file"]
 
 # Bytes of the file parsed at a time.
 PIECE_BYTES = 1 << 24
@@ -61,10 +61,6 @@ class Header:
         entries counted)."""
         stored = self.entries * (1 if self.symmetry == "general" else 2)
         return stored * 12 + 8 * (self.shape[0] + 1)
-
-
-def read_header(path):
-    return Header(path)
 
 
 def to_csr_file(head):

@@ -155,6 +155,9 @@ cdef inline void gather_windows(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind
         t1[c] = 0
         t2[c] = 0
         t3[c] = 0
+    # One loop per window count, written out: a single loop with ``if nw > i`` inside
+    # ran the benchmark's sparse case 1.15 x slower than before windows (float32), these
+    # 1.13 x faster.
     if nw >= 4:
         for p in range(p0, p1):
             v = data[p]
