@@ -326,8 +326,10 @@ def test_explicit_zeros_copy_only_when_present(monkeypatch):
 @pytest.mark.parametrize("engine", [True, False], ids=["one-pass", "two-pass"])
 def test_sparse_equals_dense_across_gather_windows(k, engine):
     """A sparse row's product is gathered in windows of 8 entries of k, the last one
-    overlapping the one before it when 8 does not divide k, and in groups of 32: each k
-    here takes another path, with the row-block engine and without."""
+    overlapping the one before it when 8 does not divide k, and in groups of 32; the
+    row-block engine also scatters W_bᵀ X_b so (float64: its last window past a group of
+    32 adds zeros, k = 37 and 70): each k here takes another path, with the engine and
+    without."""
     from fastnmf._kernels import _solve
 
     D = low_rank(150, 100, 6, noise=0.1, density=0.3, seed=1).toarray()
