@@ -110,17 +110,22 @@ cdef inline void sparse_row(Py_ssize_t r, const int64_t* ptr, const int32_t* ind
                             floating* out, Py_ssize_t rows, floating* a) noexcept nogil:
     """Column r of sparse_times' ``out``, gathered in ``a`` (k entries): each entry c the
     sum over the row's non-zeros p, in order, of data[p] · Ft[ind[p], c]."""
-    cdef Py_ssize_t c, p, c0
-    cdef floating v
-    cdef const floating* row
-    if k < 8:
-        for c in range(k):
-            a[c] = 0
-        for p in range(ptr[r], ptr[r + 1]):
-            v = data[p]
-            row = Ft + <Py_ssize_t> ind[p] * k
-            for c in range(k):
-                a[c] += v * row[c]
+    cdef Py_ssize_t c, c0
+    if k < 8:  # a k known to the compiler in each call (gather_few)
+        if k == 1:
+            gather_few(ptr[r], ptr[r + 1], ind, data, 1, Ft, a)
+        elif k == 2:
+            gather_few(ptr[r], ptr[r + 1], ind, data, 2, Ft, a)
+        elif k == 3:
+            gather_few(ptr[r], ptr[r + 1], ind, data, 3, Ft, a)
+        elif k == 4:
+            gather_few(ptr[r], ptr[r + 1], ind, data, 4, Ft, a)
+        elif k == 5:
+            gather_few(ptr[r], ptr[r + 1], ind, data, 5, Ft, a)
+        elif k == 6:
+            gather_few(ptr[r], ptr[r + 1], ind, data, 6, Ft, a)
+        else:
+            gather_few(ptr[r], ptr[r + 1], ind, data, 7, Ft, a)
     else:
         c0 = 0
         while c0 < k:  # up to 32 entries at a time, summed in registers
@@ -128,6 +133,27 @@ cdef inline void sparse_row(Py_ssize_t r, const int64_t* ptr, const int32_t* ind
             c0 += 32
     for c in range(k):
         out[c * rows + r] = a[c]
+
+
+cdef inline void gather_few(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind,
+                            const floating* data, Py_ssize_t k, const floating* Ft,
+                            floating* a) noexcept nogil:
+    """a[0 .. k) of sparse_row for k < 8, called with k a constant: inlined, its sums
+    stay in registers through the row (in memory, a's entries were loaded and stored
+    again at every non-zero: a chain of store-to-load forwards)."""
+    cdef Py_ssize_t c, p
+    cdef floating v
+    cdef const floating* row
+    cdef floating t[8]
+    for c in range(k):
+        t[c] = 0
+    for p in range(p0, p1):
+        v = data[p]
+        row = Ft + <Py_ssize_t> ind[p] * k
+        for c in range(k):
+            t[c] += v * row[c]
+    for c in range(k):
+        a[c] = t[c]
 
 
 cdef inline void gather_windows(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind,
@@ -368,11 +394,45 @@ cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_
                 scatter_windows(ptr[j], ptr[j + 1], x.rind, data, k, a, c, acc)
                 c += 32
             continue
+        if k < 8:  # a k known to the compiler in each call (scatter_few)
+            if k == 1:
+                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 1, a, acc)
+            elif k == 2:
+                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 2, a, acc)
+            elif k == 3:
+                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 3, a, acc)
+            elif k == 4:
+                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 4, a, acc)
+            elif k == 5:
+                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 5, a, acc)
+            elif k == 6:
+                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 6, a, acc)
+            else:
+                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 7, a, acc)
+            continue
         for p in range(ptr[j], ptr[j + 1]):
             value = data[p]
             out = acc + <Py_ssize_t> x.rind[p] * k
             for c in range(k):
                 out[c] = out[c] + value * a[c]
+
+
+cdef inline void scatter_few(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind,
+                             const floating* data, Py_ssize_t k, const floating* a,
+                             floating* acc) noexcept nogil:
+    """block_add_H's sparse row for k < 8, called with k a constant (as gather_few): a
+    held in registers through the row."""
+    cdef Py_ssize_t c, p
+    cdef floating v
+    cdef floating* out
+    cdef floating t[8]
+    for c in range(k):
+        t[c] = a[c]
+    for p in range(p0, p1):
+        v = data[p]
+        out = acc + <Py_ssize_t> ind[p] * k
+        for c in range(k):
+            out[c] = out[c] + v * t[c]
 
 
 cdef void scatter_windows(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind,
