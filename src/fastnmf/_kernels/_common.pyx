@@ -82,6 +82,17 @@ cdef extern from *:
     int fastnmf_omp_max_threads() noexcept nogil
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fastnmf_prefetch(p) __builtin_prefetch((const void*) (p))
+    #else
+    #define fastnmf_prefetch(p) ((void) 0)
+    #endif
+    """
+    void fastnmf_prefetch(const void* p) noexcept nogil
+
+
 def omp_max_threads():
     """OpenMP's thread count for a parallel region started by the calling thread
     (``omp_get_max_threads``: OMP_NUM_THREADS, omp_set_num_threads as threadpoolctl's
