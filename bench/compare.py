@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 
 import numpy as np
 import scipy
@@ -316,6 +317,39 @@ def sparse(quick):
     rows = side_by_side(X, k, impls, budget=1.0 if quick else 35.0, max_repeats=3,
                         floor_iters=iters)
     check_speed("sparse: time, cd vs scikit-learn cd", rows, "fastnmf cd", 2)
+
+
+@case("ranks")
+def ranks(quick):
+    """A sparse X of a text corpus's shape at the ranks topic models use: each k takes
+    another path of the sparse row kernels (k < 8 with k a constant; windows of 8, the
+    last overlapping; rows prefetched from 128 bytes), one thread each side, as inside a
+    joblib worker (GridSearchCV)."""
+    n, m, density, iters = (800, 600, 0.05, 20) if quick else (4000, 3000, 0.02, 100)
+    X = low_rank(n, m, 10, density=density, seed=0)
+    section("ranks", f"CSR {n}x{m} at {density:.0%} ({X.nnz} non-zeros), {iters} iterations, "
+                     "the same custom start per k, tol=0, n_threads=1 (scikit-learn's cd "
+                     "with its BLAS held to one thread)")
+    from threadpoolctl import threadpool_limits
+
+    print(f"{'k':>3}  {'fastnmf cd':>10}  {'scikit-learn cd':>15}  {'ratio':>6}")
+    for k in (3, 5, 8, 12, 20, 40):
+        W0, H0 = random_start(X, k)
+        kw = dict(init="custom", tol=0.0, max_iter=iters)
+        nnf = sklearn_nnf()
+        impls = {"fastnmf": lambda: fastnmf.nmf(X, k, solver="cd", W=W0, H=H0, n_threads=1,
+                                                **kw)}
+        if nnf is not None:
+            def peer():
+                with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # (ConvergenceWarning: tol=0)
+                    return nnf(X, W=W0.copy(), H=H0.copy(), n_components=k, solver="cd",
+                               **kw)
+            impls["scikit-learn"] = peer
+        medians, _ = interleaved(impls, budget=0.5 if quick else 6.0, max_repeats=5)
+        ours, theirs = medians["fastnmf"], medians.get("scikit-learn")
+        print(f"{k:>3}  {fmt_time(ours):>10}  {fmt_time(theirs) if theirs else '-':>15}  "
+              f"{f'{theirs / ours:.2f}x' if theirs else '-':>6}")
 
 
 def time_to_target(name, n, m, k, peer_iters, cap, init, budget, max_repeats, at_least):
