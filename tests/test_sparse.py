@@ -322,22 +322,27 @@ def test_explicit_zeros_copy_only_when_present(monkeypatch):
     assert Y is not Z and Y.nnz == X.nnz and (Y != X).nnz == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("k", [5, 8, 13, 32, 37, 70])
 @pytest.mark.parametrize("engine", [True, False], ids=["one-pass", "two-pass"])
-def test_sparse_equals_dense_across_gather_windows(k, engine):
+def test_sparse_equals_dense_across_gather_windows(k, engine, dtype):
     """A sparse row's product is gathered in windows of 8 entries of k, the last one
     overlapping the one before it when 8 does not divide k, and in groups of 32; the
-    row-block engine also scatters W_bᵀ X_b so (float64: its last window past a group of
-    32 adds zeros, k = 37 and 70): each k here takes another path, with the engine and
-    without."""
+    row-block engine also scatters W_bᵀ X_b so (its last window past a group of 32 adds
+    zeros, k = 37 and 70); k < 8 is compiled for each k: each k here takes another path,
+    with the engine and without. float32 (its own compiled kernels) is held to the
+    float64 dense fit, within float32's rounding (2.8e-5 at most here)."""
     from fastnmf._kernels import _solve
 
     D = low_rank(150, 100, 6, noise=0.1, density=0.3, seed=1).toarray()
+    tol = RTOL if dtype == np.float64 else 1e-3
     old = _solve.engine_min_bytes(0.0 if engine else float("inf"))
     try:
         for solver in ("cd", "mu", "als"):  # (accelerate's sweep cap counts X's entries)
             kw = dict(solver=solver, init="random", random_state=0, tol=0, max_iter=10)
-            s, d = fastnmf.nmf(sp.csr_matrix(D), k, **kw), fastnmf.nmf(D, k, **kw)
-            assert rel_diff(s.W, d.W) <= RTOL and rel_diff(s.H, d.H) <= RTOL
+            s = fastnmf.nmf(sp.csr_matrix(D.astype(dtype)), k, **kw)
+            d = fastnmf.nmf(D, k, **kw)
+            assert s.W.dtype == dtype
+            assert rel_diff(s.W, d.W) <= tol and rel_diff(s.H, d.H) <= tol
     finally:
         _solve.engine_min_bytes(old)
