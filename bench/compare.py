@@ -467,16 +467,18 @@ def onepass(quick):
 # What a child process prints for the out-of-core case: the resident memory the call adds
 # (its peak, VmHWM, over the resident memory before it: mapped file pages count), the time,
 # and W, H saved for the comparison with the in-memory call.
-_OUT_OF_CORE_CHILD = """
+_CHILD_PRELUDE = """
 import json, sys, time
 import numpy as np, fastnmf
-path, k, iters, init, out = sys.argv[1:]
 def kib(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
             return int(line.split()[1])
-X = np.load(path, mmap_mode="r")
 fastnmf.nmf(np.ones((4, 3), np.float32), 1)  # imports and first-call costs before the baseline
+"""
+_OUT_OF_CORE_CHILD = _CHILD_PRELUDE + """
+path, k, iters, init, out = sys.argv[1:]
+X = np.load(path, mmap_mode="r")
 before = kib("VmRSS")
 t = time.perf_counter()
 res = fastnmf.nmf(X, int(k), init=init, random_state=0, max_iter=int(iters), tol=0)
@@ -538,16 +540,9 @@ def outofcore(quick):
 
 # The sparse-file case's child: as _OUT_OF_CORE_CHILD, X a scipy.sparse.save_npz file read a
 # chunk of rows at a time (what fastnmf factorize does with one larger than its memory).
-_SPARSE_FILE_CHILD = """
-import json, sys, time
-import numpy as np, fastnmf
+_SPARSE_FILE_CHILD = _CHILD_PRELUDE + """
 from fastnmf._chunked import SparseFile
 path, n, m, k, iters, init, out = sys.argv[1:]
-def kib(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
-fastnmf.nmf(np.ones((4, 3), np.float32), 1)
 before = kib("VmRSS")
 t = time.perf_counter()
 X = SparseFile(path, "csr", (int(n), int(m)))  # a compressed file: decompressed here, once

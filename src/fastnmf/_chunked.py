@@ -449,8 +449,6 @@ class SparseFile:
         """The whole matrix, in memory (scipy.sparse CSR or CSC)."""
         import zipfile
 
-        import scipy.sparse as sp
-
         data = np.empty(self.data.size, self.data.dtype)
         indices = np.empty(self.indices.size, self.indices.dtype)
         try:
@@ -606,8 +604,6 @@ class _SparseChunked(Chunked):
         if self.canonical[c] or _increasing(indptr, indices[:nnz]):
             self.canonical[c] = True
         elif nnz:  # sorted, duplicates summed
-            import scipy.sparse as sp
-
             block = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(hi - lo, q))
             block.sum_duplicates()
             nnz = block.nnz

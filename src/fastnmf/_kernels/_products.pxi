@@ -416,11 +416,9 @@ cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_
     """Add F X_b into ``acc`` (F: k×w, the block's columns of Wᵀ), or set it when ``first``:
     a dense X by one BLAS call, acc k×m; a sparse X scattered from its CSR rows, acc the
     transpose (m×k, row-major), each row's k-vector of F gathered in ``a`` first."""
-    cdef Py_ssize_t j, c, p, m = x.m
+    cdef Py_ssize_t j, c, m = x.m
     cdef const int64_t* ptr = x.rptr + r0
     cdef const floating* data = <const floating*> x.rdata
-    cdef floating value
-    cdef floating* out
     if not x.sparse:
         gemm(False, False, <int> k, <int> m, <int> w, <floating> 1, F, <int> w,
              <const floating*> x.dense + r0 * m, <int> m, <floating> (0 if first else 1),
@@ -431,36 +429,37 @@ cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_
     for j in range(w):
         for c in range(k):
             a[c] = F[c * w + j]
-        if k >= 8:
-            c = 0
-            while c < k:  # up to 32 entries at a time, held in registers
-                if floating is double:
-                    scatter_windows(ptr[j], ptr[j + 1], x.rind, data, k, a, c, acc)
-                else:
-                    SCATTER_F32(ptr[j], ptr[j + 1], x.rind, data, k, a, c, acc)
-                c += 32
+        if k < 8:
+            scatter_small(ptr[j], ptr[j + 1], x.rind, data, k, a, acc)
             continue
-        if k < 8:  # a k known to the compiler in each call (scatter_few)
-            if k == 1:
-                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 1, a, acc)
-            elif k == 2:
-                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 2, a, acc)
-            elif k == 3:
-                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 3, a, acc)
-            elif k == 4:
-                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 4, a, acc)
-            elif k == 5:
-                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 5, a, acc)
-            elif k == 6:
-                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 6, a, acc)
+        c = 0
+        while c < k:  # up to 32 entries at a time, held in registers
+            if floating is double:
+                scatter_windows(ptr[j], ptr[j + 1], x.rind, data, k, a, c, acc)
             else:
-                scatter_few(ptr[j], ptr[j + 1], x.rind, data, 7, a, acc)
-            continue
-        for p in range(ptr[j], ptr[j + 1]):
-            value = data[p]
-            out = acc + <Py_ssize_t> x.rind[p] * k
-            for c in range(k):
-                out[c] = out[c] + value * a[c]
+                SCATTER_F32(ptr[j], ptr[j + 1], x.rind, data, k, a, c, acc)
+            c += 32
+
+
+cdef void scatter_small(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind,
+                        const floating* data, Py_ssize_t k, const floating* a,
+                        floating* acc) noexcept nogil:
+    """block_add_H's sparse row for k < 8: scatter_few with k a constant in each call
+    (as gather_small)."""
+    if k == 1:
+        scatter_few(p0, p1, ind, data, 1, a, acc)
+    elif k == 2:
+        scatter_few(p0, p1, ind, data, 2, a, acc)
+    elif k == 3:
+        scatter_few(p0, p1, ind, data, 3, a, acc)
+    elif k == 4:
+        scatter_few(p0, p1, ind, data, 4, a, acc)
+    elif k == 5:
+        scatter_few(p0, p1, ind, data, 5, a, acc)
+    elif k == 6:
+        scatter_few(p0, p1, ind, data, 6, a, acc)
+    else:
+        scatter_few(p0, p1, ind, data, 7, a, acc)
 
 
 cdef inline void scatter_few(Py_ssize_t p0, Py_ssize_t p1, const int32_t* ind,
