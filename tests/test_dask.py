@@ -1,7 +1,7 @@
 """One matrix on a Dask cluster (fastnmf._dask): X a dask array while a distributed client
-is active. X's blocks stay on the workers: cd and mu run the pass there beside W's rows;
-the other solvers keep W on the client and make each product a pass on the workers. Every
-result equals the in-memory one up to rounding."""
+is active. X's blocks and W's rows stay on the workers: cd and mu run the pass there; als,
+bpp and accelerate run it on a guess that the client settles. Every result equals the
+in-memory one up to rounding."""
 
 import time
 
@@ -79,14 +79,59 @@ def test_x_never_comes_to_the_client(client, monkeypatch, solver, accelerate):
         _close(ref.H, got.H, 1e-10)
 
 
-def test_where_w_lives(client):
-    Xd = da.from_array(_data(), chunks=(150, 150))
-    for solver, accelerate in [("cd", False), ("mu", False), ("cd", True), ("als", False),
-                               ("bpp", False)]:
-        prob = fastnmf._validation.check_nmf_args(
-            Xd, 5, **{**fastnmf._api.NMF_DEFAULTS, "solver": solver, "accelerate": accelerate})
-        assert isinstance(prob.X, _dask.DaskRows) and _dask.runs_on_workers(prob)
-        assert _dask._rows_on_workers(prob) == (SOLVERS[solver].separable and not accelerate)
+@pytest.mark.parametrize("solver, accelerate", [(s, False) for s in SOLVERS] + [("cd", True)])
+def test_w_rows_stay_on_the_workers(client, monkeypatch, solver, accelerate):
+    """From a random start, W goes to the workers once and comes back once: no iteration
+    makes a product with X through the client (``times``) or sends W's rows again."""
+    X = _data()
+    Xd = da.from_array(X, chunks=(150, 150))
+    sent = []
+    scatter = _dask._scatter_rows
+    monkeypatch.setattr(_dask, "_scatter_rows", lambda *a: sent.append(1) or scatter(*a))
+
+    def refuse(*args):
+        raise AssertionError("a product with X made through the client")
+
+    monkeypatch.setattr(_dask, "times", refuse)
+    kw = dict(solver=solver, accelerate=accelerate, init="random", random_state=0,
+              max_iter=15, tol=0)
+    got = fastnmf.nmf(Xd, 5, **kw)
+    assert sent == [1]
+    ref = fastnmf.nmf(X, 5, **kw)
+    _close(ref.W, got.W, 1e-10)
+    _close(ref.H, got.H, 1e-10)
+
+
+@pytest.mark.parametrize("solver, accelerate", [("als", False), ("bpp", False), ("cd", True)])
+def test_guesses_settled_and_redone_on_the_workers(client, monkeypatch, solver, accelerate):
+    """als, bpp and accelerate run each pass on a guess of their decision over the whole
+    factor; a wrong guess is redone by blocks (accelerate's count past the guess by a redo
+    on the cap first). Some guesses miss here, and the iterates are still the in-memory
+    ones, at every check."""
+    X = _data()
+    Xd = da.from_array(X, chunks=(150, 150))
+    settled = []
+    settle = _dask.settle_of
+
+    def record(solver, evidence, tried, *args, **kw):
+        got = settle(solver, evidence, tried, *args, **kw)
+        settled.append((tried, got[0], got[1]))
+        return got
+
+    monkeypatch.setattr(_dask, "settle_of", record)
+    kw = dict(solver=solver, accelerate=accelerate, random_state=0, max_iter=30, tol=0,
+              shuffle=True, alpha_W=0.1, l1_ratio=1.0)  # a penalty that makes guesses miss
+    for init in ("random", "nndsvda"):
+        got = fastnmf.nmf(Xd, 5, init=init, **kw)
+        ref = fastnmf.nmf(X, 5, init=init, **kw)
+        _close(ref.W, got.W, 1e-10)
+        _close(ref.H, got.H, 1e-10)
+        np.testing.assert_allclose(got.history, ref.history, rtol=1e-10)
+    redone = [(tried, outcome) for tried, outcome, redo in settled if redo]
+    assert 0 < len(redone) < len(settled)
+    assert all(outcome != tried for tried, outcome in redone)
+    if accelerate:  # both ways: past the guess (to the cap) and short of it
+        assert any(o > t for t, o in redone) and any(o < t for t, o in redone)
 
 
 def test_options_stopping_float32_and_callback(client):
@@ -161,7 +206,7 @@ def test_without_a_distributed_client_x_is_read_out_of_core(monkeypatch):
     _close(fastnmf.nmf(X, 5, random_state=0, max_iter=10, tol=0).W, got.W, 1e-10)
 
 
-@pytest.mark.parametrize("solver", ["cd", "als"])  # W's rows on the workers; W on the client
+@pytest.mark.parametrize("solver", ["cd", "als"])  # a separable solver; a guessing one
 def test_w_can_stay_on_the_cluster(client, solver):
     """gather_W=False: W is a dask.array of X's row blocks, held by the workers, equal to
     the gathered W (up to the rounding of another placement of the blocks)."""

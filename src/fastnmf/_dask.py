@@ -6,8 +6,7 @@ workers (computed once, as futures). Each block is checked where it lives (finit
 non-negative: the error names the block's rows; ‖X‖², the maximum and the sum come back
 as four numbers a block). W's rows live beside their block; the client holds H.
 
-Per iteration, for a solver whose W half-step is separable by rows (cd, mu: the
-registry's ``separable``), the client sends H once to each worker; each block's task runs
+Per iteration the client sends H once to each worker; each block's task runs
 the row-block engine's pass on it (``_kernels._solve.block_pass``: B_b = H X_bᵀ, the half-
 step of W_b, W_bᵀ X_b, all compiled, without the GIL) and returns W_bᵀ X_b and W_bᵀ W_b; a
 fixed binary tree of additions (by block index: the same sums whatever the placement) gives
@@ -17,15 +16,18 @@ C = Wᵀ X and G = WᵀW, which come to the client; there the H half-step runs
 numbers), independent of n. At the end W's blocks are gathered (or, with ``gather_W=False``,
 left on the workers as the blocks of a dask.array W).
 
-The nndsvd starts' randomized SVD makes each product a pass on the workers too (``times``:
-ell·(n + m) numbers move, not X). The other solvers (als, bpp, cd with accelerate), whose
-W half-step decides over the whole factor, keep W on the client and make each product
-with X a pass on the workers (H Xᵀ gathered, Wᵀ X summed: k·n numbers each way an
-iteration). X itself never leaves the workers; ``DaskRows.read`` (fetching a block to the
-client) serves only as a Chunked's fallback.
+The other solvers (als, bpp, cd with accelerate), whose W half-step decides over the
+whole factor, run the pass on a guess of that decision, as the engine does in memory
+(``_guessed_pass``): the blocks keep their Wᵀ_b before the pass and B_b, the client
+settles the decision from their summed evidence, and a wrong guess is redone block by
+block, without reading X. The nndsvd starts' randomized SVD makes each product a pass on
+the workers too (``times``: ell·(n + m) numbers move, not X). X and W never leave the
+workers during the iterations; ``DaskRows.read`` (fetching a block to the client) serves
+only as a Chunked's fallback.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,7 +36,7 @@ from . import _registry
 from ._chunked import Chunked
 from ._stopping import StoppingRule
 from ._kernels._common import scan as _scan
-from ._kernels._solve import block_pass, half_step_of
+from ._kernels._solve import block_pass, half_step_of, settle_of, speculative
 
 __all__ = ["DaskRows", "is_distributed", "open_dask", "runs_on_workers", "solve"]
 
@@ -111,9 +113,15 @@ def runs_on_workers(prob):
     return isinstance(prob.X, DaskRows)
 
 
-def _rows_on_workers(prob):
-    """Whether W's rows stay on the workers (the W half-step separable by rows: cd, mu)."""
-    return _registry.SOLVERS[prob.solver].separable and not prob.accelerate
+def _guesses(prob):
+    """Whether the W half-step runs on a guess of its decision over the whole factor (als,
+    bpp, accelerate: the kernels' Params.speculative), else by rows alone (cd, mu)."""
+    if _registry.SOLVERS[prob.solver].separable and not prob.accelerate:
+        return False
+    if speculative(prob.solver, prob.accelerate):
+        return True
+    raise ValueError(f"solver {prob.solver!r} can neither run by blocks of rows nor settle "
+                     "a guess: it cannot run on a Dask cluster")  # every registry solver can
 
 
 # --- the tasks (run on the workers) ------------------------------------------------------
@@ -147,23 +155,55 @@ def _check_block(block, exponent):
                 sp.issparse(block))
 
 
-def _pass_task(solver, block, held, H, A, perm, l1, l2, exponent):
-    """The pass on one block: ``held`` is the block's last (Wᵀ_b, ...) or its first Wᵀ_b;
-    returns (new Wᵀ_b, (W_bᵀ X_b, W_bᵀ W_b, violation))."""
-    Wt = np.array(held[0] if isinstance(held, tuple) else held)  # never the argument's buffer
-    C, viol = block_pass(solver, _operand(block, exponent), Wt, H, A, perm, l1, l2)
-    return Wt, (C, Wt @ Wt.T, viol)
+class _Held(NamedTuple):
+    """What a block's task leaves on its worker: its rows of W (Wᵀ_b), the parts it adds to
+    the iteration's sums (W_bᵀ X_b or None, W_bᵀ W_b or None, violation, evidence or None),
+    and after a pass on a guess the block's Wᵀ_b before the pass and its B_b (a redo's)."""
+    Wt: np.ndarray
+    sums: tuple
+    before: object = None
+    B: object = None
+
+
+def _pass_task(solver, block, held, H, A, perm, l1, l2, exponent, guess=None):
+    """The pass on one block (``held``: the block's _Held, or its first Wᵀ_b); ``guess``:
+    block_pass's keywords of a pass on a guess."""
+    before = _held_W(held)
+    Wt = np.array(before)  # never the argument's buffer
+    B = None if guess is None else np.empty_like(Wt)
+    C, viol, evidence = block_pass(solver, _operand(block, exponent), Wt, H, A, perm, l1, l2,
+                                   keep=B, **(guess or {}))
+    return _Held(Wt, (C, Wt @ Wt.T, viol, evidence), before, B)
+
+
+def _redo_task(solver, held, A, perm, l1, l2, guess):
+    """A block's half-step redone on another guess, from its Wᵀ_b before the pass and its
+    kept B_b (X is not read): as the engine's whole half-step, block by block."""
+    Wt = np.array(held.before)
+    _, _, evidence = half_step_of(solver, Wt, A, held.B, l1, l2, guess["rng"], perm=perm,
+                                  shuffle=guess["shuffle"], accelerate=guess["accelerate"],
+                                  entries=guess["entries"], guess=guess["guess"],
+                                  whole=guess["whole"])
+    return _Held(Wt, (None, None, 0.0, evidence), held.before, held.B)
+
+
+def _c_task(solver, block, held, H, A, perm, exponent):
+    """W_bᵀ X_b and W_bᵀ W_b of the block's rows of W as they are (block_pass, mode "c")."""
+    Wt = np.array(_held_W(held))
+    C, _, _ = block_pass(solver, _operand(block, exponent), Wt, H, A, perm, 0.0, 0.0,
+                         mode="c")
+    return _Held(Wt, (C, Wt @ Wt.T, 0.0, None))
 
 
 def _cross_task(block, held, exponent):
-    Wt = held[0] if isinstance(held, tuple) else held
+    Wt = _held_W(held)
     if sp.issparse(block):
         X = sp.csr_matrix(block)
         C = np.ascontiguousarray((X.T @ Wt.T).T)
         C = np.ldexp(C, exponent) if exponent else C
     else:
         C = Wt @ _dense_block(block, exponent)
-    return C, Wt @ Wt.T, 0.0
+    return C, Wt @ Wt.T, 0.0, None
 
 
 def _error_task(block, held, H, exponent):  # a dense block
@@ -183,13 +223,13 @@ def _rows_of_W(held):
 
 
 def _sums(*parts):
-    """Add the blocks' parts, in their order: arrays, or tuples of them added item by item
-    (a (Wᵀ_b, sums) pair from _pass_task counts as its sums)."""
-    parts = [p[1] if isinstance(p, tuple) and isinstance(p[-1], tuple) else p for p in parts]
+    """Add the blocks' parts, in their order: arrays, or tuples of them (None for a part
+    not formed) added item by item (a task's _Held counts as its sums)."""
+    parts = [p.sums if isinstance(p, _Held) else p for p in parts]
     total = parts[0]
     for part in parts[1:]:
-        total = (tuple(a + b for a, b in zip(total, part)) if isinstance(total, tuple)
-                 else total + part)
+        total = (tuple(None if a is None else a + b for a, b in zip(total, part))
+                 if isinstance(total, tuple) else total + part)
     return total
 
 
@@ -251,64 +291,51 @@ def _tree_sum(client, futures, groups):
 
 def solve(prob, W, H, seed, report):
     """``fastnmf.nmf`` on the cluster (runs_on_workers): returns what _api's solvers
-    return, (W, H, n_iter, converged, history, final error). cd and mu keep W's rows on the
-    workers (one pass a iteration, block_pass); als, bpp and accelerate, whose W half-step
-    decides over the whole factor, keep W on the client and make each product a pass
-    (``times``: H Xᵀ gathered, Wᵀ X summed), moving k·n numbers each way an iteration."""
+    return, (W, H, n_iter, converged, history, final error). W's rows stay beside their
+    blocks: one pass an iteration (block_pass), or for als, bpp and accelerate a pass on a
+    guess settled here (_guessed_pass)."""
     from .reference._rng import SplitMix64  # the kernels' sweep-order generator
 
     X = prob.X
     client, k, dtype = X.client, prob.k, prob.dtype
     rng = SplitMix64(seed)
     H = np.array(H, dtype=dtype, order="C")
-    Wt = np.ascontiguousarray(np.asarray(W, dtype=dtype).T)
-    on_workers = _rows_on_workers(prob)
+    guessing = _guesses(prob)
     where = client.who_has(X.blocks)
     groups = _placement(X.blocks, where)
     half = dict(shuffle=prob.shuffle, accelerate=prob.accelerate, entries=float(X.entries))
-    Ws, pending = None, []
+    guess, sure = 1, False  # the engine's first guess (engine_pass)
+    live = []  # the futures to cancel if the call stops
     try:
         A = H @ H.T
-        if on_workers:  # W's rows beside their blocks; C = Wᵀ X and G by one pass
-            Ws, Wt = _scatter_rows(client, X, Wt, where), None
-            pending = [client.submit(_cross_task, b, w, X.exponent, pure=False)
-                       for b, w in zip(X.blocks, Ws)]
-            C, G, _ = _tree_sum(client, pending, groups)
-            err_sq = _loss(prob.sqnorm, H, C, G, A)
-        else:  # as the kernels' two-pass loop: B = H Xᵀ, the loss from Wᵀ and B
-            B, G = times(X, H, False), Wt @ Wt.T
-            err_sq = _loss(prob.sqnorm, Wt, B, G, A)
+        Ws = _scatter_rows(client, X, np.ascontiguousarray(np.asarray(W, dtype=dtype).T),
+                           where)
+        live = [client.submit(_cross_task, b, w, X.exponent, pure=False)
+                for b, w in zip(X.blocks, Ws)]
+        C, G, _, _ = _tree_sum(client, live, groups)
+        err_sq = _loss(prob.sqnorm, H, C, G, A)
         history = [math.sqrt(max(err_sq, 0.0))]
         rule = StoppingRule(prob.solver, prob.tol, history[0])
         if report is not None:
             report(0, history[0])
         converged, n_iter = False, 0
         for it in range(1, prob.max_iter + 1):
-            if on_workers:
-                perm = np.asarray(rng.order(k, prob.shuffle), dtype=np.intp)
-                H_at = client.scatter(H, broadcast=True)
-                Ws = [client.submit(_pass_task, prob.solver, b, w, H_at, A, perm, prob.l1_W,
-                                    prob.l2_W, X.exponent, pure=False)
-                      for b, w in zip(X.blocks, Ws)]
-                pending = Ws
-                C, G, violation = _tree_sum(client, Ws, groups)
+            perm = np.asarray(rng.order(k, prob.shuffle), dtype=np.intp)
+            H_at = client.scatter(H, broadcast=True)
+            step = (H_at, A, perm, prob.l1_W, prob.l2_W)
+            if guessing:
+                Ws, C, G, violation, guess, sure = _guessed_pass(
+                    client, prob, Ws, groups, step, rng, guess, sure, live)
             else:
-                if it > 1 and prob.update_H:
-                    B = times(X, H, False)
-                violation, rng.state = half_step_of(prob.solver, Wt, A, B, prob.l1_W,
-                                                    prob.l2_W, rng.state, **half)
-                G = Wt @ Wt.T
-                if prob.update_H:
-                    C = times(X, Wt, True)
+                live[:] = Ws = [client.submit(_pass_task, prob.solver, b, w, *step, X.exponent,
+                                              pure=False) for b, w in zip(X.blocks, Ws)]
+                C, G, violation, _ = _tree_sum(client, Ws, groups)
             if prob.update_H:
-                v, rng.state = half_step_of(prob.solver, H, G, C, prob.l1_H, prob.l2_H,
-                                            rng.state, **half)
+                v, rng.state, _ = half_step_of(prob.solver, H, G, C, prob.l1_H, prob.l2_H,
+                                               rng.state, **half)
                 violation += v
                 A = H @ H.T
-            if on_workers or prob.update_H:
-                err_sq = _loss(prob.sqnorm, H, C, G, A)
-            else:
-                err_sq = _loss(prob.sqnorm, Wt, B, G, A)
+            err_sq = _loss(prob.sqnorm, H, C, G, A)
             n_iter = it
             if not math.isfinite(err_sq):
                 raise FloatingPointError(f"the {prob.solver!r} solver diverged on the cluster")
@@ -325,25 +352,58 @@ def solve(prob, W, H, seed, report):
         # As the kernels' finish: a dense float32 X, or a fit so close that the loss
         # cancels, takes the error formed directly; a sparse X always takes the loss.
         if not X.sparse and (dtype == np.float32 or err_sq < 1e-6 * prob.sqnorm):
-            if Ws is None:
-                Ws = _scatter_rows(client, X, Wt, where)
             H_at = client.scatter(H, broadcast=True)
-            pending = [client.submit(_error_task, b, w, H_at, X.exponent, pure=False)
+            live[:] = [client.submit(_error_task, b, w, H_at, X.exponent, pure=False)
                        for b, w in zip(X.blocks, Ws)]
-            final = math.sqrt(sum(client.gather(pending)))
+            final = math.sqrt(sum(client.gather(live)))
         if not prob.gather_W:  # W stays on the workers, as a dask.array of X's row blocks
-            W = _dask_W(client, X, Ws if Wt is None else _scatter_rows(client, X, Wt, where),
-                        k, dtype)
-        elif Wt is None:
-            Ws = [client.submit(_held_W, w, pure=False) for w in Ws]
-            W = np.concatenate(client.gather(Ws), axis=1).T
+            W = _dask_W(client, X, Ws, k, dtype)
         else:
-            W = Wt.T
-        pending = []
+            live[:] = [client.submit(_held_W, w, pure=False) for w in Ws]
+            W = np.concatenate(client.gather(live), axis=1).T
+        live = []
     finally:
-        if pending:  # interrupted or failed: nothing left running on the cluster
-            client.cancel(pending)
+        if live:  # interrupted or failed: nothing left running on the cluster
+            client.cancel(live)
     return W, H, n_iter, converged, np.array(history), final
+
+
+def _guessed_pass(client, prob, Ws, groups, step, rng, guess, sure, live):
+    """engine_pass on the cluster, for a solver whose W half-step decides over the whole
+    factor: each block runs on a guess of the decision (``guess`` if the last one held,
+    ``sure``, and then forms its W_bᵀ X_b too; else 1, without it) and keeps its Wᵀ_b
+    before the pass and B_b; settle_of decides from the summed evidence; another outcome
+    is redone block by block from what they kept (X is not read), and W_bᵀ X_b then takes
+    a pass of its own. The iterates are the in-memory engine's, and so the two-pass
+    loop's, up to the order of additions. Returns (Ws, C, G, violation, guess, sure);
+    ``live`` holds the futures in flight."""
+    X, k = prob.X, prob.k
+    H_at, A, perm, l1, l2 = step
+    bet = sure
+    tried = guess if bet else 1
+    spec = dict(rng=rng.state, shuffle=prob.shuffle, accelerate=prob.accelerate,
+                entries=float(X.entries), whole=X.shape[0])
+    live[:] = Ws = [client.submit(_pass_task, prob.solver, b, w, *step, X.exponent,
+                                  dict(spec, guess=tried, mode="both" if bet else "half"),
+                                  pure=False) for b, w in zip(X.blocks, Ws)]
+    C, G, violation, evidence = _tree_sum(client, Ws, groups)
+    settle = dict(shuffle=prob.shuffle, accelerate=prob.accelerate, entries=spec["entries"])
+    outcome, redo, state = settle_of(prob.solver, evidence, tried, k, X.shape[0], rng.state,
+                                     **settle)
+    redone = False
+    while redo:  # (accelerate's count past the guess: a redo on the cap first)
+        live[:] = Ws = [client.submit(_redo_task, prob.solver, w, A, perm, l1, l2,
+                                      dict(spec, guess=outcome), pure=False) for w in Ws]
+        evidence = _tree_sum(client, Ws, groups)[3]
+        tried, redone = outcome, True
+        outcome, redo, state = settle_of(prob.solver, evidence, tried, k, X.shape[0],
+                                         rng.state, **settle)
+    rng.state = state
+    if redone or not bet:  # C and G from the settled W
+        live[:] = Ws = [client.submit(_c_task, prob.solver, b, w, H_at, A, perm, X.exponent,
+                                      pure=False) for b, w in zip(X.blocks, Ws)]
+        C, G, _, _ = _tree_sum(client, Ws, groups)
+    return Ws, C, G, violation, outcome, outcome == guess
 
 
 def _dask_W(client, X, Ws, k, dtype):

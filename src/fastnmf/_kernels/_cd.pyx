@@ -85,7 +85,9 @@ cdef void cd_block(const Half* h, floating* F, const floating* A, const floating
 cdef int cd_settle(const Half* h, floating* F, const floating* A, const floating* B,
                    const double* evidence, bint* redo) noexcept nogil:
     """The sweeps the whole accelerated half-step runs (_common.pxd, SettleF64): from the
-    moves of the guessed ones; more are run here on F, fewer are redone."""
+    moves of the guessed ones; more are run here on F, fewer are redone. Without F (the
+    blocks are elsewhere), more than the guess are redone too, on a guess of the cap: its
+    evidence then gives the count."""
     cdef Py_ssize_t k = h.k, p = h.p
     cdef int most = inner_sweeps(k, p, h.prm), sweeps = 1, i
     cdef double bar = INNER_RATIO * INNER_RATIO * evidence[0], moved
@@ -94,6 +96,9 @@ cdef int cd_settle(const Half* h, floating* F, const floating* A, const floating
     redo[0] = sweeps < h.guess  # it stops before the guess
     if redo[0]:
         return sweeps
+    if F == NULL and sweeps < most and evidence[sweeps - 1] > bar:
+        redo[0] = True  # it goes on past the guess
+        return most
     for i in range(1, h.guess):  # the orders the blocks drew from a copy
         next_permutation(k, h.perm, h.prm.shuffle, h.rng)
     moved = evidence[sweeps - 1]

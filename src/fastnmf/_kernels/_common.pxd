@@ -171,7 +171,10 @@ ctypedef int (*LossLoopF64)(const XData* x, Py_ssize_t k, double* Wt, double* H,
 # result, with *h.rng as it leaves the generator: either as the pass left them, or
 # carried on here with A and B (B = the product the pass kept; accelerated cd's further
 # sweeps), or, with *redo set, not: the engine then redoes the whole half-step from the
-# factor and the generator's state before the pass (engine_pass).
+# factor and the generator's state before the pass (engine_pass). With F, A and B NULL
+# (the blocks live elsewhere: _dask.py, settle_of) it only decides: an outcome it cannot
+# take from the evidence is returned with *redo set, for the blocks to be redone on that
+# guess from the factor before the pass and settled again.
 ctypedef int (*SettleF32)(const Half* h, float* F, const float* A, const float* B,
                           const double* evidence, bint* redo) noexcept nogil
 ctypedef int (*SettleF64)(const Half* h, double* F, const double* A, const double* B,

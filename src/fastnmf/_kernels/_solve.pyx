@@ -811,17 +811,63 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
 # ---------------------------------------------------------------------------------------
 # The pieces of an iteration one at a time, for a loop that runs elsewhere: fastnmf's Dask
 # driver (_dask.py) runs the row-block engine's pass on each block of X where the block
-# lives, and the H half-step where the loop runs.
+# lives, and the H half-step where the loop runs. A speculative solver's pass runs on a
+# guess there as in engine_pass: the blocks return their evidence, ``settle_of`` takes the
+# decision where the loop runs, and a wrong guess is redone block by block (half_step_of on
+# the block's factor before the pass and its B_b, kept beside the block).
+
+def speculative(str solver, bint accelerate=False):
+    """Whether the engine runs ``solver``'s W half-step on a guess (Params.speculative):
+    not separable by rows, but its kernel settles a guessed decision."""
+    cdef XData x
+    cdef Params p
+    engine_shape(&x, 1, 1, 8, -1)
+    fill_params(&p, solver, &x, 1, 0, 0, 0, 0, 0, True, False, 0, 2, 1, accelerate)
+    return bool(p.speculative)
+
+
+cdef Py_ssize_t piece_params(Params* p, str solver, const XData* x, double l1, double l2,
+                             bint shuffle, bint accelerate, double entries, int n_threads,
+                             int guess) except -1:
+    """fill_params for one piece of an iteration (the W half-step's penalties l1, l2;
+    ``entries``: the whole X's, when >= 0), with its guess checked against the solver."""
+    cdef int solver_id = fill_params(p, solver, x, 1, 0, l1, l2, 0, 0, True, shuffle, 0, 2,
+                                     n_threads, accelerate)
+    if entries >= 0:
+        p.x_entries = entries
+    if guess >= 0 and not p.speculative:
+        raise ValueError(f"solver {solver!r} takes no guess (it is not speculative)")
+    return solver_id
+
+
+cdef object evidence_array(int solver, Py_ssize_t k, Half* h, Py_ssize_t whole, int guess):
+    """The zeroed evidence of a guess on blocks of a factor of ``whole`` columns (None
+    without a guess), h.evidence pointing at it."""
+    cdef double[::1] ev
+    h.guess, h.evidence, h.sure = guess, NULL, False
+    if guess < 0:
+        return None
+    h.p, q = whole, h.p
+    out = np.zeros(evidence_len(solver, k, h), dtype=np.float64)
+    h.p = q
+    if guess >= out.shape[0] + 1:
+        raise ValueError(f"guess {guess} is past the solver's evidence")
+    ev = out
+    h.evidence = &ev[0]
+    return out
+
 
 def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
                  const floating[:, ::1] B, double l1, double l2, uint64_t rng,
                  const Py_ssize_t[::1] perm=None, bint shuffle=False, bint accelerate=False,
-                 double entries=-1, int n_threads=1):
+                 double entries=-1, int n_threads=1, int guess=-1, Py_ssize_t whole=-1):
     """One half-step of ``solver`` on F (k×p, in place) given A (k×k) and B (k×p), the
     penalties l1, l2 and the sweep-order generator's state ``rng``; with ``perm``, that
-    sweep order (the solver draws none). ``entries``: X's
-    (n·m, or its non-zeros), for accelerate's sweep cap. Returns (violation at the incoming
-    F, the generator's new state)."""
+    sweep order (the solver draws none). ``entries``: X's (n·m, or its non-zeros), for
+    accelerate's sweep cap. With ``guess`` >= 0 (a speculative solver), F is a block of a
+    factor of ``whole`` columns, run on that outcome of the decision as a block of the
+    engine is (the orders read from ``rng``, not drawn from it). Returns (violation at the
+    incoming F, the generator's new state, the block's evidence or None)."""
     cdef Py_ssize_t k = F.shape[0], q = F.shape[1], kk = k * k
     cdef Params p
     cdef Half h
@@ -833,10 +879,8 @@ def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
     if perm is not None and perm.shape[0] != k:
         raise ValueError("perm must hold k entries")
     engine_shape(&x, 1, q, sizeof(floating), -1)
-    solver_id = fill_params(&p, solver, &x, 1, 0, 0, 0, 0, 0, True, shuffle, rng, 2,
-                            n_threads, accelerate)
-    if entries >= 0:
-        p.x_entries = entries
+    solver_id = piece_params(&p, solver, &x, 0, 0, shuffle, accelerate, entries, n_threads,
+                             guess)
     dtype = np.float64 if floating is double else np.float32
     cdef Py_ssize_t own = region_len(solver_id, k, q, 2)
     cdef floating[::1] work = np.empty(2 * kk + k * q + vectors_len(k, q, p.n_threads) + own + 1,
@@ -851,30 +895,58 @@ def half_step_of(str solver, floating[:, ::1] F, const floating[:, ::1] A,
     h.v = &work[2 * kk + k * q]
     h.own_len = own
     h.own = &work[2 * kk + k * q + vectors_len(k, q, p.n_threads)] if own else NULL
-    h.guess, h.evidence, h.sure = -1, NULL, False
+    evidence = evidence_array(solver_id, k, &h, whole if whole > q else q, guess)
     with nogil:
         viol = half_step(solver_id, &h, &F[0, 0], &A[0, 0], &B[0, 0])
-    return viol, rng
+    return viol, rng, evidence
+
+
+def settle_of(str solver, const double[::1] evidence, int guess, Py_ssize_t k,
+              Py_ssize_t whole, uint64_t rng, bint shuffle=False, bint accelerate=False,
+              double entries=-1):
+    """The decision of a speculative solver's W half-step (k × ``whole``) from its blocks'
+    summed ``evidence`` on ``guess`` (the kernel's settle, without the factor: it only
+    decides). Returns (outcome, redo, the generator's new state): with ``redo`` the blocks
+    are redone on ``outcome`` from the factor before the pass and settled again; without,
+    they hold the half-step's result and the generator is as the half-step leaves it."""
+    cdef XData x
+    cdef Params p
+    cdef Half h
+    cdef bint redo = False
+    cdef int solver_id, outcome
+    cdef Py_ssize_t[::1] order = np.arange(k, dtype=np.intp)
+    engine_shape(&x, 1, whole, 8, -1)
+    solver_id = piece_params(&p, solver, &x, 0, 0, shuffle, accelerate, entries, 1, guess)
+    h.k, h.p = k, whole
+    h.perm, h.rng, h.prm = &order[0], &rng, &p
+    h.guess = guess
+    if guess < 0 or evidence.shape[0] != evidence_len(solver_id, k, &h):
+        raise ValueError("the evidence of a guess is needed")
+    outcome = KERNELS[solver_id].settle_f64(&h, NULL, NULL, NULL, &evidence[0], &redo)
+    return outcome, bool(redo), rng
 
 
 def block_pass(str solver, X, floating[:, ::1] Wt, const floating[:, ::1] H,
                const floating[:, ::1] A, const Py_ssize_t[::1] perm, double l1, double l2,
-               int n_threads=1):
+               int n_threads=1, *, int guess=-1, str mode="both", floating[:, ::1] keep=None,
+               uint64_t rng=0, bint shuffle=False, bint accelerate=False, double entries=-1,
+               Py_ssize_t whole=-1):
     """The row-block engine's pass over one block of rows X_b (a dense C-ordered array or a
     CSR's (data, indptr, indices) in Wt's dtype, w × m) with its rows of W: Wt (k×w) updated
-    in place by ``solver``'s half-step (sweep order ``perm``, given A = HHᵀ), and
-    (W_bᵀ X_b (k×m), violation) returned. The same blocks,
-    slabs and sums as engine_pass on X_b in memory; a solver that is not separable by rows
-    is refused."""
+    in place by ``solver``'s half-step (sweep order ``perm``, given A = HHᵀ), and W_bᵀ X_b
+    (k×m) formed with the new rows. The same blocks, slabs and sums as engine_pass on X_b
+    in memory. ``mode``: "both", "half" (no W_bᵀ X_b) or "c" (Wt as it is, only W_bᵀ X_b).
+    A speculative solver runs on ``guess`` as engine_pass's blocks do (the other arguments
+    as half_step_of's), its B_b into ``keep`` (k×w). Returns (W_bᵀ X_b or None, violation,
+    the evidence or None)."""
     cdef Py_ssize_t k = Wt.shape[0], w = Wt.shape[1], m = H.shape[1]
     cdef XData x
     cdef Params p
     cdef Half h
     cdef int solver_id
     cdef double viol
-    cdef uint64_t rng = 0
-    if not SOLVERS[solver].separable:
-        raise ValueError(f"solver {solver!r} is not separable by rows (_registry)")
+    cdef int pass_mode = {"both": PASS_BOTH, "half": PASS_HALF, "c": PASS_C}[mode]
+    cdef floating* kept = NULL
     if H.shape[0] != k or A.shape[0] != k or A.shape[1] != k or perm.shape[0] != k:
         raise ValueError("H must be k×m, A k×k and perm k entries for Wt k×w")
     if isinstance(X, tuple):
@@ -882,21 +954,39 @@ def block_pass(str solver, X, floating[:, ::1] Wt, const floating[:, ::1] H,
         X = (data, indptr, indices, np.empty(0, dtype=data.dtype), np.empty(0, np.int64),
              np.empty(0, np.int32))
     prepare_x(&x, X, w, m, 0.0, H)
-    solver_id = fill_params(&p, solver, &x, 1, 0, l1, l2, 0, 0, True, False, 0, 2,
-                            n_threads, False)
+    solver_id = piece_params(&p, solver, &x, l1, l2, shuffle, accelerate, entries,
+                             n_threads, guess)
+    if pass_mode != PASS_C and not p.separable and guess < 0:
+        raise ValueError(f"solver {solver!r} is not separable by rows: it runs on a guess")
     dtype = np.float64 if floating is double else np.float32
     cdef Py_ssize_t stride = slab_len(solver_id, &x, k, &p)
     cdef floating[::1] slabs = np.empty(engine_slabs(&x, k) * stride, dtype=dtype)
     cdef floating[::1] T = np.empty(k * m + 1, dtype=dtype)
     out = np.empty((k, m), dtype=dtype)
     cdef floating[:, ::1] C = out
+    cdef double[::1] ev
+    cdef double* summed
+    cdef Py_ssize_t i
     cdef Py_ssize_t[::1] order = np.array(perm)
     h.k, h.p, h.l1, h.l2 = k, w, l1, l2
     h.measure = True
     h.keep_order = True  # the driver's sweep order
     h.perm, h.rng, h.prm = &order[0], &rng, &p
-    h.guess, h.evidence, h.sure = -1, NULL, False
+    evidence = evidence_array(solver_id, k, &h, whole if whole > w else w,
+                              guess if pass_mode != PASS_C else -1)
+    if evidence is not None:
+        h.p = whole if whole > w else w  # evidence_len's: the whole factor's
+        if evidence.shape[0] > KERNELS[solver_id].spec_len(k, w, &p):
+            raise ValueError("the slabs hold less evidence than the guess needs")
+        if keep is None or keep.shape[0] != k or keep.shape[1] != w:
+            raise ValueError("a guess keeps B_b: keep must be k×w")
+        kept = &keep[0, 0]
     with nogil:
-        viol = engine_pass(solver_id, &x, k, &H[0, 0], &Wt[0, 0], &A[0, 0], &C[0, 0],
-                           &T[0], &h, &slabs[0], stride, NULL)
-    return out, viol
+        viol = engine_run(solver_id, &x, k, &H[0, 0], &Wt[0, 0], &A[0, 0], &C[0, 0], &T[0],
+                          &h, &slabs[0], stride, kept, pass_mode)
+    if evidence is not None:  # the slabs' evidence, summed into slab 0's (engine_part)
+        ev = evidence
+        summed = slab_evidence(&slabs[0], stride, sizeof(floating), ev.shape[0])
+        for i in range(ev.shape[0]):
+            ev[i] = summed[i]
+    return (None if pass_mode == PASS_HALF else out), viol, evidence
