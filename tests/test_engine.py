@@ -297,3 +297,26 @@ def test_engine_plan_covers_the_rows_in_slabs():
                                (10, 10, 3, 4, 0)]:
         rows, slabs = _solve.engine_plan(n, m, k, size, nnz)
         assert 1 <= rows <= n and 1 <= slabs <= -(-n // rows)
+
+
+@pytest.mark.parametrize("solver, accelerate", [("cd", False), ("cd", True), ("als", False),
+                                                ("bpp", False), ("mu", False)])
+def test_a_dense_call_adds_a_tenth_of_x_at_most(solver, accelerate):
+    """Issue 9's memory case (float32 8000 × 4000, k = 40, the default start): what a call
+    adds besides the W and H it returns stays under a tenth of X's size for every solver.
+    Through the engine, nothing but W itself is k × n: the first loss's product, the formed
+    error and a speculative solver's redo use the slabs' scratch between passes (bpp added
+    0.12 of X when they had k × max(n, m) arrays of their own)."""
+    import tracemalloc
+
+    X = data(8000, 4000, np.float32)
+    assert _solve.reads_once(solver, 8000, 4000, 4, -1, True, 2, accelerate)
+    tracemalloc.start()
+    try:
+        res = fastnmf.nmf(X, 40, solver=solver, accelerate=accelerate, max_iter=3, tol=0,
+                          random_state=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(res.reconstruction_err)
+    assert peak - res.W.nbytes - res.H.nbytes < 0.1 * X.nbytes, peak / X.nbytes

@@ -251,12 +251,14 @@ cdef inline bint at_check(Trace* t, double work, int it, double err) noexcept no
 #   A (k×k)  Gram of the fixed factor          G (k×k)  Gram of the updated factor
 #   C (k×k)  Cholesky scratch                  S (k×k)  Gram scratch
 #   B (k×P)  product with X, P = max(n, m)     T (k×P)  scratch (transposes, proposals, ...)
-#            (each k×m only, when the row-block engine reads a sparse X or one out of core
-#            by rows: B is then Wᵀ X, T holds Hᵀ; _solve.product_len)
+#            (each k×m only, when the row-block engine reads X by rows: B is then Wᵀ X,
+#            T the H half-step's scratch and Hᵀ; _solve.product_len)
 #   v (vectors_len: per-thread vectors, per-block violations, pieces of a Gram)
 #   then the solver's own region (its length from its Kernel's region_len: bpp's passive
 #   sets and state, mu's blocks of X and WH for a β other than 2; cd and als have none),
-#   carved by the solver itself
+#   carved by the solver itself; with the row-block engine the region is in the engine's
+#   scratch instead, which follows (its slabs during a pass; the region, the k×P products
+#   and a whole half-step's scratch between passes: _solve.idle_len)
 cdef int prepare_x(XData* x, object X, Py_ssize_t n, Py_ssize_t m, double sqnorm,
                    const floating[:, ::1] like) except -1
 cdef double x_entries(const XData* x) noexcept nogil

@@ -108,42 +108,72 @@ cdef Py_ssize_t region_len(int solver, Py_ssize_t k, Py_ssize_t P, double beta) 
 
 cdef Py_ssize_t base_len(int solver, const XData* x, Py_ssize_t k,
                          const Params* p) noexcept nogil:
-    """Entries of the workspace before the row-block engine's slabs (_common.pxd)."""
+    """Entries of the workspace before the row-block engine's scratch (_common.pxd); with
+    the engine, the solver's own region is in that scratch (idle_len), not here."""
     cdef Py_ssize_t P = x.n if x.n > x.m else x.m
-    return workspace_len(x.n, x.m, k, p.n_threads, region_len(solver, k, P, p.beta),
-                         product_len(x, k, p))
+    cdef Py_ssize_t region = 0 if uses_engine(x, k, p) else region_len(solver, k, P, p.beta)
+    return workspace_len(x.n, x.m, k, p.n_threads, region, product_len(x, k, p))
 
 
 cdef Py_ssize_t product_len(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
     """Entries of the workspace's B and of its T: k·P (P = max(n, m)), or k·m when the
-    row-block engine reads by rows a sparse X or an X out of core: B is then only ever
-    Wᵀ X, T only Hᵀ (the first loss comes from engine_cross, not from H Xᵀ), so that no
-    k × n array but W's own is made for them. A dense X in memory keeps k·P: its formed
-    error takes blocks of T_len / m rows (and X dwarfs both); so does a speculative solver
-    (its settling may run the whole half-step, with k×n scratch)."""
+    row-block engine reads X by its rows: B is then the pass's C = Wᵀ X and the H
+    half-step's, T that half-step's scratch and a sparse X's Hᵀ. What needs k·P (the first
+    loss's product, the formed error, a speculative solver's whole half-step of W) takes
+    the engine's scratch while no pass runs (idle_len), so that no k × n array but W's
+    own is made for them. (By columns, the W half-step takes B = H Xᵀ from the pass.)"""
     cdef Py_ssize_t P = x.n if x.n > x.m else x.m
-    return k * x.m if short_products(x, k, p) else k * P
+    return k * x.m if uses_engine(x, k, p) and not x.fortran else k * P
 
 
 cdef inline bint short_products(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
-    """Whether B and T are k×m only (product_len): the row-block engine reads by its rows
-    (not a Fortran X by its columns) a sparse X or an X out of core, for a separable
-    solver."""
+    """Whether the first loss's cross term comes from a pass of its own (engine_cross)
+    rather than from the k×n product H Xᵀ: the row-block engine reads by its rows (not a
+    Fortran X by its columns) a sparse X or an X out of core, for a separable solver."""
     return (uses_engine(x, k, p) and p.separable and not x.fortran
             and (x.sparse or x.source != NULL))
 
 
+cdef Py_ssize_t idle_len(int solver, const XData* x, Py_ssize_t k,
+                         const Params* p) noexcept nogil:
+    """Entries of the engine's scratch while no pass runs (the slabs' area, made at least
+    this long): the own region of the half-step the engine does not cut; unless the first
+    loss is a pass (short_products), the first loss's product and its scratch, k·P each,
+    and a sparse product's vectors (product_W; then the formed error's T, k·P); for a
+    speculative solver, a whole half-step of the factor the engine cuts (engine_pass's
+    redo: its T, then its own region)."""
+    cdef Py_ssize_t P = x.n if x.n > x.m else x.m
+    cdef Py_ssize_t cut = x.m if x.fortran else x.n, other = x.n if x.fortran else x.m
+    cdef Py_ssize_t size = region_len(solver, k, other, p.beta), redo
+    cdef Py_ssize_t first = 2 * k * P + vectors_len(k, P, p.n_threads)
+    if not short_products(x, k, p) and size < first:
+        size = first
+    if p.speculative:
+        redo = k * cut + region_len(solver, k, cut, p.beta)
+        if size < redo:
+            size = redo
+    return size
+
+
+cdef Py_ssize_t engine_scratch_len(int solver, const XData* x, Py_ssize_t k,
+                                   const Params* p) noexcept nogil:
+    """Entries of the engine's scratch: its slabs during a pass, idle_len between."""
+    cdef XData rows_of
+    engine_view(x, &rows_of)
+    cdef Py_ssize_t slabs = engine_slabs(&rows_of, k) * slab_len(solver, &rows_of, k, p)
+    cdef Py_ssize_t idle = idle_len(solver, x, k, p)
+    return slabs if slabs > idle else idle
+
+
 cdef Py_ssize_t solver_workspace_len(int solver, const XData* x, Py_ssize_t k,
                                      const Params* p) noexcept nogil:
-    """Entries of one call's workspace for ``solver`` on ``x`` (the engine's slabs, then
-    for a speculative solver the factor before a pass and B, k·P each, last)."""
+    """Entries of one call's workspace for ``solver`` on ``x`` (the engine's scratch, then
+    for a speculative solver the factor the engine cuts before a pass and its B, last)."""
     cdef Py_ssize_t size = base_len(solver, x, k, p)
-    cdef XData rows_of
     if uses_engine(x, k, p):
-        engine_view(x, &rows_of)
-        size += engine_slabs(&rows_of, k) * slab_len(solver, &rows_of, k, p)
+        size += engine_scratch_len(solver, x, k, p)
         if p.speculative:
-            size += 2 * k * (x.n if x.n > x.m else x.m)
+            size += 2 * k * (x.m if x.fortran else x.n)
     return size
 
 
@@ -370,8 +400,8 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
                         floating* keep) noexcept nogil:
     """One pass over X: the W half-step (given A = HHᵀ) and C = Wᵀ X (k×m) with the new W
     (on engine_view's Xᵀ, with the factors' roles exchanged: the H half-step and H Xᵀ).
-    ``slabs``: engine_slabs entries of ``slab_stride`` each; T: k·m entries of scratch
-    (Hᵀ for a sparse X). On a guess (hw.guess >= 0, a speculative solver): ``keep``, 2·k·n
+    ``slabs``: engine_slabs entries of ``slab_stride`` each, and at least idle_len (a
+    redo's scratch); T: k·m entries of scratch (Hᵀ for a sparse X). On a guess (hw.guess >= 0, a speculative solver): ``keep``, 2·k·n
     entries, takes the factor before the pass and B; the guess is settled after the pass
     (another outcome: one more pass, for C only) and hw.guess becomes the outcome. The pass
     takes hw.guess and forms C only if the last two outcomes were the same (hw.sure), else
@@ -400,11 +430,14 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
     outcome = settle(solver, &h, Wt, A, Bk,
                      slab_evidence(slabs, slab_stride, sizeof(floating), nev), &redo)
     if outcome != h.guess or not bet:  # C from the settled W
-        if redo:  # the whole half-step, from before the pass (B was kept: X is not read)
-            memcpy(Wt, keep, k * n * sizeof(floating))
+        if redo:  # the whole half-step, from before the pass (B was kept: X is not read),
+            memcpy(Wt, keep, k * n * sizeof(floating))  # its scratch in the idle slabs
             hw.rng[0] = rng0
             h = hw[0]
             h.guess, h.keep_order, h.measure = -1, False, False
+            h.T = slabs
+            h.own_len = region_len(solver, k, n, h.prm.beta)
+            h.own = (slabs + k * n) if h.own_len else NULL
             half_step(solver, &h, Wt, A, Bk)
         engine_run(solver, x, k, H, Wt, A, C, T, &h, slabs, slab_stride, NULL, PASS_C)
     hw.sure = outcome == hw.guess
@@ -593,10 +626,18 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     cdef XData rows_of
     cdef Py_ssize_t slab_stride = 0
     cdef floating* keep = NULL  # a speculative solver's factor before a pass, and B
+    # The engine's scratch (its slabs) while no pass runs: the first loss's product and
+    # the formed error's T, k·P each (idle_len); without the engine, T itself.
+    cdef floating* idle = work + base
+    cdef floating* Te = T
+    cdef Py_ssize_t Te_len = T_len
+    cdef Half* other  # the half-step the engine does not cut
     if engine:
         engine_view(x, &rows_of)
         slab_stride = slab_len(solver, &rows_of, k, p)
-        keep = work + base + engine_slabs(&rows_of, k) * slab_stride
+        keep = idle + engine_scratch_len(solver, x, k, p)
+        if not short_products(x, k, p):  # (else X is sparse or out of core: never formed
+            Te, Te_len = idle, k * P     # from T)
     # Multiply-adds of a half-step (a product with X, then the sweep or solve and a Gram:
     # an estimate, for the hook's pacing only).
     cdef double work_W = p.x_entries * k + 2.0 * kk * n
@@ -621,6 +662,12 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
     hh = hw
     hh.p, hh.l1, hh.l2 = m, p.l1_H, p.l2_H
     hh.guess = 1 if by_columns and p.speculative else -1
+    if engine:  # the other half-step's own region in the idle scratch; the cut one runs
+        other = &hw if by_columns else &hh  # by blocks (its redo: engine_pass)
+        hw.own_len = hh.own_len = 0
+        hw.own = hh.own = NULL
+        other.own_len = region_len(solver, k, n if by_columns else m, p.beta)
+        other.own = idle if other.own_len else NULL
     if p.beta != 2:  # validation lets only a solver with a loss loop take another loss
         if floating is double:
             return KERNELS[solver].loss_loop_f64(x, k, Wt, H, work, p, t)
@@ -638,14 +685,17 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
             transpose(k, m, H, T, p.n_threads)
         err_sq = x.sqnorm - 2 * engine_cross(x, k, H, T, Wt, work + base, slab_stride,
                                              p.n_threads) + dot(kk, G, A)
-    else:
+    elif engine and not by_columns:  # B and T are k×m: H Xᵀ in the idle scratch
+        product_W(x, k, H, idle, idle + k * P, p.n_threads)
+        err_sq = loss_sq(x, k, n, Wt, idle, G, A)
+    else:  # (by columns, the first W half-step takes this B)
         product_W(x, k, H, B, T, p.n_threads)
         err_sq = loss_sq(x, k, n, Wt, B, G, A)
     if source_failed(x):
         return STATUS_STOPPED
     if not isfinite(err_sq):
         return STATUS_NONFINITE
-    err0 = prev = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len))
+    err0 = prev = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, Te, Te_len))
     if source_failed(x):
         return STATUS_STOPPED
     if at_check(t, 0, 0, err0):
@@ -687,7 +737,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
             if tick(t, work_H):
                 return STATUS_STOPPED
             continue
-        err = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, T, T_len))
+        err = record(t, accurate_loss_sq(x, k, Wt, H, err_sq, Te, Te_len))
         if source_failed(x):
             return STATUS_STOPPED
         if p.stop_on_decrease:
@@ -702,7 +752,7 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
             return STATUS_STOPPED
         if conv and p.tol > 0:
             break
-    status = finish(x, k, Wt, H, T, T_len, err_sq, t)
+    status = finish(x, k, Wt, H, Te, Te_len, err_sq, t)
     return STATUS_STOPPED if source_failed(x) else status
 
 
