@@ -247,20 +247,44 @@ def sparse_data(n, m, density, dtype, fmt="csr"):
 @pytest.mark.parametrize("case", ENGINE, ids=case_id)
 def test_sparse_one_pass_equals_two_passes(case, fmt):
     X = sparse_data(6000, 2000, 0.02, np.float64, fmt)  # 2.9 MB of entries and indices
-    assert X.nnz * 12 >= _solve.engine_min_bytes()
     kw = dict(shuffle=True, random_state=4, alpha_W=1e-4, l1_ratio=0.5)
-    one = fit(X, case, **kw)
+    with engine_from(0):  # (by default a sparse X this small takes two passes)
+        one = fit(X, case, **kw)
+        runs = [fit(X, case, n_threads=t, **kw) for t in (1, 3)]
+        r = ref(X, case, max_iter=10, **kw)
+        c = fit(X, case, max_iter=10, **kw)
     with engine_from(np.inf):
         two = fit(X, case, **kw)
     assert np.abs(one.W).max() > 0.1  # the regularization left a factorization
     assert not same(one, two)
     assert rel(two.W, one.W) < 1e-10 and rel(two.H, one.H) < 1e-10
     np.testing.assert_allclose(one.history, two.history, rtol=1e-10)
-    runs = [fit(X, case, n_threads=t, **kw) for t in (1, 3)]
     assert same(one, runs[0]) and same(one, runs[1])
-    r = ref(X, case, max_iter=10, **kw)
-    c = fit(X, case, max_iter=10, **kw)
     assert rel(r.W, c.W) < 1e-9 and rel(r.H, c.H) < 1e-9
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_sparse_x_takes_one_pass_from_eight_times_the_dense_threshold(dtype):
+    """A sparse X goes through the engine from ENGINE_SPARSE_FACTOR (8) times a dense X's
+    threshold, its entries and column indices counted: below, X and its transposed copy
+    stay in a last-level cache and the two gathers of the two-pass loop beat the engine's
+    gather and scatter. Either side runs one of the two loops unchanged, bit for bit."""
+    size = np.dtype(dtype).itemsize + 4
+    limit = 8 * _solve.engine_min_bytes()
+    nnz = int(limit // size)
+    for entries, engine in [(nnz - 50, False), (nnz + 50, True)]:
+        X = sp.random(4000, 3000, density=entries / 12e6, format="csr", random_state=1,
+                      dtype=np.float64).astype(dtype)
+        X.data += 0.1
+        assert (X.nnz * size >= limit) == engine, (X.nnz, nnz)
+        assert _solve.reads_once("cd", 4000, 3000, np.dtype(dtype).itemsize, X.nnz, True, 2,
+                                 False) == engine
+        got = fit(X, dict(solver="cd"), max_iter=3)
+        with engine_from(0 if engine else np.inf):
+            forced = fit(X, dict(solver="cd"), max_iter=3)
+        with engine_from(np.inf if engine else 0):
+            other = fit(X, dict(solver="cd"), max_iter=3)
+        assert same(got, forced) and not same(got, other)
 
 
 def test_sparse_one_pass_never_makes_the_transpose(monkeypatch):
@@ -272,8 +296,8 @@ def test_sparse_one_pass_never_makes_the_transpose(monkeypatch):
     real = _api._sparse_operands
     monkeypatch.setattr(_api, "_sparse_operands",
                         lambda X, columns: made.append(columns) or real(X, columns))
-    X = sparse_data(6000, 2000, 0.02, np.float32)
-    assert X.nnz * 8 >= _solve.engine_min_bytes()
+    X = sparse_data(6000, 2000, 0.09, np.float32)  # 8.6 MB of entries and indices
+    assert X.nnz * 8 >= 8 * _solve.engine_min_bytes()
     for case in ENGINE:
         fit(X, case)
     fit(X, dict(solver="cd", update_H=False, H=np.ones((6, 2000), np.float32)))

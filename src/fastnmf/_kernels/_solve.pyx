@@ -210,6 +210,17 @@ cdef enum:
 # over two): 300 x 200 float64 (0.5 MB) 1.05-1.11, 600 x 500 float32 (1.2 MB) 0.75,
 # 8000 x 4000 float32 0.71 (2 threads), 0.76 (1 thread).
 cdef double ENGINE_MIN_BYTES = 1048576.0
+# A sparse X goes through the engine from ENGINE_SPARSE_FACTOR times that (8 MiB of
+# entries and column indices): the engine reads it by a gather (B_b) and a scatter (C, k
+# entries of a row of the accumulator written back per non-zero), the two-pass loop by two
+# gathers, over X's CSR and its transposed copy. Below, X and the copy (16 MiB together)
+# stay in a last-level cache of that size or more (current x86 servers: 30 MB and up), so
+# the second read costs little and the scatter more. Measured on an AMD EPYC (Zen 5,
+# 32 MiB L3), time per call of one pass over two, 50 iterations: 1.2-3.1 MiB 1.08-1.44
+# (one thread), 0.90-1.34 (two); 5.3 MiB 1.00-1.20 (one), 0.92-1.48 (two); 7.6-11.4 MiB
+# 0.88-1.11 and 0.84-1.20; 30-46 MiB 0.79-1.05 and 0.84-1.09 (k = 5, 10, 30; the larger
+# ratios at k = 5). Above it the copy would cost a call X's size again (issue 17).
+cdef double ENGINE_SPARSE_FACTOR = 8.0
 # Bytes of a block of rows of X: it stays in the core's own cache (L2, 1-2 MiB on current
 # x86 cores, 512 KiB on older AMD) between its two products. Rows of a block: at least
 # ENGINE_MIN_ROWS (each block's product packs H afresh, k·m entries: a block of r rows
@@ -226,8 +237,9 @@ cdef double ENGINE_ENTRIES_PER_ACC = 8
 
 
 def engine_min_bytes(value=None):
-    """ENGINE_MIN_BYTES, and with ``value`` set it (returns the old value): for the tests
-    and the bench, to run one X through both loops side by side."""
+    """ENGINE_MIN_BYTES, and with ``value`` set it (returns the old value; a sparse X's
+    threshold is ENGINE_SPARSE_FACTOR times it): for the tests and the bench, to run one X
+    through both loops side by side."""
     global ENGINE_MIN_BYTES
     old = ENGINE_MIN_BYTES
     if value is not None:
@@ -269,9 +281,11 @@ def reads_once(str solver, Py_ssize_t n, Py_ssize_t m, int itemsize, double nnz,
 cdef bint uses_engine(const XData* x, Py_ssize_t k, const Params* p) noexcept nogil:
     """Whether the loop reads X once per iteration (the row-block engine) on this call:
     a solver separable by rows (not accelerated) or speculative, H updated, the Frobenius
-    loss, and X of at least ENGINE_MIN_BYTES (engine_bytes) or out of core."""
+    loss, and X of at least ENGINE_MIN_BYTES (engine_bytes; a sparse X
+    ENGINE_SPARSE_FACTOR times that) or out of core."""
     return ((p.separable or p.speculative) and p.update_H and p.beta == 2
-            and (x.source != NULL or engine_bytes(x) >= ENGINE_MIN_BYTES))
+            and (x.source != NULL or engine_bytes(x) >= ENGINE_MIN_BYTES
+                 * (ENGINE_SPARSE_FACTOR if x.sparse else 1)))
 
 
 cdef void engine_view(const XData* x, XData* view) noexcept nogil:
