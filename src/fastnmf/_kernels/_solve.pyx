@@ -415,8 +415,9 @@ cdef double engine_pass(int solver, const XData* x, Py_ssize_t k, const floating
     """One pass over X: the W half-step (given A = HHᵀ) and C = Wᵀ X (k×m) with the new W
     (on engine_view's Xᵀ, with the factors' roles exchanged: the H half-step and H Xᵀ).
     ``slabs``: engine_slabs entries of ``slab_stride`` each, and at least idle_len (a
-    redo's scratch); T: k·m entries of scratch (Hᵀ for a sparse X). On a guess (hw.guess >= 0, a speculative solver): ``keep``, 2·k·n
-    entries, takes the factor before the pass and B; the guess is settled after the pass
+    redo's scratch); T: k·m entries of scratch (Hᵀ for a sparse X). On a guess (hw.guess
+    >= 0, a speculative solver): ``keep``, 2·k·n entries, takes the factor before the
+    pass and B; the guess is settled after the pass
     (another outcome: one more pass, for C only) and hw.guess becomes the outcome. The pass
     takes hw.guess and forms C only if the last two outcomes were the same (hw.sure), else
     it guesses 1 and C has its own pass.
