@@ -180,10 +180,7 @@ def _redo_task(solver, held, A, perm, l1, l2, guess):
     """A block's half-step redone on another guess, from its Wᵀ_b before the pass and its
     kept B_b (X is not read): as the engine's whole half-step, block by block."""
     Wt = np.array(held.before)
-    _, _, evidence = half_step_of(solver, Wt, A, held.B, l1, l2, guess["rng"], perm=perm,
-                                  shuffle=guess["shuffle"], accelerate=guess["accelerate"],
-                                  entries=guess["entries"], guess=guess["guess"],
-                                  whole=guess["whole"])
+    _, _, evidence = half_step_of(solver, Wt, A, held.B, l1, l2, perm=perm, **guess)
     return _Held(Wt, (None, None, 0.0, evidence), held.before, held.B)
 
 
@@ -325,7 +322,7 @@ def solve(prob, W, H, seed, report):
             step = (H_at, A, perm, prob.l1_W, prob.l2_W)
             if guessing:
                 Ws, C, G, violation, guess, sure = _guessed_pass(
-                    client, prob, Ws, groups, step, rng, guess, sure, live)
+                    client, prob, Ws, groups, step, half, rng, guess, sure, live)
             else:
                 live[:] = Ws = [client.submit(_pass_task, prob.solver, b, w, *step, X.exponent,
                                               pure=False) for b, w in zip(X.blocks, Ws)]
@@ -368,36 +365,32 @@ def solve(prob, W, H, seed, report):
     return W, H, n_iter, converged, np.array(history), final
 
 
-def _guessed_pass(client, prob, Ws, groups, step, rng, guess, sure, live):
+def _guessed_pass(client, prob, Ws, groups, step, half, rng, guess, sure, live):
     """engine_pass on the cluster, for a solver whose W half-step decides over the whole
     factor: each block runs on a guess of the decision (``guess`` if the last one held,
     ``sure``, and then forms its W_bᵀ X_b too; else 1, without it) and keeps its Wᵀ_b
     before the pass and B_b; settle_of decides from the summed evidence; another outcome
     is redone block by block from what they kept (X is not read), and W_bᵀ X_b then takes
     a pass of its own. The iterates are the in-memory engine's, and so the two-pass
-    loop's, up to the order of additions. Returns (Ws, C, G, violation, guess, sure);
-    ``live`` holds the futures in flight."""
+    loop's, up to the order of additions. ``half``: the half-steps' keywords (solve's).
+    Returns (Ws, C, G, violation, guess, sure); ``live`` holds the futures in flight."""
     X, k = prob.X, prob.k
     H_at, A, perm, l1, l2 = step
     bet = sure
     tried = guess if bet else 1
-    spec = dict(rng=rng.state, shuffle=prob.shuffle, accelerate=prob.accelerate,
-                entries=float(X.entries), whole=X.shape[0])
+    spec = dict(half, rng=rng.state, whole=X.shape[0])  # a guess's keywords
     live[:] = Ws = [client.submit(_pass_task, prob.solver, b, w, *step, X.exponent,
                                   dict(spec, guess=tried, mode="both" if bet else "half"),
                                   pure=False) for b, w in zip(X.blocks, Ws)]
     C, G, violation, evidence = _tree_sum(client, Ws, groups)
-    settle = dict(shuffle=prob.shuffle, accelerate=prob.accelerate, entries=spec["entries"])
-    outcome, redo, state = settle_of(prob.solver, evidence, tried, k, X.shape[0], rng.state,
-                                     **settle)
+    outcome, redo, state = settle_of(prob.solver, evidence, tried, k, **spec)
     redone = False
     while redo:  # (accelerate's count past the guess: a redo on the cap first)
         live[:] = Ws = [client.submit(_redo_task, prob.solver, w, A, perm, l1, l2,
                                       dict(spec, guess=outcome), pure=False) for w in Ws]
         evidence = _tree_sum(client, Ws, groups)[3]
         tried, redone = outcome, True
-        outcome, redo, state = settle_of(prob.solver, evidence, tried, k, X.shape[0],
-                                         rng.state, **settle)
+        outcome, redo, state = settle_of(prob.solver, evidence, tried, k, **spec)
     rng.state = state
     if redone or not bet:  # C and G from the settled W
         live[:] = Ws = [client.submit(_c_task, prob.solver, b, w, H_at, A, perm, X.exponent,

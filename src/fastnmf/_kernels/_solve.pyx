@@ -912,10 +912,8 @@ cdef object evidence_array(int solver, Py_ssize_t k, Half* h, Py_ssize_t whole, 
     h.guess, h.evidence, h.sure = guess, NULL, False
     if guess < 0:
         return None
-    h.p, q = whole, h.p
-    out = np.zeros(evidence_len(solver, k, h), dtype=np.float64)
-    h.p = q
-    if guess >= out.shape[0] + 1:
+    out = np.zeros(KERNELS[solver].spec_len(k, whole, h.prm), dtype=np.float64)
+    if guess > out.shape[0]:
         raise ValueError(f"guess {guess} is past the solver's evidence")
     ev = out
     h.evidence = &ev[0]
@@ -1033,14 +1031,13 @@ def block_pass(str solver, X, floating[:, ::1] Wt, const floating[:, ::1] H,
     cdef double* summed
     cdef Py_ssize_t i
     cdef Py_ssize_t[::1] order = np.array(perm)
-    h.k, h.p, h.l1, h.l2 = k, w, l1, l2
+    h.k, h.l1, h.l2 = k, l1, l2
+    h.p = whole if whole > w else w  # (engine_part's evidence_len: the whole factor's)
     h.measure = True
     h.keep_order = True  # the driver's sweep order
     h.perm, h.rng, h.prm = &order[0], &rng, &p
-    evidence = evidence_array(solver_id, k, &h, whole if whole > w else w,
-                              guess if pass_mode != PASS_C else -1)
+    evidence = evidence_array(solver_id, k, &h, h.p, guess if pass_mode != PASS_C else -1)
     if evidence is not None:
-        h.p = whole if whole > w else w  # evidence_len's: the whole factor's
         if evidence.shape[0] > KERNELS[solver_id].spec_len(k, w, &p):
             raise ValueError("the slabs hold less evidence than the guess needs")
         if keep is None or keep.shape[0] != k or keep.shape[1] != w:
