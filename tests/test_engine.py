@@ -3,14 +3,18 @@ up to the order of additions, the same for every thread count, twin of the refer
 used exactly where its rule says (docs/algorithms.md, "One pass over X")."""
 
 import contextlib
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import fastnmf
-from fastnmf import reference
-from fastnmf._kernels import _solve
+from fastnmf import _threads, reference
+from fastnmf._kernels import _common, _solve
 
 from conftest import SOLVERS
 
@@ -344,3 +348,73 @@ def test_a_dense_call_adds_a_tenth_of_x_at_most(solver, accelerate):
         tracemalloc.stop()
     assert np.isfinite(res.reconstruction_err)
     assert peak - res.W.nbytes - res.H.nbytes < 0.1 * X.nbytes, peak / X.nbytes
+
+
+# -- how a dense float32 X's products are formed (_common.rows_first) --------------------
+
+
+@contextlib.contextmanager
+def rows_first(value):
+    old = _common.rows_first(value)
+    try:
+        yield
+    finally:
+        _common.rows_first(old)
+
+
+def test_rows_first_follows_the_blas_kernels():
+    """Set at import from the kernels of the BLAS scipy calls: rows first with OpenBLAS's
+    Haswell kernels, the usual way with others (OPENBLAS_CORETYPE picks them)."""
+    assert _common.rows_first() == _threads.rows_first_kernels()
+    if _threads.blas_kernels() is None or platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("scipy's BLAS is not an x86-64 OpenBLAS: no kernels to choose")
+    code = ("import fastnmf._kernels._common as c, fastnmf._threads as t; "
+            "print(t.blas_kernels(), c.rows_first())")
+    for coretype, expected in (("Haswell", True), ("Sandybridge", False)):
+        env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=300, check=True).stdout.split()
+        assert out == [coretype.lower(), str(expected)]
+
+
+@pytest.mark.parametrize("value", [False, True])
+def test_the_pass_forms_wt_x_either_way(value):
+    """The engine's sum Wᵀ X of a float32 X, from its accumulators in either layout."""
+    rng = np.random.default_rng(4)
+    X = data(300, 200, np.float32)
+    Wt, H = rng.random((6, 300), dtype=np.float32), rng.random((6, 200), dtype=np.float32)
+    A = H @ H.T
+    with rows_first(value):
+        C, _, _ = _solve.block_pass("cd", X, Wt, H, A, np.arange(6), 0.0, 0.0, mode="c")
+    np.testing.assert_allclose(C, Wt.astype(np.float64) @ X.astype(np.float64), rtol=2e-6)
+
+
+@pytest.mark.parametrize("fortran", [False, True], ids=["C", "F"])
+@pytest.mark.parametrize("loop", [0, np.inf], ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_float32_rows_first_changes_the_rounding_only(case, loop, fortran):
+    X = data(700, 500, np.float32)
+    X = np.asfortranarray(X) if fortran else X
+    with engine_from(loop):
+        with rows_first(False):
+            usual = fit(X, case)
+        with rows_first(True):
+            rows = fit(X, case)
+        runs = [fit(X, case, n_threads=t, shuffle=True) for t in (1, 2, 3)]
+    assert not same(usual, rows)  # X's products are other BLAS calls
+    assert rows.n_iter == usual.n_iter
+    assert rows.reconstruction_err == pytest.approx(usual.reconstruction_err, rel=1e-4)
+    assert rel(usual.W @ usual.H, rows.W @ rows.H) < 1e-3
+    assert same(runs[0], runs[1]) and same(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_float64_products_are_formed_the_usual_way_whatever_the_kernels(case):
+    X = data(700, 500, np.float64)
+    for loop in (0, np.inf):
+        with engine_from(loop):
+            with rows_first(False):
+                usual = fit(X, case)
+            with rows_first(True):
+                rows = fit(X, case)
+        assert same(usual, rows)

@@ -38,8 +38,8 @@ import threading
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["available_cpus", "cpu_quota", "default_threads", "forked", "loading_openmp",
-           "single_threaded_blas"]
+__all__ = ["available_cpus", "blas_kernels", "cpu_quota", "default_threads", "forked",
+           "loading_openmp", "rows_first_kernels", "single_threaded_blas"]
 
 # GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region hangs
 # in its first parallel region of more than one thread. A forked child therefore runs the
@@ -208,6 +208,46 @@ def _openblas_functions(lib):
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _blas_controllers():
+    """threadpoolctl's controllers of the BLAS libraries loaded, read once (the BLAS that
+    matters, scipy's, is loaded with the kernels)."""
+    return tuple(c for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
+
+
+# -- the BLAS's kernels -------------------------------------------------------------------
+
+# OpenBLAS's kernel families (its core names, lower case) whose gemm forms a dense X's
+# products faster with X's rows first (fastnmf._kernels._common.rows_first, where the
+# measurements are): the Haswell kernels, which its Zen target (AMD Zen 1-3) uses too.
+ROWS_FIRST_KERNELS = ("haswell", "zen")
+
+
+def blas_kernels():
+    """The kernel family of the BLAS that scipy's cython_blas calls (and so the kernels):
+    OpenBLAS's core name in lower case (``openblas_get_corename``: "haswell", "skylakex",
+    "zen", ...; ``OPENBLAS_CORETYPE`` sets it) for the OpenBLAS library with the
+    32-bit-integer ``dgemm_`` (numpy's wheels bundle another, with 64-bit integers), or
+    None for another BLAS."""
+    for lib in _blas_controllers():
+        if lib.internal_api != "openblas":
+            continue
+        try:
+            dynlib = ctypes.CDLL(lib.filepath, mode=getattr(os, "RTLD_NOLOAD", 0))
+        except OSError:
+            continue
+        if any(hasattr(dynlib, f"{prefix}dgemm_") for prefix in ("", "scipy_")):
+            name = getattr(lib, "architecture", None)
+            return name.lower() if name else None
+    return None
+
+
+def rows_first_kernels():
+    """Whether the kernels form a dense X's products with X's rows first: the BLAS's
+    kernels are one of ROWS_FIRST_KERNELS."""
+    return blas_kernels() in ROWS_FIRST_KERNELS
+
+
 class _Lib:
     """One BLAS library: how to read and set its thread count, and whether that count is
     per thread (OpenBLAS built on OpenMP) or one for the whole process."""
@@ -245,8 +285,7 @@ class _SingleThreadedBLAS:
 
     def _libraries(self):
         if self._libs is None:
-            self._libs = [_Lib(c) for c in ThreadpoolController().lib_controllers
-                          if c.user_api == "blas"]
+            self._libs = [_Lib(c) for c in _blas_controllers()]
         return self._libs
 
     def __enter__(self):

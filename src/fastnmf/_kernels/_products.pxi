@@ -18,6 +18,38 @@ cdef inline Py_ssize_t round16(Py_ssize_t c) noexcept nogil:
     return (c + 15) // 16 * 16
 
 
+# Whether a dense float32 X's products are formed with X's rows (or columns) as the first
+# operand and the factor transposed second (X_b Hᵀ, w×k; X_bᵀ W_b, m×k), the k-wide result
+# then transposed (k entries per row of X moved: little beside the product's k
+# multiply-adds per entry of X). Which way is faster is a property of the BLAS's gemm
+# kernels, the same code on any CPU that runs them. Measured on an AMD EPYC (Zen 5), cd,
+# time per iteration rows first over the usual way, 500 x 400 to 2666 x 2000, k = 5 to 30,
+# BLAS held to one thread: OpenBLAS's Haswell kernels (which its Zen target, AMD Zen 1-3,
+# uses too) 0.71-0.98 in float32 on one thread and on two, 0.90-1.13 in float64 (so
+# float64 stays the usual way); its SkylakeX kernels 1.00-1.22 in float32. Set at import
+# from the BLAS that scipy's cython_blas calls (fastnmf._threads.blas_kernels). Whatever
+# the kernels, the two-pass loop's float32 products along X's storage order are formed
+# rows first (by_rows).
+cdef bint ROWS_FIRST = False
+
+
+def rows_first(value=None):
+    """ROWS_FIRST, and with ``value`` set it (returns the old value): set at import from
+    the BLAS's kernels; the tests and the bench set it between calls (never while one
+    runs) to run a float32 X both ways side by side."""
+    global ROWS_FIRST
+    old = ROWS_FIRST
+    if value is not None:
+        ROWS_FIRST = bool(value)
+    return old
+
+
+cdef bint acc_transposed(const XData* x) noexcept nogil:
+    """Whether block_add_H's accumulator holds (Wᵀ X)ᵀ (m×k): a sparse X's always, a dense
+    float32 X's with ROWS_FIRST."""
+    return x.sparse or (ROWS_FIRST and x.itemsize == 4)
+
+
 cdef inline Py_ssize_t chunk_width(Py_ssize_t cols, bint strided,
                                    Py_ssize_t size) noexcept nogil:
     """Columns per chunk of a threaded dense product: at most PRODUCT_CHUNKS chunks of at
@@ -328,12 +360,15 @@ cdef void dense_product(const XData* x, Py_ssize_t k, const floating* F, floatin
 
 
 cdef inline bint by_rows(const XData* x, bint for_W, const floating* T) noexcept nogil:
-    """Whether a float32 product along X's storage order (rows of a C-ordered X for
-    H Xᵀ, columns of an F-ordered one for Wᵀ X) is computed as (X's stored rows) Fᵀ into
-    T (cols×k) and then transposed: OpenBLAS packs X faster as the second operand of
-    sgemm (single-threaded, 2000 x 1000, k = 20: 1.12 against 1.34 ms; 3 to 18 % from
-    500 x 400 to 8000 x 4000), while dgemm is faster the other way (2.88 against 3.56 ms)."""
-    return floating is float and T != NULL and x.other == NULL and for_W != x.fortran
+    """Whether a float32 product is computed as (X's rows or columns) Fᵀ into T (cols×k) and
+    then transposed: every one with ROWS_FIRST, else those along X's storage order (rows
+    of a C-ordered X for H Xᵀ, columns of an F-ordered one for Wᵀ X):
+    OpenBLAS packs X faster as the second operand of sgemm (single-threaded, 2000 x 1000,
+    k = 20: 1.12 against 1.34 ms; 3 to 18 % from 500 x 400 to 8000 x 4000), while its
+    SkylakeX dgemm is faster the other way (2.88 against 3.56 ms)."""
+    if T == NULL or x.other != NULL:
+        return False
+    return floating is float and (ROWS_FIRST or for_W != x.fortran)
 
 
 cdef inline void dense_part(const XData* x, Py_ssize_t k, const floating* F, floating* out,
@@ -348,12 +383,20 @@ cdef inline void dense_part(const XData* x, Py_ssize_t k, const floating* F, flo
 
 cdef inline void rows_part(const XData* x, Py_ssize_t k, const floating* F, floating* T,
                            bint for_W, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
-    """Rows c0..c1 of T (cols×k) = (stored rows c0..c1 of X) Fᵀ (see by_rows)."""
+    """Rows c0..c1 of T (cols×k) = (X's rows c0..c1 for H Xᵀ, its columns for Wᵀ X) Fᵀ
+    (see by_rows): stored rows of X (or of Xᵀ) along its storage order, else a strided
+    piece of every stored row, transposed by the call."""
     cdef int q = x.m if for_W else x.n, kk = k, w = c1 - c0
+    cdef int ld = x.n if x.fortran else x.m  # a stored row's entries
+    cdef const floating* X = <const floating*> x.dense
     if w <= 0:
         return
-    gemm(False, True, w, kk, q, <floating> 1, <const floating*> x.dense + c0 * q, q, F, q,
-         <floating> 0, T + c0 * k, kk)
+    if for_W != x.fortran:
+        gemm(False, True, w, kk, q, <floating> 1, X + c0 * q, q, F, q, <floating> 0,
+             T + c0 * k, kk)
+    else:
+        gemm(True, True, w, kk, q, <floating> 1, X + c0, ld, F, q, <floating> 0,
+             T + c0 * k, kk)
 
 
 cdef void product_W(const XData* x, Py_ssize_t k, const floating* H, floating* B,
@@ -399,30 +442,42 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
 
 cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
                           const floating* Ht, Py_ssize_t r0, Py_ssize_t w, floating* B,
-                          floating* a) noexcept nogil:
-    """B (k×w) = H X_bᵀ: a dense X (C order) by one BLAS call; a sparse X from its CSR
-    rows, gathering the rows of Ht = Hᵀ (m×k) in ``a`` (acc_stride(k) entries)."""
+                          floating* a, floating* T) noexcept nogil:
+    """B (k×w) = H X_bᵀ: a dense X (C order) by one BLAS call (float32 with ROWS_FIRST:
+    X_b Hᵀ into T, w×k, then transposed); a sparse X from its CSR rows, gathering the rows of
+    Ht = Hᵀ (m×k) in ``a`` (acc_stride(k) entries)."""
     cdef Py_ssize_t j
+    cdef const floating* Xb = <const floating*> x.dense + r0 * x.m
     if x.sparse:
         for j in range(w):
             sparse_row(j, x.rptr + r0, x.rind, <const floating*> x.rdata, k, Ht, B, w, a)
         return
-    gemm(False, True, <int> k, <int> w, <int> x.m, <floating> 1, H, <int> x.m,
-         <const floating*> x.dense + r0 * x.m, <int> x.m, <floating> 0, B, <int> w)
+    if floating is float and ROWS_FIRST:
+        gemm(False, True, <int> w, <int> k, <int> x.m, <floating> 1, Xb, <int> x.m, H,
+             <int> x.m, <floating> 0, T, <int> k)
+        transpose(w, k, T, B, 1)
+        return
+    gemm(False, True, <int> k, <int> w, <int> x.m, <floating> 1, H, <int> x.m, Xb,
+         <int> x.m, <floating> 0, B, <int> w)
 
 
 cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_t r0,
                       Py_ssize_t w, floating* acc, bint first, floating* a) noexcept nogil:
     """Add F X_b into ``acc`` (F: k×w, the block's columns of Wᵀ), or set it when ``first``:
-    a dense X by one BLAS call, acc k×m; a sparse X scattered from its CSR rows, acc the
-    transpose (m×k, row-major), each row's k-vector of F gathered in ``a`` first."""
+    a dense X by one BLAS call, acc k×m (float32 with ROWS_FIRST: its transpose, by
+    X_bᵀ Fᵀ); a sparse X scattered from its CSR rows, acc the transpose (m×k, row-major),
+    each row's k-vector of F gathered in ``a`` first (acc_transposed)."""
     cdef Py_ssize_t j, c, m = x.m
     cdef const int64_t* ptr = x.rptr + r0
     cdef const floating* data = <const floating*> x.rdata
+    cdef const floating* Xb = <const floating*> x.dense + r0 * m
+    if floating is float and not x.sparse and ROWS_FIRST:
+        gemm(True, True, <int> m, <int> k, <int> w, <floating> 1, Xb, <int> m, F, <int> w,
+             <floating> (0 if first else 1), acc, <int> k)
+        return
     if not x.sparse:
-        gemm(False, False, <int> k, <int> m, <int> w, <floating> 1, F, <int> w,
-             <const floating*> x.dense + r0 * m, <int> m, <floating> (0 if first else 1),
-             acc, <int> m)
+        gemm(False, False, <int> k, <int> m, <int> w, <floating> 1, F, <int> w, Xb, <int> m,
+             <floating> (0 if first else 1), acc, <int> m)
         return
     if first:
         memset(acc, 0, m * k * sizeof(floating))

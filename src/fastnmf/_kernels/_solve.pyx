@@ -35,7 +35,7 @@ from ._common cimport (
     product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
     trace_status, take_history, next_permutation, threads_for, transpose, block_product_W,
-    block_add_H, fetch_chunk, source_failed, copy_columns,
+    block_add_H, acc_transposed, fetch_chunk, source_failed, copy_columns,
 )
 
 from .._registry import SOLVERS
@@ -394,7 +394,7 @@ cdef double engine_slab(int solver, const XData* x, Py_ssize_t k, const floating
             for j in range(w):
                 F[c * w + j] = Wt[c * n + r0 + j]
         if mode != PASS_C:
-            block_product_W(x, k, H, Ht, r0, w, B, a)
+            block_product_W(x, k, H, Ht, r0, w, B, a, T)
             if keep != NULL:
                 for c in range(k):
                     for j in range(w):
@@ -518,7 +518,7 @@ cdef double engine_part(int solver, const XData* x, Py_ssize_t k, const floating
                 slabs[i] = slabs[i] + slabs[s * slab_stride + i]
     if mode == PASS_HALF:
         return viol
-    if x.sparse:  # slab 0 holds (Wᵀ X)ᵀ
+    if acc_transposed(x):  # slab 0 holds (Wᵀ X)ᵀ
         transpose(x.m, k, slabs, C, hw.prm.n_threads)
     else:
         memcpy(C, slabs, km * sizeof(floating))
@@ -597,12 +597,13 @@ cdef double cross_slab(const XData* x, Py_ssize_t k, const floating* H, const fl
     scratch: a slab's, k·m + k·rows + k·rows + ... entries: see slab_len)."""
     cdef Py_ssize_t rows = engine_rows(x), b, c, j, r0, w
     cdef floating* B = scratch + k * x.m + k * rows
-    cdef floating* a = B + 2 * k * rows + 2 * k * k
+    cdef floating* T = B + k * rows
+    cdef floating* a = T + k * rows + 2 * k * k
     cdef double part = 0
     for b in range(b0, b1):
         r0 = b * rows
         w = rows if r0 + rows <= x.n else x.n - r0
-        block_product_W(x, k, H, Ht, r0, w, B, a)
+        block_product_W(x, k, H, Ht, r0, w, B, a, T)
         for c in range(k):
             for j in range(w):
                 part += <double> Wt[c * ldw + r0 + j] * B[c * w + j]

@@ -204,7 +204,7 @@ cdef void stream_product(const XData* x, Py_ssize_t k, const floating* F, floati
         w = chunk.n
         if x.sparse:
             if by_chunk:
-                block_product_W(&chunk, k, F, Tc, 0, w, Fc, Tc + k * q)
+                block_product_W(&chunk, k, F, Tc, 0, w, Fc, Tc + k * q, NULL)
                 copy_columns(k, B, N, r0, w, Fc, True)
             else:  # Oc (q×k) += the transpose of F's columns r0.. times the chunk
                 copy_columns(k, F, N, r0, w, Fc, False)
