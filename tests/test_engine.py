@@ -362,19 +362,30 @@ def rows_first(value):
         _common.rows_first(old)
 
 
-def test_rows_first_follows_the_blas_kernels():
-    """Set at import from the kernels of the BLAS scipy calls: rows first with OpenBLAS's
-    Haswell kernels, the usual way with others (OPENBLAS_CORETYPE picks them)."""
-    assert _common.rows_first() == _threads.rows_first_kernels()
+@contextlib.contextmanager
+def narrow(value):
+    old = _common.narrow_kernels(value)
+    try:
+        yield
+    finally:
+        _common.narrow_kernels(old)
+
+
+def test_the_products_follow_the_blas_kernels():
+    """Set at import from the kernels of the BLAS scipy calls: with OpenBLAS's Haswell
+    kernels a float32 X's rows first and the engine's narrow products, the usual way with
+    others (OPENBLAS_CORETYPE picks them)."""
+    haswell = _threads.haswell_kernels()
+    assert _common.rows_first() == haswell and _common.narrow_kernels() == haswell
     if _threads.blas_kernels() is None or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("scipy's BLAS is not an x86-64 OpenBLAS: no kernels to choose")
     code = ("import fastnmf._kernels._common as c, fastnmf._threads as t; "
-            "print(t.blas_kernels(), c.rows_first())")
+            "print(t.blas_kernels(), c.rows_first(), c.narrow_kernels())")
     for coretype, expected in (("Haswell", True), ("Sandybridge", False)):
         env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, timeout=300, check=True).stdout.split()
-        assert out == [coretype.lower(), str(expected)]
+        assert out == [coretype.lower(), str(expected), str(expected)]
 
 
 @pytest.mark.parametrize("value", [False, True])
@@ -384,7 +395,7 @@ def test_the_pass_forms_wt_x_either_way(value):
     X = data(300, 200, np.float32)
     Wt, H = rng.random((6, 300), dtype=np.float32), rng.random((6, 200), dtype=np.float32)
     A = H @ H.T
-    with rows_first(value):
+    with rows_first(value), narrow(False):
         C, _, _ = _solve.block_pass("cd", X, Wt, H, A, np.arange(6), 0.0, 0.0, mode="c")
     np.testing.assert_allclose(C, Wt.astype(np.float64) @ X.astype(np.float64), rtol=2e-6)
 
@@ -395,7 +406,7 @@ def test_the_pass_forms_wt_x_either_way(value):
 def test_float32_rows_first_changes_the_rounding_only(case, loop, fortran):
     X = data(700, 500, np.float32)
     X = np.asfortranarray(X) if fortran else X
-    with engine_from(loop):
+    with engine_from(loop), narrow(False):
         with rows_first(False):
             usual = fit(X, case)
         with rows_first(True):
@@ -418,3 +429,75 @@ def test_float64_products_are_formed_the_usual_way_whatever_the_kernels(case):
             with rows_first(True):
                 rows = fit(X, case)
         assert same(usual, rows)
+
+
+# -- the engine's products in registers (_narrow.pxi) ----------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_narrow_products_match_numpy(dtype):
+    """H X_bᵀ and F X_b (added, or set) for blocks with every kind of tail: rows past a
+    multiple of 4, k past a multiple of 4, m past a multiple of the lanes."""
+    rng = np.random.default_rng(5)
+    lanes = 16 if dtype == np.float32 else 8
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for w, m, k in [(4, 2 * lanes, 4), (5, 2 * lanes + 1, 5), (7, 3 * lanes - 1, 7),
+                    (64, 100, 13), (65, 1000, 40), (3, 2 * lanes, 8), (1, 50, 6)]:
+        X = rng.random((w, m)).astype(dtype)
+        if w >= 4:
+            H = rng.random((k, m)).astype(dtype)
+            out = np.full((k, w), np.nan, dtype)
+            _common.narrow_hook(X, H, out, False)
+            np.testing.assert_allclose(out, H.astype(float) @ X.T.astype(float), rtol=tol)
+        F = rng.random((k, w)).astype(dtype)
+        acc = rng.random((k, m)).astype(dtype)
+        expected = acc.astype(float) + F.astype(float) @ X.astype(float)
+        _common.narrow_hook(X, F, acc, True, False)
+        np.testing.assert_allclose(acc, expected, rtol=tol)
+        acc = np.full((k, m), np.nan, dtype)
+        _common.narrow_hook(X, F, acc, True, True)
+        np.testing.assert_allclose(acc, F.astype(float) @ X.astype(float), rtol=tol)
+    with pytest.raises(ValueError, match="k >= 4"):
+        _common.narrow_hook(X, F[:3], acc[:3], True)
+
+
+@pytest.mark.parametrize("fortran", [False, True], ids=["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_the_narrow_products_change_the_rounding_only(case, dtype, fortran):
+    X = data(700, 500, dtype)
+    X = np.asfortranarray(X) if fortran else X
+    with engine_from(0):
+        with narrow(False):
+            blas = fit(X, case)
+        with narrow(True):
+            own = fit(X, case)
+            runs = [fit(X, case, n_threads=t, shuffle=True) for t in (1, 2, 3)]
+    assert not same(blas, own)
+    assert own.n_iter == blas.n_iter
+    if dtype == np.float64:
+        assert rel(blas.W, own.W) < 1e-10 and rel(blas.H, own.H) < 1e-10
+    else:  # (als carries float32 rounding furthest: 2e-4 of the error in 30 iterations)
+        assert own.reconstruction_err == pytest.approx(blas.reconstruction_err, rel=1e-3)
+    assert same(runs[0], runs[1]) and same(runs[0], runs[2])
+
+
+def test_the_narrow_products_take_small_k_and_blocks_only():
+    """k below 4 or above NARROW_MAX_K, and a sparse X, go to BLAS (or the sparse loops)
+    as before; so does a last block shorter than 4 rows (its H X_bᵀ), on the same layout."""
+    X = data(700, 500, np.float64)
+    for k in (3, 41):
+        with engine_from(0):
+            with narrow(False):
+                a = fastnmf.nmf(X, k, init="random", random_state=0, max_iter=5, tol=0)
+            with narrow(True):
+                b = fastnmf.nmf(X, k, init="random", random_state=0, max_iter=5, tol=0)
+        assert same(a, b)
+    rows, _ = _solve.engine_plan(651, 500, 6, 8)
+    assert 0 < 651 % rows < 4  # a last block of fewer than 4 rows
+    Y = data(651, 500, np.float64)
+    with engine_from(0), narrow(True):
+        c = fit(Y, {})
+    with engine_from(np.inf):
+        d = fit(Y, {})
+    assert rel(d.W, c.W) < 1e-10 and rel(d.H, c.H) < 1e-10

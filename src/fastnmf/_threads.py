@@ -39,7 +39,7 @@ import threading
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["available_cpus", "blas_kernels", "cpu_quota", "default_threads", "forked",
-           "loading_openmp", "rows_first_kernels", "single_threaded_blas"]
+           "haswell_kernels", "loading_openmp", "single_threaded_blas"]
 
 # GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region hangs
 # in its first parallel region of more than one thread. A forked child therefore runs the
@@ -217,10 +217,9 @@ def _blas_controllers():
 
 # -- the BLAS's kernels -------------------------------------------------------------------
 
-# OpenBLAS's kernel families (its core names, lower case) whose gemm forms a dense X's
-# products faster with X's rows first (fastnmf._kernels._common.rows_first, where the
-# measurements are): the Haswell kernels, which its Zen target (AMD Zen 1-3) uses too.
-ROWS_FIRST_KERNELS = ("haswell", "zen")
+# OpenBLAS's core names (lower case) that run its Haswell kernels: its Haswell target and
+# its Zen target (AMD Zen 1-3), whose gemm kernels are the Haswell ones.
+HASWELL_KERNELS = ("haswell", "zen")
 
 
 def blas_kernels():
@@ -242,10 +241,13 @@ def blas_kernels():
     return None
 
 
-def rows_first_kernels():
-    """Whether the kernels form a dense X's products with X's rows first: the BLAS's
-    kernels are one of ROWS_FIRST_KERNELS."""
-    return blas_kernels() in ROWS_FIRST_KERNELS
+def haswell_kernels():
+    """Whether the BLAS that scipy calls runs OpenBLAS's Haswell kernels (HASWELL_KERNELS),
+    with which fastnmf forms a dense X's products its own way (the measurements are in
+    _kernels/_products.pxi and _narrow.pxi): a float32 X's rows first
+    (``_common.rows_first``) and, for the row-block engine at a small k, in registers
+    (``_common.narrow_kernels``)."""
+    return blas_kernels() in HASWELL_KERNELS
 
 
 class _Lib:

@@ -89,11 +89,13 @@ del _folder
 
 # The first kernel module loads the OpenMP runtime: with sleeping idle threads (see
 # fastnmf._threads.loading_openmp).
-from .._threads import loading_openmp, rows_first_kernels  # noqa: E402
+from .._threads import haswell_kernels, loading_openmp  # noqa: E402
 
 with loading_openmp():
     from . import _common  # noqa: F401
-# How the dense products are formed, from the kernels of the BLAS scipy calls (loaded
-# with _common): see _common.rows_first.
-_common.rows_first(rows_first_kernels())
-del loading_openmp, rows_first_kernels
+# How a dense X's products are formed, from the kernels of the BLAS scipy calls (loaded
+# with _common): _common.rows_first and _common.narrow_kernels.
+_haswell = haswell_kernels()
+_common.rows_first(_haswell)
+_common.narrow_kernels(_haswell)
+del haswell_kernels, loading_openmp, _haswell

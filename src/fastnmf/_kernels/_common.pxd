@@ -280,7 +280,7 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
 cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
                           const floating* Ht, Py_ssize_t r0, Py_ssize_t w, floating* B,
                           floating* a, floating* T) noexcept nogil
-cdef bint acc_transposed(const XData* x) noexcept nogil
+cdef bint acc_transposed(const XData* x, Py_ssize_t k) noexcept nogil
 cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_t r0,
                       Py_ssize_t w, floating* acc, bint first, floating* a) noexcept nogil
 cdef Py_ssize_t stream_scratch_len(Py_ssize_t k, Py_ssize_t rows, Py_ssize_t q) noexcept nogil

@@ -1,11 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Shared pieces of the solver cores (see _common.pxd for the records and the workspace), one
 module in files by job: _xdata.pxi (X and the workspace layout), _grams.pxi (a factor's
-Gram), _products.pxi (the products with X, transposes), _scan.pxi (validation's passes),
+Gram), _products.pxi (the products with X, transposes), _narrow.pxi (the engine's
+products in registers for a small k), _scan.pxi (validation's passes),
 _sweep.pxi (the HALS sweep), _loss.pxi (the loss, the formed error and the trace),
 _rng.pxi (the sweep order's random numbers), _stream.pxi (an X out of core, read a chunk
 at a time). Each has its NumPy twin of the same name in
-reference/ (.py); _scan.pxi has none (the reference shares fastnmf.nmf's validation)."""
+reference/ (.py); _scan.pxi has none (the reference shares fastnmf.nmf's validation),
+_narrow.pxi none (the reference's products are NumPy's, as for BLAS)."""
 
 from cython cimport floating
 from libc.math cimport sqrt, fabs, isfinite, fma, fmaf
@@ -25,6 +27,7 @@ from ._blas cimport gemm, gram, dot
 include "_xdata.pxi"
 include "_grams.pxi"
 include "_products.pxi"
+include "_narrow.pxi"
 include "_scan.pxi"
 include "_sweep.pxi"
 include "_loss.pxi"

@@ -44,10 +44,10 @@ def rows_first(value=None):
     return old
 
 
-cdef bint acc_transposed(const XData* x) noexcept nogil:
+cdef bint acc_transposed(const XData* x, Py_ssize_t k) noexcept nogil:
     """Whether block_add_H's accumulator holds (Wᵀ X)ᵀ (m×k): a sparse X's always, a dense
-    float32 X's with ROWS_FIRST."""
-    return x.sparse or (ROWS_FIRST and x.itemsize == 4)
+    float32 X's with ROWS_FIRST (unless the products are narrow_call's)."""
+    return x.sparse or (ROWS_FIRST and x.itemsize == 4 and not narrow_call(x, k))
 
 
 cdef inline Py_ssize_t chunk_width(Py_ssize_t cols, bint strided,
@@ -452,7 +452,10 @@ cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
         for j in range(w):
             sparse_row(j, x.rptr + r0, x.rind, <const floating*> x.rdata, k, Ht, B, w, a)
         return
-    if floating is float and ROWS_FIRST:
+    if w >= 4 and narrow_call(x, k):
+        narrow_times(Xb, w, x.m, H, k, B)
+        return
+    if floating is float and ROWS_FIRST and not narrow_call(x, k):
         gemm(False, True, <int> w, <int> k, <int> x.m, <floating> 1, Xb, <int> x.m, H,
              <int> x.m, <floating> 0, T, <int> k)
         transpose(w, k, T, B, 1)
@@ -471,6 +474,9 @@ cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_
     cdef const int64_t* ptr = x.rptr + r0
     cdef const floating* data = <const floating*> x.rdata
     cdef const floating* Xb = <const floating*> x.dense + r0 * m
+    if narrow_call(x, k):
+        narrow_add(Xb, w, m, F, k, acc, first)
+        return
     if floating is float and not x.sparse and ROWS_FIRST:
         gemm(True, True, <int> m, <int> k, <int> w, <floating> 1, Xb, <int> m, F, <int> w,
              <floating> (0 if first else 1), acc, <int> k)

@@ -518,7 +518,7 @@ cdef double engine_part(int solver, const XData* x, Py_ssize_t k, const floating
                 slabs[i] = slabs[i] + slabs[s * slab_stride + i]
     if mode == PASS_HALF:
         return viol
-    if acc_transposed(x):  # slab 0 holds (Wᵀ X)ᵀ
+    if acc_transposed(x, k):  # slab 0 holds (Wᵀ X)ᵀ
         transpose(x.m, k, slabs, C, hw.prm.n_threads)
     else:
         memcpy(C, slabs, km * sizeof(floating))

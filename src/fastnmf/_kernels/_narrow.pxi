@@ -1,0 +1,256 @@
+# The row-block engine's two products with a dense block of rows X_b (w × m) when k is
+# small, in registers instead of BLAS calls: B = H X_bᵀ (k × w) as dot products of rows
+# (narrow_times), and acc (k × m) += F X_b (narrow_add). OpenBLAS's Haswell kernels (which
+# its Zen target uses too) pack both operands of every call and run these narrow shapes
+# well below their peak; these loops read X_b straight from the cache, keep a 4 × 4 block
+# of dot products (narrow_times) or a 4-row strip of acc (narrow_add) in vector registers,
+# and use fused multiply-adds (fma: one rounding, whatever the instruction set, so every
+# build level gives the same bits; without FMA instructions, x86-64's baseline, a library
+# call). Measured on an AMD EPYC (Zen 5), cd, time per iteration these loops over BLAS,
+# BLAS held to one thread: with the Haswell kernels, 1333 x 1000 on one thread 0.52 (k = 5)
+# to 0.87 (k = 40) in float64, 0.37 to 0.74 in float32; 1333 x 1000 k = 10 to 4000 x 3000
+# k = 40 on two threads 0.57-0.96 and 0.63-0.90. With the SkylakeX kernels (small-matrix
+# kernels without packing) 1.22-1.90, but for float32 k = 20 (0.82). So they run where the
+# BLAS's kernels are the Haswell ones (NARROW_KERNELS, set at import as ROWS_FIRST is) and
+# 4 <= k <= NARROW_MAX_K (the largest k measured).
+# Included by _common.pyx.
+
+
+cdef bint NARROW_KERNELS = False
+cdef Py_ssize_t NARROW_MAX_K = 40
+
+
+def narrow_kernels(value=None):
+    """NARROW_KERNELS, and with ``value`` set it (returns the old value): set at import
+    from the BLAS's kernels; the tests and the bench set it between calls (never while one
+    runs)."""
+    global NARROW_KERNELS
+    old = NARROW_KERNELS
+    if value is not None:
+        NARROW_KERNELS = bool(value)
+    return old
+
+
+def narrow_hook(const floating[:, ::1] X, const floating[:, ::1] F, floating[:, ::1] out,
+                bint add, bint first=True):
+    """For the tests: ``out`` (k × w) = F Xᵀ by narrow_times (F: k × m), or with ``add``
+    out (k × m) += F X, = with ``first``, by narrow_add (F: k × w), for X (w × m)."""
+    cdef Py_ssize_t w = X.shape[0], m = X.shape[1], k = F.shape[0]
+    cdef Py_ssize_t lanes = 16 if floating is float else 8
+    if k < 4 or (not add and w < 4) or (add and m < 2 * lanes):
+        raise ValueError("narrow kernels need k >= 4, and w >= 4 or m >= 2·lanes")
+    if F.shape[1] != (w if add else m) or out.shape[0] != k or out.shape[1] != (m if add else w):
+        raise ValueError("shapes do not match")
+    with nogil:
+        if add:
+            narrow_add(&X[0, 0], w, m, &F[0, 0], k, &out[0, 0], first)
+        else:
+            narrow_times(&X[0, 0], w, m, &F[0, 0], k, &out[0, 0])
+
+
+cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
+    """Whether the engine's products with a dense X's blocks of at least 4 rows run in
+    narrow_times and narrow_add (a shorter block: BLAS, the accumulator laid out the
+    same, k × m)."""
+    cdef Py_ssize_t lanes = 16 if x.itemsize == 4 else 8
+    return NARROW_KERNELS and not x.sparse and 4 <= k <= NARROW_MAX_K and x.m >= 2 * lanes
+
+
+cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* H,
+                       Py_ssize_t k, floating* B) noexcept nogil:
+    """B (k × w) = H X_bᵀ for X_b (w × m, rows of m entries) and H (k × m); w, k >= 4.
+    Each entry is a dot product of a row of X_b and a row of H, summed in ``lanes``
+    partial sums (entry c into lane c mod lanes) added pairwise at the end: the same
+    order whichever block it is computed in. Blocks of 4 rows × 4 rows of H; the last
+    block of each ends at w (at k), overlapping the one before (the entries they share
+    are the same sums)."""
+    cdef Py_ssize_t j, t, j0, t0
+    j = 0
+    while j < w:
+        j0 = j if j + 4 <= w else w - 4
+        t = 0
+        while t < k:
+            t0 = t if t + 4 <= k else k - 4
+            dots4x4(X + j0 * m, m, H + t0 * m, B + t0 * w + j0, w)
+            t += 4
+        j += 4
+
+
+cdef void dots4x4(const floating* X, Py_ssize_t m, const floating* H, floating* out,
+                  Py_ssize_t ldo) noexcept nogil:
+    """out[t·ldo + r] = Σ_c X[r·m + c] H[t·m + c] for r, t < 4 (narrow_times)."""
+    cdef floating s00[16]
+    cdef floating s01[16]
+    cdef floating s02[16]
+    cdef floating s03[16]
+    cdef floating s10[16]
+    cdef floating s11[16]
+    cdef floating s12[16]
+    cdef floating s13[16]
+    cdef floating s20[16]
+    cdef floating s21[16]
+    cdef floating s22[16]
+    cdef floating s23[16]
+    cdef floating s30[16]
+    cdef floating s31[16]
+    cdef floating s32[16]
+    cdef floating s33[16]
+    cdef Py_ssize_t L = 16 if floating is float else 8
+    cdef Py_ssize_t c, l, end = m - m % L
+    cdef const floating* x0 = X
+    cdef const floating* x1 = X + m
+    cdef const floating* x2 = X + 2 * m
+    cdef const floating* x3 = X + 3 * m
+    cdef const floating* h0 = H
+    cdef const floating* h1 = H + m
+    cdef const floating* h2 = H + 2 * m
+    cdef const floating* h3 = H + 3 * m
+    for l in range(16 if floating is float else 8):
+        s00[l] = 0
+        s01[l] = 0
+        s02[l] = 0
+        s03[l] = 0
+        s10[l] = 0
+        s11[l] = 0
+        s12[l] = 0
+        s13[l] = 0
+        s20[l] = 0
+        s21[l] = 0
+        s22[l] = 0
+        s23[l] = 0
+        s30[l] = 0
+        s31[l] = 0
+        s32[l] = 0
+        s33[l] = 0
+    c = 0
+    while c < end:
+        for l in range(16 if floating is float else 8):
+            s00[l] = fused(x0[c + l], h0[c + l], s00[l])
+            s01[l] = fused(x0[c + l], h1[c + l], s01[l])
+            s02[l] = fused(x0[c + l], h2[c + l], s02[l])
+            s03[l] = fused(x0[c + l], h3[c + l], s03[l])
+            s10[l] = fused(x1[c + l], h0[c + l], s10[l])
+            s11[l] = fused(x1[c + l], h1[c + l], s11[l])
+            s12[l] = fused(x1[c + l], h2[c + l], s12[l])
+            s13[l] = fused(x1[c + l], h3[c + l], s13[l])
+            s20[l] = fused(x2[c + l], h0[c + l], s20[l])
+            s21[l] = fused(x2[c + l], h1[c + l], s21[l])
+            s22[l] = fused(x2[c + l], h2[c + l], s22[l])
+            s23[l] = fused(x2[c + l], h3[c + l], s23[l])
+            s30[l] = fused(x3[c + l], h0[c + l], s30[l])
+            s31[l] = fused(x3[c + l], h1[c + l], s31[l])
+            s32[l] = fused(x3[c + l], h2[c + l], s32[l])
+            s33[l] = fused(x3[c + l], h3[c + l], s33[l])
+        c += L
+    for l in range(m - end):  # the last entries, into the first lanes
+        s00[l] = fused(x0[c + l], h0[c + l], s00[l])
+        s01[l] = fused(x0[c + l], h1[c + l], s01[l])
+        s02[l] = fused(x0[c + l], h2[c + l], s02[l])
+        s03[l] = fused(x0[c + l], h3[c + l], s03[l])
+        s10[l] = fused(x1[c + l], h0[c + l], s10[l])
+        s11[l] = fused(x1[c + l], h1[c + l], s11[l])
+        s12[l] = fused(x1[c + l], h2[c + l], s12[l])
+        s13[l] = fused(x1[c + l], h3[c + l], s13[l])
+        s20[l] = fused(x2[c + l], h0[c + l], s20[l])
+        s21[l] = fused(x2[c + l], h1[c + l], s21[l])
+        s22[l] = fused(x2[c + l], h2[c + l], s22[l])
+        s23[l] = fused(x2[c + l], h3[c + l], s23[l])
+        s30[l] = fused(x3[c + l], h0[c + l], s30[l])
+        s31[l] = fused(x3[c + l], h1[c + l], s31[l])
+        s32[l] = fused(x3[c + l], h2[c + l], s32[l])
+        s33[l] = fused(x3[c + l], h3[c + l], s33[l])
+    out[0] = lanes_sum(s00)
+    out[1] = lanes_sum(s10)
+    out[2] = lanes_sum(s20)
+    out[3] = lanes_sum(s30)
+    out[ldo] = lanes_sum(s01)
+    out[ldo + 1] = lanes_sum(s11)
+    out[ldo + 2] = lanes_sum(s21)
+    out[ldo + 3] = lanes_sum(s31)
+    out[2 * ldo] = lanes_sum(s02)
+    out[2 * ldo + 1] = lanes_sum(s12)
+    out[2 * ldo + 2] = lanes_sum(s22)
+    out[2 * ldo + 3] = lanes_sum(s32)
+    out[3 * ldo] = lanes_sum(s03)
+    out[3 * ldo + 1] = lanes_sum(s13)
+    out[3 * ldo + 2] = lanes_sum(s23)
+    out[3 * ldo + 3] = lanes_sum(s33)
+
+
+cdef inline floating fused(floating a, floating b, floating c) noexcept nogil:
+    """a·b + c rounded once."""
+    if floating is float:
+        return fmaf(a, b, c)
+    return fma(a, b, c)
+
+
+cdef inline floating lanes_sum(const floating* s) noexcept nogil:
+    """The partial sums of dots4x4 added pairwise, in a fixed order."""
+    if floating is float:
+        return ((((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])))
+                + (((s[8] + s[9]) + (s[10] + s[11])) + ((s[12] + s[13]) + (s[14] + s[15]))))
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
+cdef void narrow_add(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* F,
+                     Py_ssize_t k, floating* acc, bint first) noexcept nogil:
+    """acc (k × m) += F X_b, or = with ``first``, for F (k × w) and X_b (w × m); w >= 1,
+    k >= 4, m >= 2·lanes. Strips of 4 rows × 2·lanes columns of the product summed in
+    registers over the block's rows in order, then added to acc. The last strip of each
+    direction ends at k (at m), overlapping the one before; only its entries that the
+    one before did not add are added (narrow_strip's ``t_from``, ``c_from``)."""
+    cdef Py_ssize_t W2 = 32 if floating is float else 16
+    cdef Py_ssize_t t, c, t0, c0
+    t = 0
+    while t < k:
+        t0 = t if t + 4 <= k else k - 4
+        c = 0
+        while c < m:
+            c0 = c if c + W2 <= m else m - W2
+            narrow_strip(X + c0, w, m, F + t0 * w, acc + t0 * m + c0, first, t - t0,
+                         c - c0)
+            c += W2
+        t += 4
+
+
+cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* F,
+                       floating* acc, bint first, Py_ssize_t t_from,
+                       Py_ssize_t c_from) noexcept nogil:
+    """acc[t·m + c] (+)= Σ_j F[t·w + j] X[j·m + c] for t < 4, c < 2·lanes, summed over j
+    in order from zero in registers; only rows t >= t_from and columns c >= c_from are
+    written (narrow_add)."""
+    cdef floating a0[32]
+    cdef floating a1[32]
+    cdef floating a2[32]
+    cdef floating a3[32]
+    cdef Py_ssize_t W2 = 32 if floating is float else 16
+    cdef Py_ssize_t j, l
+    cdef floating f0, f1, f2, f3
+    cdef const floating* x
+    for l in range(32 if floating is float else 16):
+        a0[l] = 0
+        a1[l] = 0
+        a2[l] = 0
+        a3[l] = 0
+    for j in range(w):
+        x = X + j * m
+        f0 = F[j]
+        f1 = F[w + j]
+        f2 = F[2 * w + j]
+        f3 = F[3 * w + j]
+        for l in range(32 if floating is float else 16):
+            a0[l] = fused(f0, x[l], a0[l])
+            a1[l] = fused(f1, x[l], a1[l])
+            a2[l] = fused(f2, x[l], a2[l])
+            a3[l] = fused(f3, x[l], a3[l])
+    if t_from <= 0:
+        for l in range(c_from, W2):
+            acc[l] = a0[l] if first else acc[l] + a0[l]
+    if t_from <= 1:
+        for l in range(c_from, W2):
+            acc[m + l] = a1[l] if first else acc[m + l] + a1[l]
+    if t_from <= 2:
+        for l in range(c_from, W2):
+            acc[2 * m + l] = a2[l] if first else acc[2 * m + l] + a2[l]
+    for l in range(c_from, W2):
+        acc[3 * m + l] = a3[l] if first else acc[3 * m + l] + a3[l]
