@@ -12,7 +12,8 @@
 # k = 40 on two threads 0.57-0.96 and 0.63-0.90. With the SkylakeX kernels (small-matrix
 # kernels without packing) 1.22-1.90, but for float32 k = 20 (0.82). So they run where the
 # BLAS's kernels are the Haswell ones (NARROW_KERNELS, set at import as ROWS_FIRST is) and
-# 4 <= k <= NARROW_MAX_K (the largest k measured).
+# 4 <= k <= NARROW_MAX_K: on 8000 x 4000, two threads, float64 gained nothing at k = 40
+# (1.00) and lost beyond (1.06-1.14 at k = 50 to 80; float32 0.88-0.94 up to k = 64).
 # Included by _common.pyx.
 
 
@@ -20,14 +21,16 @@ cdef bint NARROW_KERNELS = False
 cdef Py_ssize_t NARROW_MAX_K = 40
 
 
-def narrow_kernels(value=None):
+def narrow_kernels(value=None, max_k=None):
     """NARROW_KERNELS, and with ``value`` set it (returns the old value): set at import
     from the BLAS's kernels; the tests and the bench set it between calls (never while one
-    runs)."""
-    global NARROW_KERNELS
+    runs), and NARROW_MAX_K with ``max_k``."""
+    global NARROW_KERNELS, NARROW_MAX_K
     old = NARROW_KERNELS
     if value is not None:
         NARROW_KERNELS = bool(value)
+    if max_k is not None:
+        NARROW_MAX_K = int(max_k)
     return old
 
 
