@@ -461,13 +461,16 @@ def test_the_narrow_products_match_numpy(dtype):
         _common.narrow_hook(X, F[:3], acc[:3], True)
 
 
+@pytest.mark.parametrize("loop", [0, np.inf], ids=["one-pass", "two-pass"])
 @pytest.mark.parametrize("fortran", [False, True], ids=["C", "F"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", ENGINE, ids=case_id)
-def test_the_narrow_products_change_the_rounding_only(case, dtype, fortran):
+def test_the_narrow_products_change_the_rounding_only(case, dtype, fortran, loop):
+    """Through the engine's blocks and the two-pass loop's products (whole, or in chunks
+    of columns shared among threads: one thread, two and three give the same bits)."""
     X = data(700, 500, dtype)
     X = np.asfortranarray(X) if fortran else X
-    with engine_from(0):
+    with engine_from(loop):
         with narrow(False):
             blas = fit(X, case)
         with narrow(True):

@@ -1,6 +1,8 @@
-# The row-block engine's two products with a dense block of rows X_b (w × m) when k is
-# small, in registers instead of BLAS calls: B = H X_bᵀ (k × w) as dot products of rows
-# (narrow_times), and acc (k × m) += F X_b (narrow_add). OpenBLAS's Haswell kernels (which
+# The products with a dense X when k is small, in registers instead of BLAS calls: the
+# row-block engine's with a block of rows X_b (w × m), B = H X_bᵀ (k × w) as dot products
+# of rows (narrow_times) and acc (k × m) += F X_b (narrow_add), and the two-pass loop's
+# (narrow_part in _products.pxi: its chunks of stored rows by narrow_times, of stored
+# columns by narrow_add). OpenBLAS's Haswell kernels (which
 # its Zen target uses too) pack both operands of every call and run these narrow shapes
 # well below their peak; these loops read X_b straight from the cache, keep a 4 × 4 block
 # of dot products (narrow_times) or a 4-row strip of acc (narrow_add) in vector registers,
@@ -10,7 +12,9 @@
 # BLAS held to one thread: with the Haswell kernels, 1333 x 1000 on one thread 0.52 (k = 5)
 # to 0.87 (k = 40) in float64, 0.37 to 0.74 in float32; 1333 x 1000 k = 10 to 4000 x 3000
 # k = 40 on two threads 0.57-0.96 and 0.63-0.90. With the SkylakeX kernels (small-matrix
-# kernels without packing) 1.22-1.90, but for float32 k = 20 (0.82). So they run where the
+# kernels without packing) 1.22-1.90, but for float32 k = 20 (0.82). The two-pass loop's
+# (X below ENGINE_MIN_BYTES), whole calls with the Haswell kernels, 200 iterations:
+# 0.59-0.94 (50 x 30 k = 5 to 400 x 300 k = 20; float32 0.71-1.00). So they run where the
 # BLAS's kernels are the Haswell ones (NARROW_KERNELS, set at import as ROWS_FIRST is) and
 # 4 <= k <= NARROW_MAX_K: on 8000 x 4000, two threads, float64 gained nothing at k = 40
 # (1.00) and lost beyond (1.06-1.14 at k = 50 to 80; float32 0.88-0.94 up to k = 64).
@@ -46,9 +50,9 @@ def narrow_hook(const floating[:, ::1] X, const floating[:, ::1] F, floating[:, 
         raise ValueError("shapes do not match")
     with nogil:
         if add:
-            narrow_add(&X[0, 0], w, m, &F[0, 0], k, &out[0, 0], first)
+            narrow_add(&X[0, 0], m, w, m, &F[0, 0], k, &out[0, 0], first)
         else:
-            narrow_times(&X[0, 0], w, m, &F[0, 0], k, &out[0, 0])
+            narrow_times(&X[0, 0], w, m, &F[0, 0], k, &out[0, 0], w)
 
 
 cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
@@ -60,8 +64,9 @@ cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
 
 
 cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* H,
-                       Py_ssize_t k, floating* B) noexcept nogil:
-    """B (k × w) = H X_bᵀ for X_b (w × m, rows of m entries) and H (k × m); w, k >= 4.
+                       Py_ssize_t k, floating* B, Py_ssize_t ldb) noexcept nogil:
+    """B (k × w, rows ldb apart) = H X_bᵀ for X_b (w × m, rows of m entries) and H (k × m);
+    w, k >= 4.
     Each entry is a dot product of a row of X_b and a row of H, summed in ``lanes``
     partial sums (entry c into lane c mod lanes) added pairwise at the end: the same
     order whichever block it is computed in. Blocks of 4 rows × 4 rows of H; the last
@@ -74,7 +79,7 @@ cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floa
         t = 0
         while t < k:
             t0 = t if t + 4 <= k else k - 4
-            dots4x4(X + j0 * m, m, H + t0 * m, B + t0 * w + j0, w)
+            dots4x4(X + j0 * m, m, H + t0 * m, B + t0 * ldb + j0, ldb)
             t += 4
         j += 4
 
@@ -195,10 +200,11 @@ cdef inline floating lanes_sum(const floating* s) noexcept nogil:
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 
 
-cdef void narrow_add(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* F,
-                     Py_ssize_t k, floating* acc, bint first) noexcept nogil:
-    """acc (k × m) += F X_b, or = with ``first``, for F (k × w) and X_b (w × m); w >= 1,
-    k >= 4, m >= 2·lanes. Strips of 4 rows × 2·lanes columns of the product summed in
+cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t cols,
+                     const floating* F, Py_ssize_t k, floating* acc,
+                     bint first) noexcept nogil:
+    """acc (k × cols) += F X_b, or = with ``first``, for F (k × w) and X_b (w × cols); the
+    rows of X_b and of acc are ``ld`` entries apart; w >= 1, k >= 4, cols >= 2·lanes. Strips of 4 rows × 2·lanes columns of the product summed in
     registers over the block's rows in order, then added to acc. The last strip of each
     direction ends at k (at m), overlapping the one before; only its entries that the
     one before did not add are added (narrow_strip's ``t_from``, ``c_from``)."""
@@ -208,18 +214,18 @@ cdef void narrow_add(const floating* X, Py_ssize_t w, Py_ssize_t m, const floati
     while t < k:
         t0 = t if t + 4 <= k else k - 4
         c = 0
-        while c < m:
-            c0 = c if c + W2 <= m else m - W2
-            narrow_strip(X + c0, w, m, F + t0 * w, acc + t0 * m + c0, first, t - t0,
+        while c < cols:
+            c0 = c if c + W2 <= cols else cols - W2
+            narrow_strip(X + c0, w, ld, F + t0 * w, acc + t0 * ld + c0, first, t - t0,
                          c - c0)
             c += W2
         t += 4
 
 
-cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* F,
+cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t ld, const floating* F,
                        floating* acc, bint first, Py_ssize_t t_from,
                        Py_ssize_t c_from) noexcept nogil:
-    """acc[t·m + c] (+)= Σ_j F[t·w + j] X[j·m + c] for t < 4, c < 2·lanes, summed over j
+    """acc[t·ld + c] (+)= Σ_j F[t·w + j] X[j·ld + c] for t < 4, c < 2·lanes, summed over j
     in order from zero in registers; only rows t >= t_from and columns c >= c_from are
     written (narrow_add)."""
     cdef floating a0[32]
@@ -236,7 +242,7 @@ cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t m, const floa
         a2[l] = 0
         a3[l] = 0
     for j in range(w):
-        x = X + j * m
+        x = X + j * ld
         f0 = F[j]
         f1 = F[w + j]
         f2 = F[2 * w + j]
@@ -251,9 +257,9 @@ cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t m, const floa
             acc[l] = a0[l] if first else acc[l] + a0[l]
     if t_from <= 1:
         for l in range(c_from, W2):
-            acc[m + l] = a1[l] if first else acc[m + l] + a1[l]
+            acc[ld + l] = a1[l] if first else acc[ld + l] + a1[l]
     if t_from <= 2:
         for l in range(c_from, W2):
-            acc[2 * m + l] = a2[l] if first else acc[2 * m + l] + a2[l]
+            acc[2 * ld + l] = a2[l] if first else acc[2 * ld + l] + a2[l]
     for l in range(c_from, W2):
-        acc[3 * m + l] = a3[l] if first else acc[3 * m + l] + a3[l]
+        acc[3 * ld + l] = a3[l] if first else acc[3 * ld + l] + a3[l]

@@ -344,16 +344,18 @@ cdef void dense_product(const XData* x, Py_ssize_t k, const floating* F, floatin
     """B = H Xᵀ (k×n, ``for_W``, F = H) or B = Wᵀ X (k×m, F = Wt) for a dense X: one
     call below the threading threshold, else chunks of ``chunk_width`` columns of B (by
     the shape alone, so that any thread count makes the same calls); computed in T
-    (k×P scratch, or NULL) and transposed into B where ``by_rows``."""
+    (k×P scratch, or NULL) and transposed into B where ``by_rows``; by the narrow kernels
+    (narrow_part) where they run."""
     cdef Py_ssize_t cols = x.n if for_W else x.m, w, c
-    cdef bint rows = by_rows(x, for_W, T)
+    cdef bint narrow = narrow_call(x, k)
+    cdef bint rows = by_rows(x, for_W, T) and not narrow
     cdef floating* out = T if rows else B
     if threads_for(2, <double> x.n * x.m * k) == 1:
-        dense_part(x, k, F, out, rows, for_W, 0, cols)
+        dense_part(x, k, F, out, rows, narrow, for_W, 0, cols)
     else:
         w = chunk_width(cols, for_W == x.fortran, sizeof(floating))
         for c in prange((cols + w - 1) // w, schedule="dynamic", num_threads=n_threads):
-            dense_part(x, k, F, out, rows, for_W, c * w,
+            dense_part(x, k, F, out, rows, narrow, for_W, c * w,
                        (c + 1) * w if (c + 1) * w < cols else cols)
     if rows:
         transpose(cols, k, T, B, n_threads)
@@ -372,13 +374,38 @@ cdef inline bint by_rows(const XData* x, bint for_W, const floating* T) noexcept
 
 
 cdef inline void dense_part(const XData* x, Py_ssize_t k, const floating* F, floating* out,
-                            bint rows, bint for_W, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+                            bint rows, bint narrow, bint for_W, Py_ssize_t c0,
+                            Py_ssize_t c1) noexcept nogil:
+    if narrow and narrow_part(x, k, F, out, for_W, c0, c1):
+        return
     if rows:
         rows_part(x, k, F, out, for_W, c0, c1)
     elif for_W:
         dense_W_part(x, k, F, out, c0, c1)
     else:
         dense_H_part(x, k, F, out, c0, c1)
+
+
+cdef inline bint narrow_part(const XData* x, Py_ssize_t k, const floating* F, floating* B,
+                             bint for_W, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Columns c0..c1 of dense_product's B by the narrow kernels (_narrow.pxi): where they
+    are stored rows of X (or of Xᵀ), by narrow_times, else stored columns, by narrow_add;
+    False (nothing done) for a piece too narrow for them (BLAS then forms it, in B's
+    layout all the same)."""
+    cdef Py_ssize_t w = c1 - c0, cols = x.n if for_W else x.m
+    cdef Py_ssize_t ld = x.n if x.fortran else x.m  # a stored row's entries
+    cdef Py_ssize_t stored = x.m if x.fortran else x.n  # stored rows
+    cdef Py_ssize_t strip = 32 if floating is float else 16  # narrow_add's columns
+    cdef const floating* X = <const floating*> x.dense
+    if for_W != x.fortran:
+        if w < 4:
+            return False
+        narrow_times(X + c0 * ld, w, ld, F, k, B + c0, cols)
+        return True
+    if w < strip:
+        return False
+    narrow_add(X + c0, ld, stored, w, F, k, B + c0, True)
+    return True
 
 
 cdef inline void rows_part(const XData* x, Py_ssize_t k, const floating* F, floating* T,
@@ -453,7 +480,7 @@ cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
             sparse_row(j, x.rptr + r0, x.rind, <const floating*> x.rdata, k, Ht, B, w, a)
         return
     if w >= 4 and narrow_call(x, k):
-        narrow_times(Xb, w, x.m, H, k, B)
+        narrow_times(Xb, w, x.m, H, k, B, w)
         return
     if floating is float and ROWS_FIRST and not narrow_call(x, k):
         gemm(False, True, <int> w, <int> k, <int> x.m, <floating> 1, Xb, <int> x.m, H,
@@ -475,7 +502,7 @@ cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_
     cdef const floating* data = <const floating*> x.rdata
     cdef const floating* Xb = <const floating*> x.dense + r0 * m
     if narrow_call(x, k):
-        narrow_add(Xb, w, m, F, k, acc, first)
+        narrow_add(Xb, m, w, m, F, k, acc, first)
         return
     if floating is float and not x.sparse and ROWS_FIRST:
         gemm(True, True, <int> m, <int> k, <int> w, <floating> 1, Xb, <int> m, F, <int> w,
