@@ -437,12 +437,14 @@ def test_float64_products_are_formed_the_usual_way_whatever_the_kernels(case):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_narrow_products_match_numpy(dtype):
     """H X_bᵀ and F X_b (added, or set) for blocks with every kind of tail: rows past a
-    multiple of 4, k past a multiple of 4, m past a multiple of the lanes."""
+    multiple of 4, k past a multiple of 4, m past a multiple of the lanes, rows of several
+    pieces (NARROW_PIECE_BYTES: 512 float64, 1024 float32 entries) and a piece's tail."""
     rng = np.random.default_rng(5)
     lanes = 16 if dtype == np.float32 else 8
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for w, m, k in [(4, 2 * lanes, 4), (5, 2 * lanes + 1, 5), (7, 3 * lanes - 1, 7),
-                    (64, 100, 13), (65, 1000, 40), (3, 2 * lanes, 8), (1, 50, 6)]:
+                    (64, 100, 13), (65, 1000, 40), (3, 2 * lanes, 8), (1, 50, 6),
+                    (9, 2100, 6)]:
         X = rng.random((w, m)).astype(dtype)
         if w >= 4:
             H = rng.random((k, m)).astype(dtype)
@@ -486,10 +488,10 @@ def test_the_narrow_products_change_the_rounding_only(case, dtype, fortran, loop
 
 
 def test_the_narrow_products_take_small_k_and_blocks_only():
-    """k below 4 or above NARROW_MAX_K, and a sparse X, go to BLAS (or the sparse loops)
-    as before; so does a last block shorter than 4 rows (its H X_bᵀ), on the same layout."""
+    """k below 4 or above NARROW_MAX_K (128) goes to BLAS as before; so does a last block
+    shorter than 4 rows (its H X_bᵀ), on the same layout."""
     X = data(700, 500, np.float64)
-    for k in (3, 41):
+    for k in (3, 129):
         with engine_from(0):
             with narrow(False):
                 a = fastnmf.nmf(X, k, init="random", random_state=0, max_iter=5, tol=0)

@@ -2,27 +2,33 @@
 # row-block engine's with a block of rows X_b (w × m), B = H X_bᵀ (k × w) as dot products
 # of rows (narrow_times) and acc (k × m) += F X_b (narrow_add), and the two-pass loop's
 # (narrow_part in _products.pxi: its chunks of stored rows by narrow_times, of stored
-# columns by narrow_add). OpenBLAS's Haswell kernels (which
-# its Zen target uses too) pack both operands of every call and run these narrow shapes
-# well below their peak; these loops read X_b straight from the cache, keep a 4 × 4 block
-# of dot products (narrow_times) or a 4-row strip of acc (narrow_add) in vector registers,
-# and use fused multiply-adds (fma: one rounding, whatever the instruction set, so every
-# build level gives the same bits; without FMA instructions, x86-64's baseline, a library
-# call). Measured on an AMD EPYC (Zen 5), cd, time per iteration these loops over BLAS,
-# BLAS held to one thread: with the Haswell kernels, 1333 x 1000 on one thread 0.52 (k = 5)
-# to 0.87 (k = 40) in float64, 0.37 to 0.74 in float32; 1333 x 1000 k = 10 to 4000 x 3000
-# k = 40 on two threads 0.57-0.96 and 0.63-0.90. With the SkylakeX kernels (small-matrix
-# kernels without packing) 1.22-1.90, but for float32 k = 20 (0.82). The two-pass loop's
-# (X below ENGINE_MIN_BYTES), whole calls with the Haswell kernels, 200 iterations:
-# 0.59-0.94 (50 x 30 k = 5 to 400 x 300 k = 20; float32 0.71-1.00). So they run where the
-# BLAS's kernels are the Haswell ones (NARROW_KERNELS, set at import as ROWS_FIRST is) and
-# 4 <= k <= NARROW_MAX_K: on 8000 x 4000, two threads, float64 gained nothing at k = 40
-# (1.00) and lost beyond (1.06-1.14 at k = 50 to 80; float32 0.88-0.94 up to k = 64).
+# columns by narrow_add). OpenBLAS's Haswell kernels (which its Zen target uses too) pack
+# both operands of every call and run these narrow shapes well below their peak; these
+# loops read X straight from the cache, keep a 4 × 4 block of dot products (narrow_times)
+# or a 4-row strip of acc (narrow_add) in vector registers, and use fused multiply-adds
+# (fma: one rounding, whatever the instruction set, so every build level gives the same
+# bits; without FMA instructions, x86-64's baseline, a library call).
+# Measured on an AMD EPYC (Zen 5), cd, time per iteration these loops over BLAS, BLAS held
+# to one thread, with the Haswell kernels: 1333 x 1000, one thread, float64 0.52 (k = 5)
+# to 0.81 (k = 64), float32 0.37 to 0.83; 8000 x 4000, two threads, float64 0.69 (k = 20)
+# to 0.95 (k = 128), float32 0.70-0.89. The two-pass loop's (X below ENGINE_MIN_BYTES),
+# whole calls, 200 iterations: 0.59-0.94 (50 x 30 k = 5 to 400 x 300 k = 20; float32
+# 0.71-1.00). With the SkylakeX kernels (small-matrix kernels without packing) they lost,
+# 1.22-1.90 (but float32 k = 20: 0.82). So they run where the BLAS's kernels are the
+# Haswell ones (NARROW_KERNELS, set at import as ROWS_FIRST is) and for 4 <= k <=
+# NARROW_MAX_K, the largest k measured.
 # Included by _common.pyx.
 
 
 cdef bint NARROW_KERNELS = False
-cdef Py_ssize_t NARROW_MAX_K = 40
+cdef Py_ssize_t NARROW_MAX_K = 128
+# Bytes of a row of X that narrow_times and narrow_add take at a time: 4 rows' pieces
+# (16 KiB) stay in the first-level cache (32-48 KiB on current x86 cores) and k rows'
+# (160 KiB at k = 40, 512 KiB at 128) in the second (512 KiB to 2 MiB) while the other
+# factor's rows pass them. A multiple of both kernels' strips (64 and 128 bytes). Without
+# pieces, on 8000 x 4000 float64 (two threads), these loops were 1.00 x BLAS at k = 40
+# and 1.06-1.14 x at k = 50 to 80; with them 0.81 and 0.87.
+cdef Py_ssize_t NARROW_PIECE_BYTES = 4096
 
 
 def narrow_kernels(value=None, max_k=None):
@@ -66,27 +72,36 @@ cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
 cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* H,
                        Py_ssize_t k, floating* B, Py_ssize_t ldb) noexcept nogil:
     """B (k × w, rows ldb apart) = H X_bᵀ for X_b (w × m, rows of m entries) and H (k × m);
-    w, k >= 4.
-    Each entry is a dot product of a row of X_b and a row of H, summed in ``lanes``
-    partial sums (entry c into lane c mod lanes) added pairwise at the end: the same
-    order whichever block it is computed in. Blocks of 4 rows × 4 rows of H; the last
-    block of each ends at w (at k), overlapping the one before (the entries they share
-    are the same sums)."""
-    cdef Py_ssize_t j, t, j0, t0
-    j = 0
-    while j < w:
-        j0 = j if j + 4 <= w else w - 4
-        t = 0
-        while t < k:
-            t0 = t if t + 4 <= k else k - 4
-            dots4x4(X + j0 * m, m, H + t0 * m, B + t0 * ldb + j0, ldb)
-            t += 4
-        j += 4
+    w, k >= 4. Each entry is a dot product of a row of X_b and a row of H, taken over
+    pieces of NARROW_PIECE_BYTES of the rows in turn (a piece of 4 rows of X_b stays in
+    the core's first cache while every row of H passes it), each piece's sum in ``lanes``
+    partial sums (entry c into lane c mod lanes) added pairwise, the pieces' sums added in
+    order: the same order whichever block it is computed in. Blocks of 4 rows × 4 rows of
+    H; the last block of each ends at w (at k), overlapping the one before, and writes
+    only what that one did not (dots4x4's ``r_from``, ``t_from``)."""
+    cdef Py_ssize_t piece = NARROW_PIECE_BYTES // sizeof(floating)
+    cdef Py_ssize_t j, t, j0, t0, c0, c1
+    c0 = 0
+    while c0 < m:
+        c1 = c0 + piece if c0 + piece < m else m
+        j = 0
+        while j < w:
+            j0 = j if j + 4 <= w else w - 4
+            t = 0
+            while t < k:
+                t0 = t if t + 4 <= k else k - 4
+                dots4x4(X + j0 * m + c0, c1 - c0, m, H + t0 * m + c0,
+                        B + t0 * ldb + j0, ldb, c0 > 0, j - j0, t - t0)
+                t += 4
+            j += 4
+        c0 = c1
 
 
-cdef void dots4x4(const floating* X, Py_ssize_t m, const floating* H, floating* out,
-                  Py_ssize_t ldo) noexcept nogil:
-    """out[t·ldo + r] = Σ_c X[r·m + c] H[t·m + c] for r, t < 4 (narrow_times)."""
+cdef void dots4x4(const floating* X, Py_ssize_t m, Py_ssize_t ld, const floating* H,
+                  floating* out, Py_ssize_t ldo, bint add, Py_ssize_t r_from,
+                  Py_ssize_t t_from) noexcept nogil:
+    """out[t·ldo + r] = Σ_{c < m} X[r·ld + c] H[t·ld + c] for r, t < 4, or += with ``add``;
+    only rows r >= r_from of rows t >= t_from of out are written (narrow_times)."""
     cdef floating s00[16]
     cdef floating s01[16]
     cdef floating s02[16]
@@ -106,13 +121,13 @@ cdef void dots4x4(const floating* X, Py_ssize_t m, const floating* H, floating* 
     cdef Py_ssize_t L = 16 if floating is float else 8
     cdef Py_ssize_t c, l, end = m - m % L
     cdef const floating* x0 = X
-    cdef const floating* x1 = X + m
-    cdef const floating* x2 = X + 2 * m
-    cdef const floating* x3 = X + 3 * m
+    cdef const floating* x1 = X + ld
+    cdef const floating* x2 = X + 2 * ld
+    cdef const floating* x3 = X + 3 * ld
     cdef const floating* h0 = H
-    cdef const floating* h1 = H + m
-    cdef const floating* h2 = H + 2 * m
-    cdef const floating* h3 = H + 3 * m
+    cdef const floating* h1 = H + ld
+    cdef const floating* h2 = H + 2 * ld
+    cdef const floating* h3 = H + 3 * ld
     for l in range(16 if floating is float else 8):
         s00[l] = 0
         s01[l] = 0
@@ -167,22 +182,28 @@ cdef void dots4x4(const floating* X, Py_ssize_t m, const floating* H, floating* 
         s31[l] = fused(x3[c + l], h1[c + l], s31[l])
         s32[l] = fused(x3[c + l], h2[c + l], s32[l])
         s33[l] = fused(x3[c + l], h3[c + l], s33[l])
-    out[0] = lanes_sum(s00)
-    out[1] = lanes_sum(s10)
-    out[2] = lanes_sum(s20)
-    out[3] = lanes_sum(s30)
-    out[ldo] = lanes_sum(s01)
-    out[ldo + 1] = lanes_sum(s11)
-    out[ldo + 2] = lanes_sum(s21)
-    out[ldo + 3] = lanes_sum(s31)
-    out[2 * ldo] = lanes_sum(s02)
-    out[2 * ldo + 1] = lanes_sum(s12)
-    out[2 * ldo + 2] = lanes_sum(s22)
-    out[2 * ldo + 3] = lanes_sum(s32)
-    out[3 * ldo] = lanes_sum(s03)
-    out[3 * ldo + 1] = lanes_sum(s13)
-    out[3 * ldo + 2] = lanes_sum(s23)
-    out[3 * ldo + 3] = lanes_sum(s33)
+    if t_from <= 0:
+        put4(out, add, r_from, lanes_sum(s00), lanes_sum(s10), lanes_sum(s20), lanes_sum(s30))
+    if t_from <= 1:
+        put4(out + ldo, add, r_from, lanes_sum(s01), lanes_sum(s11), lanes_sum(s21),
+             lanes_sum(s31))
+    if t_from <= 2:
+        put4(out + 2 * ldo, add, r_from, lanes_sum(s02), lanes_sum(s12), lanes_sum(s22),
+             lanes_sum(s32))
+    put4(out + 3 * ldo, add, r_from, lanes_sum(s03), lanes_sum(s13), lanes_sum(s23),
+         lanes_sum(s33))
+
+
+cdef inline void put4(floating* out, bint add, Py_ssize_t r_from, floating a, floating b,
+                      floating c, floating d) noexcept nogil:
+    """out[r] = the r-th value (r >= r_from), or += with ``add`` (dots4x4)."""
+    if r_from <= 0:
+        out[0] = out[0] + a if add else a
+    if r_from <= 1:
+        out[1] = out[1] + b if add else b
+    if r_from <= 2:
+        out[2] = out[2] + c if add else c
+    out[3] = out[3] + d if add else d
 
 
 cdef inline floating fused(floating a, floating b, floating c) noexcept nogil:
@@ -204,22 +225,29 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
                      const floating* F, Py_ssize_t k, floating* acc,
                      bint first) noexcept nogil:
     """acc (k × cols) += F X_b, or = with ``first``, for F (k × w) and X_b (w × cols); the
-    rows of X_b and of acc are ``ld`` entries apart; w >= 1, k >= 4, cols >= 2·lanes. Strips of 4 rows × 2·lanes columns of the product summed in
-    registers over the block's rows in order, then added to acc. The last strip of each
-    direction ends at k (at m), overlapping the one before; only its entries that the
+    rows of X_b and of acc are ``ld`` entries apart; w >= 1, k >= 4, cols >= 2·lanes.
+    Strips of 4 rows × 2·lanes columns of the product summed in registers over the
+    block's rows in order, then added to acc; the strips of a piece of
+    NARROW_PIECE_BYTES of X_b's rows first, then the next piece's. The last strip of each
+    direction ends at k (at cols), overlapping the one before; only its entries that the
     one before did not add are added (narrow_strip's ``t_from``, ``c_from``)."""
     cdef Py_ssize_t W2 = 32 if floating is float else 16
-    cdef Py_ssize_t t, c, t0, c0
-    t = 0
-    while t < k:
-        t0 = t if t + 4 <= k else k - 4
-        c = 0
-        while c < cols:
-            c0 = c if c + W2 <= cols else cols - W2
-            narrow_strip(X + c0, w, ld, F + t0 * w, acc + t0 * ld + c0, first, t - t0,
-                         c - c0)
-            c += W2
-        t += 4
+    cdef Py_ssize_t piece = NARROW_PIECE_BYTES // sizeof(floating)  # a multiple of W2
+    cdef Py_ssize_t t, c, t0, c0, p0, p1
+    p0 = 0
+    while p0 < cols:  # X_b's columns a piece at a time: it stays in cache through k
+        p1 = p0 + piece if p0 + piece < cols else cols
+        t = 0
+        while t < k:
+            t0 = t if t + 4 <= k else k - 4
+            c = p0
+            while c < p1:
+                c0 = c if c + W2 <= cols else cols - W2
+                narrow_strip(X + c0, w, ld, F + t0 * w, acc + t0 * ld + c0, first, t - t0,
+                             c - c0)
+                c += W2
+            t += 4
+        p0 = p1
 
 
 cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t ld, const floating* F,
