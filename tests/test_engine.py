@@ -442,8 +442,8 @@ def test_the_narrow_products_match_numpy(dtype):
     rng = np.random.default_rng(5)
     lanes = 16 if dtype == np.float32 else 8
     tol = 1e-12 if dtype == np.float64 else 2e-5
-    for w, m, k in [(4, 2 * lanes, 4), (5, 2 * lanes + 1, 5), (7, 3 * lanes - 1, 7),
-                    (64, 100, 13), (65, 1000, 40), (3, 2 * lanes, 8), (1, 50, 6),
+    for w, m, k in [(4, 4 * lanes, 4), (5, 4 * lanes + 1, 5), (7, 5 * lanes - 1, 7),
+                    (64, 100, 13), (65, 1000, 40), (3, 4 * lanes, 8), (1, 70, 6),
                     (9, 2100, 6)]:
         X = rng.random((w, m)).astype(dtype)
         if w >= 4:

@@ -84,6 +84,32 @@ def test_float32_and_stopping(tmp_path, solver):
     assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-4)
 
 
+@pytest.mark.parametrize("narrow, rows", [(False, False), (False, True), (True, True)],
+                         ids=["blas", "rows-first", "narrow"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_way_of_forming_the_products_reads_chunks(tmp_path, narrow, rows, dtype):
+    """However the products are formed (_common.rows_first, _common.narrow_kernels: set
+    from the BLAS's kernels), the chunks of one X, the last one shorter, are added into one
+    layout: the in-memory result up to rounding, through the engine and the two-pass loop."""
+    from fastnmf._kernels import _common, _solve
+
+    X = _data(dtype=dtype)
+    old = _common.rows_first(rows), _common.narrow_kernels(narrow)
+    try:
+        for loop in (0, np.inf):
+            before = _solve.engine_min_bytes(loop)
+            try:
+                a = fastnmf.nmf(X, 6, random_state=1, max_iter=20, tol=0)
+                b = fastnmf.nmf(_npy(tmp_path, X), 6, random_state=1, max_iter=20, tol=0)
+            finally:
+                _solve.engine_min_bytes(before)
+            _close(a.W, b.W, 1e-10 if dtype == np.float64 else 1e-3)
+            assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-4)
+    finally:
+        _common.rows_first(old[0])
+        _common.narrow_kernels(old[1])
+
+
 def test_accelerate_shuffle_penalties_fixed_H(tmp_path):
     X = _data()
     Xm = _npy(tmp_path, X)

@@ -9,14 +9,15 @@
 # (fma: one rounding, whatever the instruction set, so every build level gives the same
 # bits; without FMA instructions, x86-64's baseline, a library call).
 # Measured on an AMD EPYC (Zen 5), cd, time per iteration these loops over BLAS, BLAS held
-# to one thread, with the Haswell kernels: 1333 x 1000, one thread, float64 0.52 (k = 5)
-# to 0.81 (k = 64), float32 0.37 to 0.83; 8000 x 4000, two threads, float64 0.69 (k = 20)
-# to 0.95 (k = 128), float32 0.70-0.89. The two-pass loop's (X below ENGINE_MIN_BYTES),
-# whole calls, 200 iterations: 0.59-0.94 (50 x 30 k = 5 to 400 x 300 k = 20; float32
-# 0.71-1.00). With the SkylakeX kernels (small-matrix kernels without packing) they lost,
-# 1.22-1.90 (but float32 k = 20: 0.82). So they run where the BLAS's kernels are the
-# Haswell ones (NARROW_KERNELS, set at import as ROWS_FIRST is) and for 4 <= k <=
-# NARROW_MAX_K, the largest k measured.
+# to one thread, with the Haswell kernels: 1333 x 1000, one thread, float64 0.52 (k = 10)
+# and 0.65 (k = 40), float32 0.49 and 0.72; 8000 x 4000, two threads, float64 0.63
+# (k = 20), 0.78 (k = 50), 0.86 (k = 128), float32 0.70, 0.71, 0.81. The two-pass loop's
+# (X below ENGINE_MIN_BYTES), whole calls, 200 iterations: 0.58-0.99 (50 x 30 k = 5, which
+# narrow_call leaves to BLAS, to 400 x 300 k = 20; float32 0.61-0.99). With the SkylakeX
+# kernels (small-matrix kernels without packing) they lose: float64 1.41 and 1.03
+# (1333 x 1000, k = 10 and 40), 1.09 and 1.25 (8000 x 4000, k = 20 and 50); float32
+# 0.85-1.55. So they run where the BLAS's kernels are the Haswell ones (NARROW_KERNELS,
+# set at import as ROWS_FIRST is) and for 4 <= k <= NARROW_MAX_K, the largest k measured.
 # Included by _common.pyx.
 
 
@@ -25,7 +26,7 @@ cdef Py_ssize_t NARROW_MAX_K = 128
 # Bytes of a row of X that narrow_times and narrow_add take at a time: 4 rows' pieces
 # (16 KiB) stay in the first-level cache (32-48 KiB on current x86 cores) and k rows'
 # (160 KiB at k = 40, 512 KiB at 128) in the second (512 KiB to 2 MiB) while the other
-# factor's rows pass them. A multiple of both kernels' strips (64 and 128 bytes). Without
+# factor's rows pass them. A multiple of both kernels' strips (64 and 256 bytes). Without
 # pieces, on 8000 x 4000 float64 (two threads), these loops were 1.00 x BLAS at k = 40
 # and 1.06-1.14 x at k = 50 to 80; with them 0.81 and 0.87.
 cdef Py_ssize_t NARROW_PIECE_BYTES = 4096
@@ -50,8 +51,8 @@ def narrow_hook(const floating[:, ::1] X, const floating[:, ::1] F, floating[:, 
     out (k × m) += F X, = with ``first``, by narrow_add (F: k × w), for X (w × m)."""
     cdef Py_ssize_t w = X.shape[0], m = X.shape[1], k = F.shape[0]
     cdef Py_ssize_t lanes = 16 if floating is float else 8
-    if k < 4 or (not add and w < 4) or (add and m < 2 * lanes):
-        raise ValueError("narrow kernels need k >= 4, and w >= 4 or m >= 2·lanes")
+    if k < 4 or (not add and w < 4) or (add and m < 4 * lanes):
+        raise ValueError("narrow kernels need k >= 4, and w >= 4 or m >= 4·lanes")
     if F.shape[1] != (w if add else m) or out.shape[0] != k or out.shape[1] != (m if add else w):
         raise ValueError("shapes do not match")
     with nogil:
@@ -62,11 +63,15 @@ def narrow_hook(const floating[:, ::1] X, const floating[:, ::1] F, floating[:, 
 
 
 cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
-    """Whether the engine's products with a dense X's blocks of at least 4 rows run in
-    narrow_times and narrow_add (a shorter block: BLAS, the accumulator laid out the
-    same, k × m)."""
-    cdef Py_ssize_t lanes = 16 if x.itemsize == 4 else 8
-    return NARROW_KERNELS and not x.sparse and 4 <= k <= NARROW_MAX_K and x.m >= 2 * lanes
+    """Whether the products with a dense X run in narrow_times and narrow_add: those of
+    their pieces that are wide enough (at least 4 rows for narrow_times, 4·lanes columns
+    for narrow_add); the others go to BLAS, into the same layout (the engine's
+    accumulator k × m). Not for an X with fewer than 4·lanes columns, whose rows are
+    mostly the dot products' tails (50 x 30 float32, k = 5: 1.22 x BLAS's time). The
+    same for every chunk of rows of one X (it reads k and X's columns only): the engine's
+    accumulator keeps one layout through a pass (acc_transposed)."""
+    cdef Py_ssize_t least = 64 if x.itemsize == 4 else 32
+    return NARROW_KERNELS and not x.sparse and 4 <= k <= NARROW_MAX_K and x.m >= least
 
 
 cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* H,
@@ -225,13 +230,13 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
                      const floating* F, Py_ssize_t k, floating* acc,
                      bint first) noexcept nogil:
     """acc (k × cols) += F X_b, or = with ``first``, for F (k × w) and X_b (w × cols); the
-    rows of X_b and of acc are ``ld`` entries apart; w >= 1, k >= 4, cols >= 2·lanes.
-    Strips of 4 rows × 2·lanes columns of the product summed in registers over the
+    rows of X_b and of acc are ``ld`` entries apart; w >= 1, k >= 4, cols >= 4·lanes.
+    Strips of 4 rows × 4·lanes columns of the product summed in registers over the
     block's rows in order, then added to acc; the strips of a piece of
     NARROW_PIECE_BYTES of X_b's rows first, then the next piece's. The last strip of each
     direction ends at k (at cols), overlapping the one before; only its entries that the
     one before did not add are added (narrow_strip's ``t_from``, ``c_from``)."""
-    cdef Py_ssize_t W2 = 32 if floating is float else 16
+    cdef Py_ssize_t W2 = 64 if floating is float else 32
     cdef Py_ssize_t piece = NARROW_PIECE_BYTES // sizeof(floating)  # a multiple of W2
     cdef Py_ssize_t t, c, t0, c0, p0, p1
     p0 = 0
@@ -253,18 +258,18 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
 cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t ld, const floating* F,
                        floating* acc, bint first, Py_ssize_t t_from,
                        Py_ssize_t c_from) noexcept nogil:
-    """acc[t·ld + c] (+)= Σ_j F[t·w + j] X[j·ld + c] for t < 4, c < 2·lanes, summed over j
+    """acc[t·ld + c] (+)= Σ_j F[t·w + j] X[j·ld + c] for t < 4, c < 4·lanes, summed over j
     in order from zero in registers; only rows t >= t_from and columns c >= c_from are
     written (narrow_add)."""
-    cdef floating a0[32]
-    cdef floating a1[32]
-    cdef floating a2[32]
-    cdef floating a3[32]
-    cdef Py_ssize_t W2 = 32 if floating is float else 16
+    cdef floating a0[64]
+    cdef floating a1[64]
+    cdef floating a2[64]
+    cdef floating a3[64]
+    cdef Py_ssize_t W2 = 64 if floating is float else 32
     cdef Py_ssize_t j, l
     cdef floating f0, f1, f2, f3
     cdef const floating* x
-    for l in range(32 if floating is float else 16):
+    for l in range(64 if floating is float else 32):
         a0[l] = 0
         a1[l] = 0
         a2[l] = 0
@@ -275,7 +280,7 @@ cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t ld, const flo
         f1 = F[w + j]
         f2 = F[2 * w + j]
         f3 = F[3 * w + j]
-        for l in range(32 if floating is float else 16):
+        for l in range(64 if floating is float else 32):
             a0[l] = fused(f0, x[l], a0[l])
             a1[l] = fused(f1, x[l], a1[l])
             a2[l] = fused(f2, x[l], a2[l])

@@ -395,7 +395,7 @@ cdef inline bint narrow_part(const XData* x, Py_ssize_t k, const floating* F, fl
     cdef Py_ssize_t w = c1 - c0, cols = x.n if for_W else x.m
     cdef Py_ssize_t ld = x.n if x.fortran else x.m  # a stored row's entries
     cdef Py_ssize_t stored = x.m if x.fortran else x.n  # stored rows
-    cdef Py_ssize_t strip = 32 if floating is float else 16  # narrow_add's columns
+    cdef Py_ssize_t strip = 64 if floating is float else 32  # narrow_add's columns
     cdef const floating* X = <const floating*> x.dense
     if for_W != x.fortran:
         if w < 4:
@@ -494,17 +494,19 @@ cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
 cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_t r0,
                       Py_ssize_t w, floating* acc, bint first, floating* a) noexcept nogil:
     """Add F X_b into ``acc`` (F: k×w, the block's columns of Wᵀ), or set it when ``first``:
-    a dense X by one BLAS call, acc k×m (float32 with ROWS_FIRST: its transpose, by
-    X_bᵀ Fᵀ); a sparse X scattered from its CSR rows, acc the transpose (m×k, row-major),
+    a dense X by narrow_add or one BLAS call, acc k×m (float32 with ROWS_FIRST and not
+    narrow_call: its transpose, by X_bᵀ Fᵀ); a sparse X scattered from its CSR rows, acc the transpose (m×k, row-major),
     each row's k-vector of F gathered in ``a`` first (acc_transposed)."""
     cdef Py_ssize_t j, c, m = x.m
     cdef const int64_t* ptr = x.rptr + r0
     cdef const floating* data = <const floating*> x.rdata
     cdef const floating* Xb = <const floating*> x.dense + r0 * m
-    if narrow_call(x, k):
+    cdef Py_ssize_t strip = 64 if floating is float else 32  # narrow_add's columns
+    cdef bint narrow = narrow_call(x, k)
+    if narrow and m >= strip:
         narrow_add(Xb, m, w, m, F, k, acc, first)
         return
-    if floating is float and not x.sparse and ROWS_FIRST:
+    if floating is float and not x.sparse and ROWS_FIRST and not narrow:
         gemm(True, True, <int> m, <int> k, <int> w, <floating> 1, Xb, <int> m, F, <int> w,
              <floating> (0 if first else 1), acc, <int> k)
         return
