@@ -31,12 +31,18 @@ def case_id(case):
 
 
 @contextlib.contextmanager
-def engine_from(nbytes):
-    old = _solve.engine_min_bytes(nbytes)
+def setting(hook, value):
+    """One of the kernels' settings (engine_min_bytes, rows_first, narrow_kernels: each
+    returns its old value) at ``value`` inside, restored after."""
+    old = hook(value)
     try:
         yield
     finally:
-        _solve.engine_min_bytes(old)
+        hook(old)
+
+
+def engine_from(nbytes):
+    return setting(_solve.engine_min_bytes, nbytes)
 
 
 def data(n, m, dtype, seed=0):
@@ -353,22 +359,12 @@ def test_a_dense_call_adds_a_tenth_of_x_at_most(solver, accelerate):
 # -- how a dense float32 X's products are formed (_common.rows_first) --------------------
 
 
-@contextlib.contextmanager
 def rows_first(value):
-    old = _common.rows_first(value)
-    try:
-        yield
-    finally:
-        _common.rows_first(old)
+    return setting(_common.rows_first, value)
 
 
-@contextlib.contextmanager
 def narrow(value):
-    old = _common.narrow_kernels(value)
-    try:
-        yield
-    finally:
-        _common.narrow_kernels(old)
+    return setting(_common.narrow_kernels, value)
 
 
 def test_the_products_follow_the_blas_kernels():
