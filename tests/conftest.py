@@ -1,9 +1,11 @@
 """Shared parameters and seeded data for the numerical tests.
 
 Everything here is a fixture (no autouse, no side effects), so test files that do not ask
-for these names are untouched by them.
+for these names are untouched by them, or a plain name that test files import (SOLVERS,
+``setting``).
 """
 
+import contextlib
 import importlib.util
 
 import numpy as np
@@ -26,6 +28,17 @@ CADENCE = {name: s.check_every for name, s in _registry.SOLVERS.items()}
 DTYPES = (np.float32, np.float64)
 # How X is handed to fastnmf: dense C order, dense Fortran order, CSR, CSC.
 LAYOUTS = ("C", "F", "csr", "csc")
+
+
+@contextlib.contextmanager
+def setting(hook, value):
+    """One of the kernels' settings (``engine_min_bytes``, ``rows_first``,
+    ``narrow_kernels``: each returns its old value) at ``value`` inside, restored after."""
+    old = hook(value)
+    try:
+        yield
+    finally:
+        hook(old)
 
 
 def _dtype_id(dtype):

@@ -2,7 +2,6 @@
 up to the order of additions, the same for every thread count, twin of the reference, and
 used exactly where its rule says (docs/algorithms.md, "One pass over X")."""
 
-import contextlib
 import os
 import platform
 import subprocess
@@ -16,7 +15,7 @@ import fastnmf
 from fastnmf import _threads, reference
 from fastnmf._kernels import _common, _solve
 
-from conftest import SOLVERS
+from conftest import SOLVERS, setting
 
 # Every Frobenius solver goes through the engine: the separable ones block by block, the
 # others (accelerated cd, als, bpp) on a guess of their whole-factor decision, settled
@@ -28,17 +27,6 @@ SPECULATIVE = [c for c in ENGINE
 
 def case_id(case):
     return "-".join(str(v) if v is not True else k for k, v in case.items())
-
-
-@contextlib.contextmanager
-def setting(hook, value):
-    """One of the kernels' settings (engine_min_bytes, rows_first, narrow_kernels: each
-    returns its old value) at ``value`` inside, restored after."""
-    old = hook(value)
-    try:
-        yield
-    finally:
-        hook(old)
 
 
 def engine_from(nbytes):

@@ -16,6 +16,8 @@ import fastnmf
 from fastnmf import _chunked
 from fastnmf._registry import SOLVERS
 
+from conftest import setting
+
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
@@ -94,20 +96,13 @@ def test_every_way_of_forming_the_products_reads_chunks(tmp_path, narrow, rows, 
     from fastnmf._kernels import _common, _solve
 
     X = _data(dtype=dtype)
-    old = _common.rows_first(rows), _common.narrow_kernels(narrow)
-    try:
-        for loop in (0, np.inf):
-            before = _solve.engine_min_bytes(loop)
-            try:
-                a = fastnmf.nmf(X, 6, random_state=1, max_iter=20, tol=0)
-                b = fastnmf.nmf(_npy(tmp_path, X), 6, random_state=1, max_iter=20, tol=0)
-            finally:
-                _solve.engine_min_bytes(before)
-            _close(a.W, b.W, 1e-10 if dtype == np.float64 else 1e-3)
-            assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-4)
-    finally:
-        _common.rows_first(old[0])
-        _common.narrow_kernels(old[1])
+    for loop in (0, np.inf):
+        with (setting(_common.rows_first, rows), setting(_common.narrow_kernels, narrow),
+              setting(_solve.engine_min_bytes, loop)):
+            a = fastnmf.nmf(X, 6, random_state=1, max_iter=20, tol=0)
+            b = fastnmf.nmf(_npy(tmp_path, X), 6, random_state=1, max_iter=20, tol=0)
+        _close(a.W, b.W, 1e-10 if dtype == np.float64 else 1e-3)
+        assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-4)
 
 
 def test_accelerate_shuffle_penalties_fixed_H(tmp_path):

@@ -182,6 +182,15 @@ def loading_openmp():
 _OPENBLAS_AFFIXES = [(p, s) for p in ("", "scipy_") for s in ("", "64_", "_64")]
 
 
+def _loaded(lib):
+    """ctypes' handle of the library that threadpoolctl's controller ``lib`` controls (it
+    is loaded already: not loaded again), or None."""
+    try:
+        return ctypes.CDLL(lib.filepath, mode=getattr(os, "RTLD_NOLOAD", 0))
+    except OSError:
+        return None
+
+
 def _openblas_functions(lib):
     """OpenBLAS's own ``openblas_get_num_threads`` and ``openblas_set_num_threads`` of the
     library ``lib`` controls (with the symbol affixes of its build), or None.
@@ -191,9 +200,8 @@ def _openblas_functions(lib):
     ``set_num_threads`` silently does nothing. With OpenBLAS's own threads (not its
     OpenMP build) the count is one process-wide variable, set from any thread alike.
     """
-    try:
-        dynlib = ctypes.CDLL(lib.filepath, mode=getattr(os, "RTLD_NOLOAD", 0))
-    except OSError:
+    dynlib = _loaded(lib)
+    if dynlib is None:
         return None
     for prefix, suffix in _OPENBLAS_AFFIXES:
         get = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
@@ -229,13 +237,9 @@ def blas_kernels():
     32-bit-integer ``dgemm_`` (numpy's wheels bundle another, with 64-bit integers), or
     None for another BLAS."""
     for lib in _blas_controllers():
-        if lib.internal_api != "openblas":
-            continue
-        try:
-            dynlib = ctypes.CDLL(lib.filepath, mode=getattr(os, "RTLD_NOLOAD", 0))
-        except OSError:
-            continue
-        if any(hasattr(dynlib, f"{prefix}dgemm_") for prefix in ("", "scipy_")):
+        dynlib = _loaded(lib) if lib.internal_api == "openblas" else None
+        if dynlib is not None and any(hasattr(dynlib, f"{prefix}dgemm_")
+                                      for prefix in ("", "scipy_")):
             name = getattr(lib, "architecture", None)
             return name.lower() if name else None
     return None
@@ -244,9 +248,8 @@ def blas_kernels():
 def haswell_kernels():
     """Whether the BLAS that scipy calls runs OpenBLAS's Haswell kernels (HASWELL_KERNELS),
     with which fastnmf forms a dense X's products its own way (the measurements are in
-    _kernels/_products.pxi and _narrow.pxi): a float32 X's rows first
-    (``_common.rows_first``) and, for the row-block engine at a small k, in registers
-    (``_common.narrow_kernels``)."""
+    _kernels/_products.pxi and _narrow.pxi): for 4 <= k <= 128 in registers
+    (``_common.narrow_kernels``), else a float32 X's rows first (``_common.rows_first``)."""
     return blas_kernels() in HASWELL_KERNELS
 
 

@@ -44,10 +44,16 @@ def rows_first(value=None):
     return old
 
 
+cdef inline bint rows_first_call(const XData* x, Py_ssize_t k) noexcept nogil:
+    """Whether the engine's products with a dense X's blocks are formed rows first: float32
+    with ROWS_FIRST, unless they are narrow_call's."""
+    return ROWS_FIRST and not x.sparse and x.itemsize == 4 and not narrow_call(x, k)
+
+
 cdef bint acc_transposed(const XData* x, Py_ssize_t k) noexcept nogil:
     """Whether block_add_H's accumulator holds (Wᵀ X)ᵀ (m×k): a sparse X's always, a dense
-    float32 X's with ROWS_FIRST (unless the products are narrow_call's)."""
-    return x.sparse or (ROWS_FIRST and x.itemsize == 4 and not narrow_call(x, k))
+    X's when its products are formed rows first (rows_first_call)."""
+    return x.sparse or rows_first_call(x, k)
 
 
 cdef inline Py_ssize_t chunk_width(Py_ssize_t cols, bint strided,
@@ -470,9 +476,9 @@ cdef void product_H(const XData* x, Py_ssize_t k, const floating* Wt, floating* 
 cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
                           const floating* Ht, Py_ssize_t r0, Py_ssize_t w, floating* B,
                           floating* a, floating* T) noexcept nogil:
-    """B (k×w) = H X_bᵀ: a dense X (C order) by one BLAS call (float32 with ROWS_FIRST:
-    X_b Hᵀ into T, w×k, then transposed); a sparse X from its CSR rows, gathering the rows of
-    Ht = Hᵀ (m×k) in ``a`` (acc_stride(k) entries)."""
+    """B (k×w) = H X_bᵀ: a dense X (C order) by narrow_times or one BLAS call
+    (rows_first_call: X_b Hᵀ into T, w×k, then transposed); a sparse X from its CSR rows,
+    gathering the rows of Ht = Hᵀ (m×k) in ``a`` (acc_stride(k) entries)."""
     cdef Py_ssize_t j
     cdef const floating* Xb = <const floating*> x.dense + r0 * x.m
     if x.sparse:
@@ -482,7 +488,7 @@ cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
     if w >= 4 and narrow_call(x, k):
         narrow_times(Xb, w, x.m, H, k, B, w)
         return
-    if floating is float and ROWS_FIRST and not narrow_call(x, k):
+    if rows_first_call(x, k):
         gemm(False, True, <int> w, <int> k, <int> x.m, <floating> 1, Xb, <int> x.m, H,
              <int> x.m, <floating> 0, T, <int> k)
         transpose(w, k, T, B, 1)
@@ -494,19 +500,18 @@ cdef void block_product_W(const XData* x, Py_ssize_t k, const floating* H,
 cdef void block_add_H(const XData* x, Py_ssize_t k, const floating* F, Py_ssize_t r0,
                       Py_ssize_t w, floating* acc, bint first, floating* a) noexcept nogil:
     """Add F X_b into ``acc`` (F: k×w, the block's columns of Wᵀ), or set it when ``first``:
-    a dense X by narrow_add or one BLAS call, acc k×m (float32 with ROWS_FIRST and not
-    narrow_call: its transpose, by X_bᵀ Fᵀ); a sparse X scattered from its CSR rows, acc the transpose (m×k, row-major),
+    a dense X by narrow_add or one BLAS call, acc k×m (rows_first_call: its transpose, by
+    X_bᵀ Fᵀ); a sparse X scattered from its CSR rows, acc the transpose (m×k, row-major),
     each row's k-vector of F gathered in ``a`` first (acc_transposed)."""
     cdef Py_ssize_t j, c, m = x.m
     cdef const int64_t* ptr = x.rptr + r0
     cdef const floating* data = <const floating*> x.rdata
     cdef const floating* Xb = <const floating*> x.dense + r0 * m
     cdef Py_ssize_t strip = 64 if floating is float else 32  # narrow_add's columns
-    cdef bint narrow = narrow_call(x, k)
-    if narrow and m >= strip:
+    if m >= strip and narrow_call(x, k):
         narrow_add(Xb, m, w, m, F, k, acc, first)
         return
-    if floating is float and not x.sparse and ROWS_FIRST and not narrow:
+    if rows_first_call(x, k):
         gemm(True, True, <int> m, <int> k, <int> w, <floating> 1, Xb, <int> m, F, <int> w,
              <floating> (0 if first else 1), acc, <int> k)
         return
