@@ -3,6 +3,7 @@ is active. X's blocks and W's rows stay on the workers: cd and mu run the pass t
 bpp and accelerate run it on a guess that the client settles. Every result equals the
 in-memory one up to rounding."""
 
+import gc
 import time
 
 import numpy as np
@@ -40,12 +41,18 @@ def _close(a, b, rtol):
 
 
 def _no_tasks_left(client, within=10.0):
-    """Nothing processing on the cluster (a cancellation reaches the workers within
-    ``within`` seconds)."""
+    """Nothing processing on the cluster and no share of a call left on a worker (a
+    cancellation reaches the workers within ``within`` seconds)."""
+    def left():
+        gc.collect()  # the handles of the call's shares (in reference cycles: _Share.close)
+        actors = client.run(lambda dask_worker: gc.collect() * 0 + len(dask_worker.state.actors))
+        return client.processing(), actors
+
     deadline = time.monotonic() + within
-    while any((processing := client.processing()).values()) and time.monotonic() < deadline:
+    while (any((now := left())[0].values()) or any(now[1].values())) \
+            and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(processing.values()), processing
+    assert not any(now[0].values()) and not any(now[1].values()), now
 
 
 @pytest.mark.parametrize("solver", list(SOLVERS))
@@ -60,6 +67,48 @@ def test_equals_in_memory(client, solver, init):
     assert a.n_iter == b.n_iter
     np.testing.assert_allclose(b.history, a.history, rtol=1e-10)
     assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-10)
+    _no_tasks_left(client)  # the call's shares are gone
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_calls_go_to_the_workers_directly_or_through_the_scheduler(client, monkeypatch,
+                                                                    direct):
+    """The shares' calls go straight to workers on this machine (LocalCluster), else
+    through the scheduler, as the client's messages do: the same result either way."""
+    assert _dask._reaches(client, list(client.scheduler_info()["workers"]))
+    monkeypatch.setattr(_dask, "_reaches", lambda client, workers: direct)
+    X = _data()
+    Xd = da.from_array(X, chunks=(150, 150))
+    for solver in ("cd", "als"):
+        kw = dict(solver=solver, init="random", random_state=0, max_iter=10, tol=0)
+        got, ref = fastnmf.nmf(Xd, 5, **kw), fastnmf.nmf(X, 5, **kw)
+        _close(ref.W, got.W, 1e-10)
+        _close(ref.H, got.H, 1e-10)
+    _no_tasks_left(client)
+
+
+@pytest.mark.parametrize("solver, accelerate", [("cd", False), ("bpp", False), ("cd", True)])
+def test_shares_on_three_workers_add_by_a_tree(monkeypatch, solver, accelerate):
+    """Three workers: the shares' parts are added by a tree with a lone branch (share 0
+    takes share 1's, then share 2's); the result is the in-memory one, and every share is
+    gone after the call."""
+    X = _data(n=1350)  # 9 blocks: three a worker
+    with distributed.LocalCluster(n_workers=3, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        Xd = da.from_array(X, chunks=(150, 150))
+        counts = []
+        total = _dask._tree_total
+        monkeypatch.setattr(_dask, "_tree_total", lambda shares, *a: counts.append(len(shares))
+                            or total(shares, *a))
+        kw = dict(solver=solver, accelerate=accelerate, init="random", random_state=0,
+                  max_iter=12, tol=0)
+        got, ref = fastnmf.nmf(Xd, 5, **kw), fastnmf.nmf(X, 5, **kw)
+        _close(ref.W, got.W, 1e-10)
+        _close(ref.H, got.H, 1e-10)
+        np.testing.assert_allclose(got.history, ref.history, rtol=1e-10)
+        assert counts and set(counts) == {3}
+        _no_tasks_left(client)
 
 
 @pytest.mark.parametrize("solver, accelerate", [(s, False) for s in SOLVERS] + [("cd", True)])
@@ -81,13 +130,14 @@ def test_x_never_comes_to_the_client(client, monkeypatch, solver, accelerate):
 
 @pytest.mark.parametrize("solver, accelerate", [(s, False) for s in SOLVERS] + [("cd", True)])
 def test_w_rows_stay_on_the_workers(client, monkeypatch, solver, accelerate):
-    """From a random start, W goes to the workers once and comes back once: no iteration
-    makes a product with X through the client (``times``) or sends W's rows again."""
+    """From a random start, W goes to the workers once (to each worker's share) and comes
+    back once: no iteration makes a product with X through the client (``times``) or
+    sends W's rows again."""
     X = _data()
     Xd = da.from_array(X, chunks=(150, 150))
     sent = []
-    scatter = _dask._scatter_rows
-    monkeypatch.setattr(_dask, "_scatter_rows", lambda *a: sent.append(1) or scatter(*a))
+    send = _dask._send_rows
+    monkeypatch.setattr(_dask, "_send_rows", lambda *a: sent.append(1) or send(*a))
 
     def refuse(*args):
         raise AssertionError("a product with X made through the client")

@@ -6,28 +6,33 @@ workers (computed once, as futures). Each block is checked where it lives (finit
 non-negative: the error names the block's rows; ‖X‖², the maximum and the sum come back
 as four numbers a block). W's rows live beside their block; the client holds H.
 
-Per iteration the client sends H once to each worker; each block's task runs
-the row-block engine's pass on it (``_kernels._solve.block_pass``: B_b = H X_bᵀ, the half-
-step of W_b, W_bᵀ X_b, all compiled, without the GIL) and returns W_bᵀ X_b and W_bᵀ W_b; a
-fixed binary tree of additions (by block index: the same sums whatever the placement) gives
-C = Wᵀ X and G = WᵀW, which come to the client; there the H half-step runs
-(``half_step_of``), then the loss ‖X‖² − 2⟨H, C⟩ + ⟨G, HHᵀ⟩ and the stopping rule of
-``fastnmf.nmf``. Traffic per iteration: H to each worker, C and G from each (k·(m + k)
-numbers), independent of n. At the end W's blocks are gathered (or, with ``gather_W=False``,
-left on the workers as the blocks of a dask.array W).
+Each worker that holds blocks gets a ``_Share`` (a Dask actor: its blocks, their rows of W,
+its part of the sums), which the client calls directly: a call's round trip is a
+millisecond or two, where a task through the scheduler takes about ten (the scheduler's
+and the client's batched sends), and an iteration would take three in a row. Per
+iteration the client sends H to each share; each runs the row-block engine's pass on its
+blocks (``_kernels._solve.block_pass``: B_b = H X_bᵀ, the half-step of W_b, W_bᵀ X_b, all
+compiled, without the GIL, on the worker's threads) and adds their W_bᵀ X_b and W_bᵀ W_b
+in block order; the shares' parts are added by a fixed binary tree, share to share on the
+workers (by placement: the same sums whatever the timing), and C = Wᵀ X and G = WᵀW come
+to the client; there the H half-step runs (``half_step_of``), then the loss
+‖X‖² − 2⟨H, C⟩ + ⟨G, HHᵀ⟩ and the stopping rule of ``fastnmf.nmf``. Traffic per
+iteration: H to each worker, C and G from each (k·(m + k) numbers), independent of n. At
+the end W's blocks are gathered (or, with ``gather_W=False``, left on the workers as the
+blocks of a dask.array W).
 
 The other solvers (als, bpp, cd with accelerate), whose W half-step decides over the
 whole factor, run the pass on a guess of that decision, as the engine does in memory
-(``_guessed_pass``): the blocks keep their Wᵀ_b before the pass and B_b, the client
-settles the decision from their summed evidence, and a wrong guess is redone block by
-block, without reading X. The nndsvd starts' randomized SVD makes each product a pass on
+(``_guessed_pass``): the shares keep their blocks' Wᵀ_b before the pass and B_b, the
+client settles the decision from the summed evidence, and a wrong guess is redone block
+by block, without reading X. The nndsvd starts' randomized SVD makes each product a pass on
 the workers too (``times``: ell·(n + m) numbers move, not X). X and W never leave the
 workers during the iterations; ``DaskRows.read`` (fetching a block to the client) serves
 only as a Chunked's fallback.
 """
 
+import asyncio
 import math
-from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +40,7 @@ import scipy.sparse as sp
 from . import _registry
 from ._chunked import Chunked
 from ._stopping import StoppingRule
+from ._threads import default_threads, single_threaded_blas
 from ._kernels._common import scan as _scan
 from ._kernels._solve import block_pass, half_step_of, settle_of, speculative
 
@@ -155,79 +161,168 @@ def _check_block(block, exponent):
                 sp.issparse(block))
 
 
-class _Held(NamedTuple):
-    """What a block's task leaves on its worker: its rows of W (Wᵀ_b), the parts it adds to
-    the iteration's sums (W_bᵀ X_b or None, W_bᵀ W_b or None, violation, evidence or None),
-    and after a pass on a guess the block's Wᵀ_b before the pass and its B_b (a redo's)."""
-    Wt: np.ndarray
-    sums: tuple
-    before: object = None
-    B: object = None
+class _Share:
+    """A worker's share of the iterations (a Dask actor, one on each worker that holds
+    blocks; the client calls its methods directly): its blocks of X as they were computed
+    there, their rows of W (Wᵀ_b, k × w each), after a pass on a guess their Wᵀ_b before
+    the pass and their B_b (a redo's), and its part of the last call's sums: the blocks'
+    (W_bᵀ X_b or None, W_bᵀ W_b or None, violation, evidence or None) added item by item
+    in block order (``_sums``), then its children's parts in the tree's order
+    (``_tree_total``). Every share takes the same calls in the same order, so a share
+    asks a child for the part of its own call count, which the child gives once it has
+    it (``part``, on the worker's event loop while the call runs on the actor's
+    thread). The pass runs on the worker's threads (its ``OMP_NUM_THREADS``, as Dask's
+    nanny sets it), BLAS held to one."""
+
+    def __init__(self, solver, exponent, *blocks):
+        self.solver, self.exponent, self.blocks = solver, exponent, blocks
+        self.Wt = self.before = self.B = self.sums = None
+        self.children, self.root = [], False
+        self.calls = self.done = 0  # tree calls taken; the last one whose part is ready
+        self._loop = self._ready = None  # (part's, on the worker's event loop)
+        self.threads = default_threads()
+
+    def start(self, Wt, children, root):
+        """Take the blocks' Wᵀ_b (from the start) and the share's place in the tree (the
+        (worker, actor key) of the shares whose parts it adds; whether it is the first),
+        and form the blocks' W_bᵀ X_b and W_bᵀ W_b."""
+        from distributed import Actor
+
+        self.Wt = [np.array(w) for w in Wt]  # writable, the share's own
+        # (handles of its own: with workers in one process, the client's would be shared)
+        self.children = [Actor(_Share, worker, key) for worker, key in children]
+        self.root = root
+        return self._tree_call(lambda: [_cross(b, w, self.exponent)
+                                        for b, w in zip(self.blocks, self.Wt)])
+
+    def run(self, H, A, perm, l1, l2, guess=None):
+        """The pass over the blocks (``guess``: block_pass's keywords of a pass on a
+        guess, which keeps Wᵀ_b before it and B_b)."""
+        def parts():
+            self.before, self.Wt = self.Wt, [np.array(w) for w in self.Wt]
+            self.B = None if guess is None else [np.empty_like(w) for w in self.Wt]
+            out = []
+            with single_threaded_blas:
+                for c, (block, Wt) in enumerate(zip(self.blocks, self.Wt)):
+                    C, viol, evidence = block_pass(
+                        self.solver, _operand(block, self.exponent), Wt, H, A, perm, l1, l2,
+                        self.threads, keep=None if guess is None else self.B[c],
+                        **(guess or {}))
+                    out.append((C, Wt @ Wt.T, viol, evidence))
+            if guess is None:
+                self.before = None
+            return out
+
+        return self._tree_call(parts)
+
+    def redo(self, A, perm, l1, l2, guess):
+        """The blocks' half-step redone on another guess, from their Wᵀ_b before the pass
+        and their kept B_b (X is not read): as the engine's whole half-step, by blocks."""
+        def parts():
+            self.Wt, out = [np.array(w) for w in self.before], []
+            with single_threaded_blas:
+                for Wt, B in zip(self.Wt, self.B):
+                    _, _, evidence = half_step_of(self.solver, Wt, A, B, l1, l2, perm=perm,
+                                                  **guess)
+                    out.append((None, None, 0.0, evidence))
+            return out
+
+        return self._tree_call(parts)
+
+    def cross(self, H, A, perm):
+        """W_bᵀ X_b and W_bᵀ W_b of the blocks' rows of W as they are (block_pass, mode
+        "c"); the guess's state is let go."""
+        def parts():
+            out = []
+            with single_threaded_blas:
+                for block, Wt in zip(self.blocks, self.Wt):
+                    C, _, _ = block_pass(self.solver, _operand(block, self.exponent), Wt, H,
+                                         A, perm, 0.0, 0.0, self.threads, mode="c")
+                    out.append((C, Wt @ Wt.T, 0.0, None))
+            self.before = self.B = None
+            return out
+
+        return self._tree_call(parts)
+
+    def _tree_call(self, parts):
+        """One tree call: the blocks' ``parts()`` summed, then each child's part of this
+        call added; the part is marked ready (None if the call failed), and the first
+        share returns it: the client's total."""
+        self.calls += 1
+        self.sums = None
+        try:
+            sums = _sums(*parts())
+            for child in self.children:
+                got = child.part(self.calls).result()
+                if got is None:
+                    raise RuntimeError("a share of this call failed on another worker")
+                sums = _sums(sums, got)
+            self.sums = sums
+        finally:
+            self._mark(self.calls)
+        return self.sums if self.root else None
+
+    def _mark(self, done):
+        self.done = done
+        if self._ready is not None:
+            self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def part(self, calls):
+        """This share's part of its ``calls``-th tree call, once ready (None if it
+        failed or the share was closed): a coroutine, on the worker's event loop."""
+        if self._ready is None:
+            self._loop, self._ready = asyncio.get_running_loop(), asyncio.Event()
+        while self.done < calls:
+            self._ready.clear()
+            if self.done >= calls:
+                break
+            await self._ready.wait()
+        return self.sums
+
+    def close(self):
+        """Let go of the blocks, W and the children, and release a parent that waits
+        (the call's end: the actor itself goes when the last handle to it does, which
+        Python's cycle collector may take a while to find: distributed's method calls
+        leave reference cycles to the handle)."""
+        self.blocks = self.Wt = self.before = self.B = self.sums = self.children = None
+        self._mark(math.inf)
+
+    def errors(self, H):
+        """‖X_b − W_b H‖² of each block (dense blocks), formed directly."""
+        out = []
+        for block, Wt in zip(self.blocks, self.Wt):
+            R = _dense_block(block, self.exponent) - Wt.T @ H
+            out.append(float(np.square(R, dtype=np.float64).sum()))
+        return out
+
+    def rows(self, c=None):
+        """The blocks' Wᵀ_b (a list), or block c's rows of W (w × k)."""
+        return self.Wt if c is None else self.Wt[c].T
 
 
-def _pass_task(solver, block, held, H, A, perm, l1, l2, exponent, guess=None):
-    """The pass on one block (``held``: the block's _Held, or its first Wᵀ_b); ``guess``:
-    block_pass's keywords of a pass on a guess."""
-    before = _held_W(held)
-    Wt = np.array(before)  # never the argument's buffer
-    B = None if guess is None else np.empty_like(Wt)
-    C, viol, evidence = block_pass(solver, _operand(block, exponent), Wt, H, A, perm, l1, l2,
-                                   keep=B, **(guess or {}))
-    return _Held(Wt, (C, Wt @ Wt.T, viol, evidence), before, B)
-
-
-def _redo_task(solver, held, A, perm, l1, l2, guess):
-    """A block's half-step redone on another guess, from its Wᵀ_b before the pass and its
-    kept B_b (X is not read): as the engine's whole half-step, block by block."""
-    Wt = np.array(held.before)
-    _, _, evidence = half_step_of(solver, Wt, A, held.B, l1, l2, perm=perm, **guess)
-    return _Held(Wt, (None, None, 0.0, evidence), held.before, held.B)
-
-
-def _c_task(solver, block, held, H, A, perm, exponent):
-    """W_bᵀ X_b and W_bᵀ W_b of the block's rows of W as they are (block_pass, mode "c")."""
-    Wt = np.array(_held_W(held))
-    C, _, _ = block_pass(solver, _operand(block, exponent), Wt, H, A, perm, 0.0, 0.0,
-                         mode="c")
-    return _Held(Wt, (C, Wt @ Wt.T, 0.0, None))
-
-
-def _cross_task(block, held, exponent):
-    Wt = _held_W(held)
+def _cross(block, Wt, exponent):
+    """W_bᵀ X_b and W_bᵀ W_b of a block as the start gives W_b (numpy's products)."""
     if sp.issparse(block):
-        X = sp.csr_matrix(block)
-        C = np.ascontiguousarray((X.T @ Wt.T).T)
+        C = np.ascontiguousarray((sp.csr_matrix(block).T @ Wt.T).T)
         C = np.ldexp(C, exponent) if exponent else C
     else:
         C = Wt @ _dense_block(block, exponent)
     return C, Wt @ Wt.T, 0.0, None
 
 
-def _error_task(block, held, H, exponent):  # a dense block
-    Wt = held[0] if isinstance(held, tuple) else held
-    X = _dense_block(block, exponent)
-    R = X - Wt.T @ H
-    return float(np.square(R, dtype=np.float64).sum())
-
-
-def _held_W(held):
-    return held[0] if isinstance(held, tuple) else held
-
-
-def _rows_of_W(held):
-    """A block's rows of W (w × k), from the Wᵀ_b a worker holds (a view, no copy)."""
-    return _held_W(held).T
-
-
 def _sums(*parts):
-    """Add the blocks' parts, in their order: arrays, or tuples of them (None for a part
-    not formed) added item by item (a task's _Held counts as its sums)."""
-    parts = [p.sums if isinstance(p, _Held) else p for p in parts]
+    """Add parts in their order: arrays, or tuples of them (None for a part not formed)
+    added item by item."""
     total = parts[0]
     for part in parts[1:]:
         total = (tuple(None if a is None else a + b for a, b in zip(total, part))
                  if isinstance(total, tuple) else total + part)
     return total
+
+
+def _share_rows(share, c):
+    """Block c's rows of W, from its worker's share (a task beside it: gather_W=False)."""
+    return share.rows(c).result()
 
 
 def _right_task(block, F, exponent):
@@ -258,7 +353,7 @@ def times(X, F, transpose):
     pending = []
     try:
         if not transpose:
-            F_at = client.scatter(F, broadcast=True)
+            F_at = client.scatter(F, broadcast=True, hash=False)  # (_scatter_rows: keys)
             pending = [client.submit(_right_task, b, F_at, X.exponent, pure=False)
                        for b in X.blocks]
             out = np.concatenate(client.gather(pending), axis=1)
@@ -276,10 +371,12 @@ def times(X, F, transpose):
 
 
 def _tree_sum(client, futures, groups):
-    """The blocks' (C, G, violation) summed on each worker over its blocks (``groups``:
-    _placement), then across workers by a binary tree, and brought to the client: only a
-    few k × m partial sums cross the network."""
-    futures = [client.submit(_sums, *[futures[i] for i in group], pure=False) for group in groups]
+    """The blocks' products (futures) summed on each worker over its blocks (``groups``:
+    _placement), then across workers by a binary tree of tasks, and brought to the
+    client: only a few partial sums cross the network (``times``: once a product of the
+    start, so a task's latency does not count here)."""
+    futures = [client.submit(_sums, *[futures[i] for i in group], pure=False)
+               for _, group in groups]
     while len(futures) > 1:
         futures = [client.submit(_sums, *futures[i:i + 2], pure=False)
                    for i in range(0, len(futures), 2)]
@@ -289,8 +386,8 @@ def _tree_sum(client, futures, groups):
 def solve(prob, W, H, seed, report):
     """``fastnmf.nmf`` on the cluster (runs_on_workers): returns what _api's solvers
     return, (W, H, n_iter, converged, history, final error). W's rows stay beside their
-    blocks: one pass an iteration (block_pass), or for als, bpp and accelerate a pass on a
-    guess settled here (_guessed_pass)."""
+    blocks, in the workers' shares: one pass an iteration (``_Share.run``), or for als,
+    bpp and accelerate a pass on a guess settled here (_guessed_pass)."""
     from .reference._rng import SplitMix64  # the kernels' sweep-order generator
 
     X = prob.X
@@ -298,18 +395,20 @@ def solve(prob, W, H, seed, report):
     rng = SplitMix64(seed)
     H = np.array(H, dtype=dtype, order="C")
     guessing = _guesses(prob)
-    where = client.who_has(X.blocks)
-    groups = _placement(X.blocks, where)
+    groups = _placement(X.blocks, client.who_has(X.blocks))
     half = dict(shuffle=prob.shuffle, accelerate=prob.accelerate, entries=float(X.entries))
     guess, sure = 1, False  # the engine's first guess (engine_pass)
-    live = []  # the futures to cancel if the call stops
+    actors = shares = []  # the shares' futures and handles: let go on the way out
     try:
+        actors = [client.submit(_Share, prob.solver, X.exponent, *[X.blocks[c] for c in group],
+                                workers=[worker] if worker else None, actor=True,
+                                pure=False)
+                  for worker, group in groups]
+        shares = _handles(client, actors, groups)
         A = H @ H.T
-        Ws = _scatter_rows(client, X, np.ascontiguousarray(np.asarray(W, dtype=dtype).T),
-                           where)
-        live = [client.submit(_cross_task, b, w, X.exponent, pure=False)
-                for b, w in zip(X.blocks, Ws)]
-        C, G, _, _ = _tree_sum(client, live, groups)
+        C, G, _, _ = _send_rows(shares, [(w, a.key) for (w, _), a in zip(groups, actors)], X,
+                                [group for _, group in groups],
+                                np.ascontiguousarray(np.asarray(W, dtype=dtype).T))
         err_sq = _loss(prob.sqnorm, H, C, G, A)
         history = [math.sqrt(max(err_sq, 0.0))]
         rule = StoppingRule(prob.solver, prob.tol, history[0])
@@ -318,15 +417,12 @@ def solve(prob, W, H, seed, report):
         converged, n_iter = False, 0
         for it in range(1, prob.max_iter + 1):
             perm = np.asarray(rng.order(k, prob.shuffle), dtype=np.intp)
-            H_at = client.scatter(H, broadcast=True)
-            step = (H_at, A, perm, prob.l1_W, prob.l2_W)
+            step = (H, A, perm, prob.l1_W, prob.l2_W)
             if guessing:
-                Ws, C, G, violation, guess, sure = _guessed_pass(
-                    client, prob, Ws, groups, step, half, rng, guess, sure, live)
+                C, G, violation, guess, sure = _guessed_pass(prob, shares, step, half, rng,
+                                                             guess, sure)
             else:
-                live[:] = Ws = [client.submit(_pass_task, prob.solver, b, w, *step, X.exponent,
-                                              pure=False) for b, w in zip(X.blocks, Ws)]
-                C, G, violation, _ = _tree_sum(client, Ws, groups)
+                C, G, violation, _ = _tree_total(shares, "run", *step)
             if prob.update_H:
                 v, rng.state, _ = half_step_of(prob.solver, H, G, C, prob.l1_H, prob.l2_H,
                                                rng.state, **half)
@@ -349,68 +445,146 @@ def solve(prob, W, H, seed, report):
         # As the kernels' finish: a dense float32 X, or a fit so close that the loss
         # cancels, takes the error formed directly; a sparse X always takes the loss.
         if not X.sparse and (dtype == np.float32 or err_sq < 1e-6 * prob.sqnorm):
-            H_at = client.scatter(H, broadcast=True)
-            live[:] = [client.submit(_error_task, b, w, H_at, X.exponent, pure=False)
-                       for b, w in zip(X.blocks, Ws)]
-            final = math.sqrt(sum(client.gather(live)))
+            final = math.sqrt(sum(_by_block(groups, _each(shares, "errors", H))))
         if not prob.gather_W:  # W stays on the workers, as a dask.array of X's row blocks
-            W = _dask_W(client, X, Ws, k, dtype)
+            W = _dask_W(client, X, actors, groups, k, dtype)
         else:
-            live[:] = [client.submit(_held_W, w, pure=False) for w in Ws]
-            W = np.concatenate(client.gather(live), axis=1).T
-        live = []
-    finally:
-        if live:  # interrupted or failed: nothing left running on the cluster
-            client.cancel(live)
+            W = np.concatenate(_by_block(groups, _each(shares, "rows")), axis=1).T
+    finally:  # the shares go (a call in flight ends with its pass): nothing stays behind
+        for share in shares:
+            share.close()  # not waited for: after a call in flight, it lets go of it all
+        for actor in actors:  # released, not cancelled: gather_W=False's blocks stay
+            actor.release()
     return W, H, n_iter, converged, np.array(history), final
 
 
-def _guessed_pass(client, prob, Ws, groups, step, half, rng, guess, sure, live):
+def _handles(client, actors, groups):
+    """The shares' handles (``actors``: their futures, on the ``groups``' workers). Their
+    calls go straight to the workers when the client surely reaches them (the client's
+    ``direct_to_workers``, or every worker on this machine's loopback or in this
+    process), else through the scheduler as the client's other messages do: then H and
+    the sums cross the network twice."""
+    from distributed import Actor
+
+    handles = [actor.result() for actor in actors]  # (each created, or its error raised)
+    if not _reaches(client, [worker for worker, _ in groups]):
+        return handles
+
+    class Direct(Actor):
+        """An actor handle whose calls open their own connection to the worker."""
+
+        @property
+        def _worker_rpc(self):
+            return self._client.rpc(self._address) if self._worker is None \
+                else super()._worker_rpc
+
+    return [Direct(_Share, worker, actor.key) for (worker, _), actor in zip(groups, actors)]
+
+
+def _reaches(client, workers):
+    """Whether the client surely reaches the workers directly (_handles)."""
+    from distributed.comm import get_address_host, parse_address
+
+    def here(worker):
+        return (parse_address(worker)[0] == "inproc"
+                or get_address_host(worker) in ("127.0.0.1", "::1", "localhost"))
+
+    return bool(client.direct_to_workers) or all(here(worker) for worker in workers)
+
+
+def _each(shares, method, *args):
+    """Call ``method`` of every share at once; their results, in the shares' order."""
+    calls = [getattr(share, method)(*args) for share in shares]
+    return [call.result() for call in calls]
+
+
+def _tree_total(shares, method, *args):
+    """Call ``method`` of every share at once and return the sum of their parts, which
+    the shares add among themselves by a fixed binary tree (share i takes the parts of
+    shares i + 1, i + 2, i + 4, ... while i is a multiple of twice the step: ((0 + 1) +
+    (2 + 3)) + ...; the same sums whatever the timing) and the first share returns: one
+    round trip a call, and only a few k × m partial sums cross the network."""
+    return _each(shares, method, *args)[0]
+
+
+def _tree(places):
+    """Each share's children in _tree_total's tree, as their ``places`` ((worker, actor
+    key) each)."""
+    out = []
+    for i in range(len(places)):
+        children, step = [], 1
+        while i % (2 * step) == 0 and i + step < len(places):
+            children.append(places[i + step])
+            step *= 2
+        out.append(children)
+    return out
+
+
+def _by_block(groups, per_share):
+    """The shares' lists of per-block items, in block order."""
+    out = {}
+    for (_, group), items in zip(groups, per_share):
+        out.update(zip(group, items))
+    return [out[c] for c in range(len(out))]
+
+
+def _guessed_pass(prob, shares, step, half, rng, guess, sure):
     """engine_pass on the cluster, for a solver whose W half-step decides over the whole
-    factor: each block runs on a guess of the decision (``guess`` if the last one held,
-    ``sure``, and then forms its W_bᵀ X_b too; else 1, without it) and keeps its Wᵀ_b
-    before the pass and B_b; settle_of decides from the summed evidence; another outcome
-    is redone block by block from what they kept (X is not read), and W_bᵀ X_b then takes
-    a pass of its own. The iterates are the in-memory engine's, and so the two-pass
-    loop's, up to the order of additions. ``half``: the half-steps' keywords (solve's).
-    Returns (Ws, C, G, violation, guess, sure); ``live`` holds the futures in flight."""
+    factor: each share runs its blocks on a guess of the decision (``guess`` if the last
+    one held, ``sure``, and then forms W_bᵀ X_b too; else 1, without it) and keeps their
+    Wᵀ_b before the pass and B_b; settle_of decides from the summed evidence; another
+    outcome is redone block by block from what they kept (X is not read), and W_bᵀ X_b
+    then takes a pass of its own. The iterates are the in-memory engine's, and so the
+    two-pass loop's, up to the order of additions. ``half``: the half-steps' keywords
+    (solve's). Returns (C, G, violation, guess, sure)."""
     X, k = prob.X, prob.k
-    H_at, A, perm, l1, l2 = step
+    H, A, perm, l1, l2 = step
     bet = sure
     tried = guess if bet else 1
     spec = dict(half, rng=rng.state, whole=X.shape[0])  # a guess's keywords
-    live[:] = Ws = [client.submit(_pass_task, prob.solver, b, w, *step, X.exponent,
-                                  dict(spec, guess=tried, mode="both" if bet else "half"),
-                                  pure=False) for b, w in zip(X.blocks, Ws)]
-    C, G, violation, evidence = _tree_sum(client, Ws, groups)
+    C, G, violation, evidence = _tree_total(
+        shares, "run", *step, dict(spec, guess=tried, mode="both" if bet else "half"))
     outcome, redo, state = settle_of(prob.solver, evidence, tried, k, **spec)
     redone = False
     while redo:  # (accelerate's count past the guess: a redo on the cap first)
-        live[:] = Ws = [client.submit(_redo_task, prob.solver, w, A, perm, l1, l2,
-                                      dict(spec, guess=outcome), pure=False) for w in Ws]
-        evidence = _tree_sum(client, Ws, groups)[3]
+        evidence = _tree_total(shares, "redo", A, perm, l1, l2, dict(spec, guess=outcome))[3]
         tried, redone = outcome, True
         outcome, redo, state = settle_of(prob.solver, evidence, tried, k, **spec)
     rng.state = state
     if redone or not bet:  # C and G from the settled W
-        live[:] = Ws = [client.submit(_c_task, prob.solver, b, w, H_at, A, perm, X.exponent,
-                                      pure=False) for b, w in zip(X.blocks, Ws)]
-        C, G, _, _ = _tree_sum(client, Ws, groups)
-    return Ws, C, G, violation, outcome, outcome == guess
+        C, G, _, _ = _tree_total(shares, "cross", H, A, perm)
+    return C, G, violation, outcome, outcome == guess
 
 
-def _dask_W(client, X, Ws, k, dtype):
-    """W as a dask.array whose blocks are the workers' rows of W (X's row blocks)."""
+def _dask_W(client, X, actors, groups, k, dtype):
+    """W as a dask.array whose blocks are the workers' rows of W (X's row blocks), each
+    computed beside its share before the share goes."""
     import dask.array as da
 
     from distributed import wait
 
     n = X.shape[0]
-    rows = [client.submit(_rows_of_W, w, pure=False) for w in Ws]
-    wait(rows)  # computed before the blocks they come from are released
+    rows = {}
+    for actor, (worker, group) in zip(actors, groups):
+        for j, c in enumerate(group):
+            rows[c] = client.submit(_share_rows, actor, j, workers=[worker] if worker else None,
+                                    pure=False)
+    rows = [rows[c] for c in range(len(X.blocks))]
+    wait(rows)
     parts = [da.from_delayed(r, shape=(min(X.rows, n - c * X.rows), k), dtype=dtype)
              for c, r in enumerate(rows)]
     return da.concatenate(parts, axis=0)
+
+
+def _send_rows(shares, places, X, groups, Wt):
+    """Each share takes its blocks' columns of Wᵀ (once a call: W's rows then stay) and
+    its place in the tree (``places``: the shares' (worker, actor key)); returns the sums
+    of W as it starts (_tree_total)."""
+    pieces = [[np.ascontiguousarray(Wt[:, c * X.rows:(c + 1) * X.rows]) for c in group]
+              for group in groups]
+    calls = [share.start(p, children, i == 0)
+             for i, (share, p, children) in enumerate(zip(shares, pieces, _tree(places)))]
+    return [call.result() for call in calls][0]
 
 
 def _scatter_rows(client, X, Wt, where):
@@ -423,14 +597,15 @@ def _scatter_rows(client, X, Wt, where):
 
 
 def _placement(blocks, where):
-    """The blocks' indices grouped by the worker that holds each (workers in address order,
-    blocks in index order within one): the order the sums are added in. The same placement
-    gives the same sums, bit for bit; another one differs by rounding only."""
+    """The blocks' indices grouped by the worker that holds each, as (worker, indices) pairs
+    (workers in address order, blocks in index order within one): the order the sums are
+    added in. The same placement gives the same sums, bit for bit; another one differs by
+    rounding only."""
     held = [min(where.get(b.key, ()) or [""]) for b in blocks]
     groups = {}
     for i in range(len(blocks)):
         groups.setdefault(held[i], []).append(i)
-    return [groups[w] for w in sorted(groups)]
+    return [(w, groups[w]) for w in sorted(groups)]
 
 
 def _loss(sqnorm, H, C, G, A):
