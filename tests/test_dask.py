@@ -70,6 +70,28 @@ def test_equals_in_memory(client, solver, init):
     _no_tasks_left(client)  # the call's shares are gone
 
 
+def test_blocks_are_spread_over_the_workers(client, monkeypatch):
+    """An X whose blocks all sit on one worker: the call moves half of them to the other
+    (each worker's share runs its blocks one after another), once, before the start; the
+    result is the in-memory one."""
+    X = _data()
+    first = sorted(client.scheduler_info()["workers"])[0]
+    Xd = client.persist(da.from_array(X, chunks=(150, 150)), workers=[first])
+    distributed.wait(Xd)
+    held = client.who_has(distributed.futures_of(Xd))
+    assert {w for ws in held.values() for w in ws} == {first}
+    placed = []
+    placement = _dask._placement
+    monkeypatch.setattr(_dask, "_placement",
+                        lambda blocks, where: placed.append(r := placement(blocks, where)) or r)
+    kw = dict(init="random", random_state=0, max_iter=10, tol=0)
+    got, ref = fastnmf.nmf(Xd, 5, **kw), fastnmf.nmf(X, 5, **kw)
+    _close(ref.W, got.W, 1e-10)
+    _close(ref.H, got.H, 1e-10)
+    assert [len(group) for _, group in placed[-1]] == [4, 4]
+    _no_tasks_left(client)
+
+
 @pytest.mark.parametrize("direct", [True, False])
 def test_calls_go_to_the_workers_directly_or_through_the_scheduler(client, monkeypatch,
                                                                     direct):

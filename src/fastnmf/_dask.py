@@ -110,7 +110,45 @@ def open_dask(X, arg, n_threads, computation_dtype, check_shape):
     rows = max(X.chunks[0])
     X = X.rechunk({0: rows, 1: -1}).astype(dtype)
     blocks = client.compute(list(X.to_delayed()[:, 0]))
-    return DaskRows(client, blocks, shape, dtype, rows, "the Dask array").scan(arg, n_threads)
+    X = DaskRows(client, blocks, shape, dtype, rows, "the Dask array").scan(arg, n_threads)
+    X.blocks = _balanced(client, X.blocks)
+    return X
+
+
+def _balanced(client, blocks):
+    """The blocks spread over the workers in proportion to their threads (each worker's
+    share runs its blocks one after another, so the busiest one sets an iteration's
+    time): where the scheduler put more than that on a worker, its last blocks are moved
+    to the workers short of theirs, once (a task pinned there; the block's old copy goes
+    with its future, unless the caller's own array holds it). The fewest moves; a
+    placement within one block of the target is left as it is."""
+    threads = {w: info["nthreads"] for w, info in client.scheduler_info()["workers"].items()}
+    if len(threads) < 2 or len(blocks) < 2:
+        return blocks
+    total = sum(threads.values())
+    order = sorted(threads)
+    target = {w: len(blocks) * threads[w] // total for w in order}
+    for w in sorted(order, key=lambda w: -(len(blocks) * threads[w] % total))[
+            :len(blocks) - sum(target.values())]:
+        target[w] += 1  # the remainders, to the largest fractions (ties: address order)
+    where, held = client.who_has(blocks), {}
+    for c, b in enumerate(blocks):
+        held.setdefault(min(where.get(b.key, ()) or [""]), []).append(c)
+    if all(abs(len(held.get(w, [])) - target[w]) <= 1 for w in order) and "" not in held:
+        return blocks
+    extra = [c for w, cs in sorted(held.items()) for c in cs[target.get(w, 0):]]
+    short = [w for w in order for _ in range(target[w] - len(held.get(w, [])))]
+    from distributed import wait
+
+    blocks = list(blocks)
+    for c, w in zip(extra, short):
+        blocks[c] = client.submit(_moved, blocks[c], workers=[w], pure=False)
+    wait(blocks)  # (where each is, for the shares)
+    return blocks
+
+
+def _moved(block):
+    return block
 
 
 def runs_on_workers(prob):
