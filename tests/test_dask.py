@@ -92,6 +92,46 @@ def test_blocks_are_spread_over_the_workers(client, monkeypatch):
     _no_tasks_left(client)
 
 
+@pytest.mark.parametrize("victim", [0, 1])  # the share that returns the total; a child
+def test_a_lost_worker_stops_the_call_and_frees_the_others(monkeypatch, victim):
+    """A worker killed in the middle of a call: the call raises within seconds (an
+    actor's call would otherwise wait for a worker that never comes back), the other
+    worker's share stops waiting for its child, and the next call runs."""
+    import os
+    import signal
+    import threading
+
+    X = _data(n=8000, m=1000)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        Xd = da.from_array(X, chunks=(1000, 1000))
+        started, out = threading.Event(), {}
+        send = _dask._send_rows
+        monkeypatch.setattr(_dask, "_send_rows", lambda *a: started.set() or send(*a))
+
+        def call():
+            try:
+                fastnmf.nmf(Xd, 5, random_state=0, max_iter=10**6, tol=0, init="random")
+            except BaseException as exc:
+                out["error"] = exc
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        assert started.wait(60)
+        time.sleep(1.0)  # well into the iterations
+        worker = sorted(client.scheduler_info()["workers"])[victim]
+        os.kill(client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+        killed = time.monotonic()
+        thread.join(30)
+        assert not thread.is_alive() and time.monotonic() - killed < 10
+        assert isinstance(out.get("error"), (OSError, RuntimeError)), out
+        client.wait_for_workers(2, timeout=60)
+        got = fastnmf.nmf(Xd, 5, random_state=0, max_iter=5, tol=0, init="random")
+        _close(fastnmf.nmf(X, 5, random_state=0, max_iter=5, tol=0, init="random").W,
+               got.W, 1e-10)
+
+
 @pytest.mark.parametrize("direct", [True, False])
 def test_calls_go_to_the_workers_directly_or_through_the_scheduler(client, monkeypatch,
                                                                     direct):

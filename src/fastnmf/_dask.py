@@ -217,6 +217,7 @@ class _Share:
         self.Wt = self.before = self.B = self.sums = None
         self.children, self.root = [], False
         self.calls = self.done = 0  # tree calls taken; the last one whose part is ready
+        self.closing = False
         self._loop = self._ready = None  # (part's, on the worker's event loop)
         self.threads = default_threads()
 
@@ -291,7 +292,7 @@ class _Share:
         try:
             sums = _sums(*parts())
             for child in self.children:
-                got = child.part(self.calls).result()
+                got = _waited(child.part(self.calls), lambda: self.closing)
                 if got is None:
                     raise RuntimeError("a share of this call failed on another worker")
                 sums = _sums(sums, got)
@@ -317,11 +318,14 @@ class _Share:
             await self._ready.wait()
         return self.sums
 
-    def close(self):
-        """Let go of the blocks, W and the children, and release a parent that waits
-        (the call's end: the actor itself goes when the last handle to it does, which
+    async def close(self):
+        """Let go of the blocks, W and the children, and release a parent that waits and
+        a wait on a child (the call's end; a coroutine on the worker's event loop, so it
+        runs at once even while a call holds the actor's thread: a call in flight then
+        ends by itself). The actor itself goes when the last handle to it does, which
         Python's cycle collector may take a while to find: distributed's method calls
-        leave reference cycles to the handle)."""
+        leave reference cycles to the handle."""
+        self.closing = True
         self.blocks = self.Wt = self.before = self.B = self.sums = self.children = None
         self._mark(math.inf)
 
@@ -490,7 +494,8 @@ def solve(prob, W, H, seed, report):
             W = np.concatenate(_by_block(groups, _each(shares, "rows")), axis=1).T
     finally:  # the shares go (a call in flight ends with its pass): nothing stays behind
         for share in shares:
-            share.close()  # not waited for: after a call in flight, it lets go of it all
+            if not share.lost:  # (a call to a lost one would wait for it to come back)
+                share.handle.close()  # not waited for
         for actor in actors:  # released, not cancelled: gather_W=False's blocks stay
             actor.release()
     return W, H, n_iter, converged, np.array(history), final
@@ -506,7 +511,7 @@ def _handles(client, actors, groups):
 
     handles = [actor.result() for actor in actors]  # (each created, or its error raised)
     if not _reaches(client, [worker for worker, _ in groups]):
-        return handles
+        return [_Remote(h, a, w) for h, a, (w, _) in zip(handles, actors, groups)]
 
     class Direct(Actor):
         """An actor handle whose calls open their own connection to the worker."""
@@ -516,7 +521,8 @@ def _handles(client, actors, groups):
             return self._client.rpc(self._address) if self._worker is None \
                 else super()._worker_rpc
 
-    return [Direct(_Share, worker, actor.key) for (worker, _), actor in zip(groups, actors)]
+    return [_Remote(Direct(_Share, worker, actor.key), actor, worker)
+            for (worker, _), actor in zip(groups, actors)]
 
 
 def _reaches(client, workers):
@@ -531,9 +537,48 @@ def _reaches(client, workers):
 
 
 def _each(shares, method, *args):
-    """Call ``method`` of every share at once; their results, in the shares' order."""
-    calls = [getattr(share, method)(*args) for share in shares]
-    return [call.result() for call in calls]
+    """Call ``method`` of every share at once; their results, in the shares' order
+    (waited for from the last: a child's failure comes first)."""
+    calls = [getattr(share.handle, method)(*args) for share in shares]
+    lost = _lost_check(shares)
+    return [_waited(call, lost) for call in calls[::-1]][::-1]
+
+
+_WATCH = 0.5  # seconds between the checks of a wait (_waited)
+
+
+def _waited(call, stop):
+    """An actor call's result; every _WATCH seconds ``stop()`` is asked whether to give
+    up (an actor whose worker died never answers: distributed waits for the actor to
+    come back, which it cannot)."""
+    while True:
+        try:
+            return call.result(timeout=_WATCH)
+        except TimeoutError:
+            if stop():
+                raise RuntimeError("a share of this call was closed while it waited")
+
+
+def _lost_check(shares):
+    """For _waited on the client: raises if the worker of a share is gone (its actor is
+    no longer in memory there)."""
+    def lost():
+        for share in shares:
+            if share.future.status != "finished":
+                share.lost = True
+                raise RuntimeError(
+                    f"the worker {share.worker} holding a share of this fastnmf.nmf call was "
+                    "lost; the call stopped (the other workers' shares were let go)")
+        return False
+
+    return lost
+
+
+class _Remote:
+    """A share as the client holds it: its actor's handle and future, its worker."""
+
+    def __init__(self, handle, future, worker):
+        self.handle, self.future, self.worker, self.lost = handle, future, worker, False
 
 
 def _tree_total(shares, method, *args):
@@ -620,9 +665,10 @@ def _send_rows(shares, places, X, groups, Wt):
     of W as it starts (_tree_total)."""
     pieces = [[np.ascontiguousarray(Wt[:, c * X.rows:(c + 1) * X.rows]) for c in group]
               for group in groups]
-    calls = [share.start(p, children, i == 0)
+    calls = [share.handle.start(p, children, i == 0)
              for i, (share, p, children) in enumerate(zip(shares, pieces, _tree(places)))]
-    return [call.result() for call in calls][0]
+    lost = _lost_check(shares)
+    return [_waited(call, lost) for call in calls[::-1]][-1]
 
 
 def _scatter_rows(client, X, Wt, where):
