@@ -14,7 +14,7 @@ import dask.array as da
 import distributed
 
 import fastnmf
-from fastnmf import _dask
+from fastnmf import _dask, _threads
 from fastnmf._registry import SOLVERS
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -90,6 +90,25 @@ def test_blocks_are_spread_over_the_workers(client, monkeypatch):
     _close(ref.H, got.H, 1e-10)
     assert [len(group) for _, group in placed[-1]] == [4, 4]
     _no_tasks_left(client)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_share_runs_on_its_workers_threads(monkeypatch, threads):
+    """A worker's share runs the pass on the threads the worker was given (a worker in
+    the client's process, whose OMP_NUM_THREADS no nanny set, included)."""
+    seen = []
+    real = _dask.block_pass
+    monkeypatch.setattr(_dask, "block_pass", lambda *a, **kw: seen.append(a[8]) or real(*a, **kw))
+    X = _data()
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        kw = dict(init="random", random_state=0, max_iter=10, tol=0)
+        got = fastnmf.nmf(da.from_array(X, chunks=(150, 150)), 5, **kw)
+    ref = fastnmf.nmf(X, 5, **kw)
+    _close(ref.W, got.W, 1e-10)
+    _close(ref.H, got.H, 1e-10)
+    assert set(seen) == {min(threads, _threads.available_cpus())}
 
 
 @pytest.mark.parametrize("victim", [0, 1])  # the share that returns the total; a child

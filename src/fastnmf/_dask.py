@@ -209,8 +209,7 @@ class _Share:
     (``_tree_total``). Every share takes the same calls in the same order, so a share
     asks a child for the part of its own call count, which the child gives once it has
     it (``part``, on the worker's event loop while the call runs on the actor's
-    thread). The pass runs on the worker's threads (its ``OMP_NUM_THREADS``, as Dask's
-    nanny sets it), BLAS held to one."""
+    thread). The pass runs on the worker's threads, BLAS held to one."""
 
     def __init__(self, solver, exponent, *blocks):
         self.solver, self.exponent, self.blocks = solver, exponent, blocks
@@ -219,7 +218,11 @@ class _Share:
         self.calls = self.done = 0  # tree calls taken; the last one whose part is ready
         self.closing = False
         self._loop = self._ready = None  # (part's, on the worker's event loop)
-        self.threads = default_threads()
+        from distributed import get_worker
+
+        # The worker's threads: its OMP_NUM_THREADS as Dask's nanny sets it, and never
+        # more than the worker was given (a worker in the client's process sets none).
+        self.threads = max(1, min(default_threads(), get_worker().state.nthreads))
 
     def start(self, Wt, children, root):
         """Take the blocks' Wᵀ_b (from the start) and the share's place in the tree (the
