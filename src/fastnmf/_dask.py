@@ -131,9 +131,7 @@ def _balanced(client, blocks):
     for w in sorted(order, key=lambda w: -(len(blocks) * threads[w] % total))[
             :len(blocks) - sum(target.values())]:
         target[w] += 1  # the remainders, to the largest fractions (ties: address order)
-    where, held = client.who_has(blocks), {}
-    for c, b in enumerate(blocks):
-        held.setdefault(min(where.get(b.key, ()) or [""]), []).append(c)
+    held = dict(_placement(blocks, client.who_has(blocks)))
     if all(abs(len(held.get(w, [])) - target[w]) <= 1 for w in order) and "" not in held:
         return blocks
     extra = [c for w, cs in sorted(held.items()) for c in cs[target.get(w, 0):]]
@@ -212,14 +210,14 @@ class _Share:
     thread). The pass runs on the worker's threads, BLAS held to one."""
 
     def __init__(self, solver, exponent, *blocks):
+        from distributed import get_worker
+
         self.solver, self.exponent, self.blocks = solver, exponent, blocks
         self.Wt = self.before = self.B = self.sums = None
         self.children, self.root = [], False
         self.calls = self.done = 0  # tree calls taken; the last one whose part is ready
         self.closing = False
         self._loop = self._ready = None  # (part's, on the worker's event loop)
-        from distributed import get_worker
-
         # The worker's threads: its OMP_NUM_THREADS as Dask's nanny sets it, and never
         # more than the worker was given (a worker in the client's process sets none).
         self.threads = max(1, min(default_threads(), get_worker().state.nthreads))
@@ -451,8 +449,7 @@ def solve(prob, W, H, seed, report):
                   for worker, group in groups]
         shares = _handles(client, actors, groups)
         A = H @ H.T
-        C, G, _, _ = _send_rows(shares, [(w, a.key) for (w, _), a in zip(groups, actors)], X,
-                                [group for _, group in groups],
+        C, G, _, _ = _send_rows(shares, X, groups,
                                 np.ascontiguousarray(np.asarray(W, dtype=dtype).T))
         err_sq = _loss(prob.sqnorm, H, C, G, A)
         history = [math.sqrt(max(err_sq, 0.0))]
@@ -540,9 +537,14 @@ def _reaches(client, workers):
 
 
 def _each(shares, method, *args):
-    """Call ``method`` of every share at once; their results, in the shares' order
-    (waited for from the last: a child's failure comes first)."""
-    calls = [getattr(share.handle, method)(*args) for share in shares]
+    """Call ``method`` of every share at once; their results, in the shares' order."""
+    return _results(shares, [getattr(share.handle, method)(*args) for share in shares])
+
+
+def _results(shares, calls):
+    """The results of ``calls`` (one to each share, in flight), in the shares' order:
+    waited for from the last (a child's failure comes first), giving up if a share's
+    worker is lost."""
     lost = _lost_check(shares)
     return [_waited(call, lost) for call in calls[::-1]][::-1]
 
@@ -662,16 +664,15 @@ def _dask_W(client, X, actors, groups, k, dtype):
     return da.concatenate(parts, axis=0)
 
 
-def _send_rows(shares, places, X, groups, Wt):
+def _send_rows(shares, X, groups, Wt):
     """Each share takes its blocks' columns of Wᵀ (once a call: W's rows then stay) and
-    its place in the tree (``places``: the shares' (worker, actor key)); returns the sums
-    of W as it starts (_tree_total)."""
+    its place in the tree (its children's worker and actor key); returns the sums of W
+    as it starts (_tree_total)."""
     pieces = [[np.ascontiguousarray(Wt[:, c * X.rows:(c + 1) * X.rows]) for c in group]
-              for group in groups]
-    calls = [share.handle.start(p, children, i == 0)
-             for i, (share, p, children) in enumerate(zip(shares, pieces, _tree(places)))]
-    lost = _lost_check(shares)
-    return [_waited(call, lost) for call in calls[::-1]][-1]
+              for _, group in groups]
+    places = [(share.worker, share.future.key) for share in shares]
+    return _results(shares, [share.handle.start(p, children, i == 0) for i, (share, p, children)
+                             in enumerate(zip(shares, pieces, _tree(places)))])[0]
 
 
 def _scatter_rows(client, X, Wt, where):
