@@ -4,8 +4,8 @@ The data (``fastnmf._datasets.real_matrix``): scikit-learn's digits, a sample im
 grey, and TF-IDF and count matrices of the standard library's docstrings. scikit-learn's
 start comes from its private ``_initialize_nmf`` (the one its NMF calls).
 
-- The estimator hands scikit-learn's start to the solver, to the bit, and its default fit
-  equals scikit-learn's to 1e-6.
+- The estimator hands scikit-learn's start to the solver, to the bit (as scikit-learn
+  computes it at one BLAS thread), and its default fit equals scikit-learn's to 1e-6.
 - ``fastnmf.nmf`` reproduces the same randomized SVD (same draws, same power iterations)
   with its own products: its start, and its error after 200 cd iterations, are no higher
   than scikit-learn's beyond rounding, and the same for the matrix dense or as CSR.
@@ -25,6 +25,7 @@ pytest.importorskip("sklearn")
 from sklearn.decomposition import NMF as SklearnNMF  # noqa: E402
 from sklearn.decomposition._nmf import _initialize_nmf  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 import fastnmf.sklearn  # noqa: E402
 
@@ -66,7 +67,8 @@ def test_estimator_start_is_sklearns(data, init, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fastnmf.sklearn.NMF(K, init=init, random_state=0).fit(X)
-    Ws, Hs = _initialize_nmf(X, K, init=init, random_state=0)
+    with threadpool_limits(1, user_api="blas"):  # as the estimator computes it
+        Ws, Hs = _initialize_nmf(X, K, init=init, random_state=0)
     assert handed["init"] == "custom"
     assert_array_equal(handed["W"], Ws)
     assert_array_equal(handed["H"], Hs)

@@ -122,6 +122,37 @@ def test_same_as_fastnmf_nmf(solver, dtype, fmt):
     assert t.dtype == dtype
 
 
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda", "nndsvdar"])
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+def test_start_is_sklearns_at_one_blas_thread(init, fmt):
+    """The estimator's nndsvd* start is scikit-learn's own, bit for bit, as scikit-learn
+    computes it at one BLAS thread (in a joblib worker, under threadpool_limits(1)),
+    whatever BLAS count the caller has and from any Python thread. On a 2000 x 1500 X
+    scikit-learn's start differs in its last bits between one BLAS thread and two."""
+    from threading import Thread
+
+    from sklearn.decomposition._nmf import _initialize_nmf
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(4)
+    X = rng.random((2000, 1500))
+    X[X < 0.7] = 0
+    Xin = X if fmt == "dense" else sp.csr_matrix(X)
+    with threadpool_limits(1, user_api="blas"):
+        W1, H1 = _initialize_nmf(Xin, 20, init=init, random_state=5)
+    got = []
+    for limit in (None, 2):
+        with threadpool_limits(limit, user_api="blas"):
+            got.append(_nndsvd_start(Xin, 20, init, 5))
+    thread = Thread(target=lambda: got.append(_nndsvd_start(Xin, 20, init, 5)))
+    thread.start()
+    thread.join()
+    assert len(got) == 3
+    for W, H in got:
+        np.testing.assert_array_equal(W, W1)
+        np.testing.assert_array_equal(H, H1)
+
+
 def test_sparse_matches_dense():
     X = _data()
     X[X < 0.8] = 0

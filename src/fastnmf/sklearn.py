@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
 
 from . import _registry
 from ._api import nmf
+from ._threads import single_threaded_blas
 
 __all__ = ["NMF"]
 
@@ -76,36 +77,45 @@ def _nndsvd_start(X, k, init, random_state):
     parts with the same NumPy operations in the same order (fastnmf's compiled split rounds
     differently: it scales by λ/‖u₊‖ once rather than dividing then multiplying, and adds its
     norms in another order). Returns (W, H) in X's dtype.
+
+    BLAS is held to one thread throughout, as in ``fastnmf.nmf``'s own start. So the
+    start is scikit-learn's as scikit-learn computes it at one BLAS thread, whatever BLAS
+    count the caller has and from any Python thread (on two BLAS threads its randomized
+    SVD gives other last bits). And a multi-threaded BLAS call would leave OpenBLAS's
+    threads spinning for a while after it, on the cores that the solver's threads need
+    next.
     """
-    U, S, V = randomized_svd(X, k, random_state=random_state)
-    W = np.zeros_like(U)
-    H = np.zeros_like(V)
-    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])  # the leading pair is non-negative up to sign
-    H[0, :] = np.sqrt(S[0]) * np.abs(V[0, :])
-    for j in range(1, k):
-        x, y = U[:, j], V[j, :]
-        parts = []
-        for a, b in ((np.maximum(x, 0), np.maximum(y, 0)),
-                     (np.abs(np.minimum(x, 0)), np.abs(np.minimum(y, 0)))):
-            norm_a, norm_b = sqrt(np.dot(a, a)), sqrt(np.dot(b, b))
-            parts.append((a, b, norm_a, norm_b, norm_a * norm_b))
-        a, b, norm_a, norm_b, sigma = parts[0] if parts[0][4] > parts[1][4] else parts[1]
-        if sigma > 0:  # else both parts vanish: the component stays zero
-            lbd = np.sqrt(S[j] * sigma)
-            W[:, j] = lbd * (a / norm_a)
-            H[j, :] = lbd * (b / norm_b)
-    W[W < _NNDSVD_EPS] = 0
-    H[H < _NNDSVD_EPS] = 0
-    if init == "nndsvda":
-        avg = X.mean()
-        W[W == 0] = avg
-        H[H == 0] = avg
-    elif init == "nndsvdar":
-        rng = check_random_state(random_state)
-        avg = X.mean()
-        W[W == 0] = abs(avg * rng.standard_normal(size=len(W[W == 0])) / 100)
-        H[H == 0] = abs(avg * rng.standard_normal(size=len(H[H == 0])) / 100)
-    return W, H
+    with single_threaded_blas:
+        U, S, V = randomized_svd(X, k, random_state=random_state)
+        W = np.zeros_like(U)
+        H = np.zeros_like(V)
+        # the leading pair is non-negative up to sign
+        W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
+        H[0, :] = np.sqrt(S[0]) * np.abs(V[0, :])
+        for j in range(1, k):
+            x, y = U[:, j], V[j, :]
+            parts = []
+            for a, b in ((np.maximum(x, 0), np.maximum(y, 0)),
+                         (np.abs(np.minimum(x, 0)), np.abs(np.minimum(y, 0)))):
+                norm_a, norm_b = sqrt(np.dot(a, a)), sqrt(np.dot(b, b))
+                parts.append((a, b, norm_a, norm_b, norm_a * norm_b))
+            a, b, norm_a, norm_b, sigma = parts[0] if parts[0][4] > parts[1][4] else parts[1]
+            if sigma > 0:  # else both parts vanish: the component stays zero
+                lbd = np.sqrt(S[j] * sigma)
+                W[:, j] = lbd * (a / norm_a)
+                H[j, :] = lbd * (b / norm_b)
+        W[W < _NNDSVD_EPS] = 0
+        H[H < _NNDSVD_EPS] = 0
+        if init == "nndsvda":
+            avg = X.mean()
+            W[W == 0] = avg
+            H[H == 0] = avg
+        elif init == "nndsvdar":
+            rng = check_random_state(random_state)
+            avg = X.mean()
+            W[W == 0] = abs(avg * rng.standard_normal(size=len(W[W == 0])) / 100)
+            H[H == 0] = abs(avg * rng.standard_normal(size=len(H[H == 0])) / 100)
+        return W, H
 
 
 class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
