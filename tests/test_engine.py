@@ -490,3 +490,35 @@ def test_the_narrow_products_take_small_k_and_blocks_only():
     with engine_from(np.inf):
         d = fit(Y, {})
     assert rel(d.W, c.W) < 1e-10 and rel(d.H, c.H) < 1e-10
+
+
+# (n, m, dtype, whether the narrow kernels take a tiny X kept in both orders): one side at
+# least 4·lanes long (32 float64, 64 float32) and n·m·6 within OTHER_ORDER_WORK (32768),
+# or not.
+TINY = [(50, 30, np.float64, True), (30, 50, np.float64, True), (200, 20, np.float32, True),
+        (31, 31, np.float64, False), (50, 30, np.float32, False), (300, 20, np.float64, False)]
+
+
+@pytest.mark.parametrize("fortran", [False, True], ids=["C", "F"])
+@pytest.mark.parametrize("n, m, dtype, taken", TINY,
+                         ids=[f"{n}x{m}-{np.dtype(d).name}" for n, m, d, _ in TINY])
+@pytest.mark.parametrize("case", ENGINE, ids=case_id)
+def test_a_tiny_x_in_both_orders_takes_the_narrow_kernels(case, n, m, dtype, taken,
+                                                          fortran):
+    """A tiny X kept in both orders (the two-pass loop's other_order) has each product
+    formed by the narrow kernels on the layout that suits it (narrow_both) where one of
+    its sides is long enough: the rounding changes and nothing else, against BLAS and
+    against the reference solver; with both sides short, or past the copy's size, BLAS
+    forms them as before (the same bits)."""
+    X = data(n, m, dtype)
+    X = np.asfortranarray(X) if fortran else X
+    with narrow(False):
+        blas = fit(X, case)
+    with narrow(True):
+        own = fit(X, case)
+    assert same(blas, own) != taken
+    assert own.n_iter == blas.n_iter
+    tol = 1e-10 if dtype == np.float64 else 1e-3
+    assert rel(blas.W, own.W) < tol and rel(blas.H, own.H) < tol
+    expected = ref(X.astype(np.float64), case)
+    assert rel(expected.W, own.W) < tol and rel(expected.H, own.H) < tol

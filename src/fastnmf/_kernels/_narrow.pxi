@@ -13,7 +13,10 @@
 # and 0.65 (k = 40), float32 0.49 and 0.72; 8000 x 4000, two threads, float64 0.63
 # (k = 20), 0.78 (k = 50), 0.86 (k = 128), float32 0.70, 0.71, 0.81. The two-pass loop's
 # (X below ENGINE_MIN_BYTES), whole calls, 200 iterations: 0.58-0.99 (50 x 30 k = 5, which
-# narrow_call leaves to BLAS, to 400 x 300 k = 20; float32 0.61-0.99). With the SkylakeX
+# narrow_call leaves to BLAS, to 400 x 300 k = 20; float32 0.61-0.99). A tiny X kept in
+# both orders (narrow_both), same measure, one thread: float64 0.63-0.99 (500 x 10 k = 6 to
+# 40 x 30 k = 27; 50 x 30 k = 5 0.81), float32 0.59-0.87 (200 x 20 k = 8 to 70 x 40
+# k = 11); float32 with both sides under 64, 1.17-1.19 (BLAS keeps those). With the SkylakeX
 # kernels (small-matrix kernels without packing) they lose: float64 1.41 and 1.03
 # (1333 x 1000, k = 10 and 40), 1.09 and 1.25 (8000 x 4000, k = 20 and 50); float32
 # 0.85-1.55. So they run where the BLAS's kernels are the Haswell ones (NARROW_KERNELS,
@@ -72,6 +75,18 @@ cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
     accumulator keeps one layout through a pass (acc_transposed)."""
     cdef Py_ssize_t least = 64 if x.itemsize == 4 else 32
     return NARROW_KERNELS and not x.sparse and 4 <= k <= NARROW_MAX_K and x.m >= least
+
+
+cdef inline bint narrow_both(const XData* x, Py_ssize_t k) noexcept nogil:
+    """Whether the two-pass loop's products with a tiny dense X that keeps its other
+    order too (other_order: X stored both ways) run in the narrow kernels, each on the
+    layout that suits it (narrow_part): narrow_add where the product has 4·lanes columns
+    or more, else narrow_times, whose dot products then run along X's longer side. For
+    4 <= k <= NARROW_MAX_K and an X with 4·lanes rows or columns (narrow_call's rule
+    for either side; with both sides shorter, BLAS forms them)."""
+    cdef Py_ssize_t least = 64 if x.itemsize == 4 else 32
+    return (x.other != NULL and NARROW_KERNELS and 4 <= k <= NARROW_MAX_K
+            and (x.n >= least or x.m >= least))
 
 
 cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* H,

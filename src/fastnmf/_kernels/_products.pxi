@@ -353,7 +353,7 @@ cdef void dense_product(const XData* x, Py_ssize_t k, const floating* F, floatin
     (k×P scratch, or NULL) and transposed into B where ``by_rows``; by the narrow kernels
     (narrow_part) where they run."""
     cdef Py_ssize_t cols = x.n if for_W else x.m, w, c
-    cdef bint narrow = narrow_call(x, k)
+    cdef bint narrow = narrow_call(x, k) or narrow_both(x, k)
     cdef bint rows = by_rows(x, for_W, T) and not narrow
     cdef floating* out = T if rows else B
     if threads_for(2, <double> x.n * x.m * k) == 1:
@@ -396,14 +396,21 @@ cdef inline bint narrow_part(const XData* x, Py_ssize_t k, const floating* F, fl
                              bint for_W, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
     """Columns c0..c1 of dense_product's B by the narrow kernels (_narrow.pxi): where they
     are stored rows of X (or of Xᵀ), by narrow_times, else stored columns, by narrow_add;
-    False (nothing done) for a piece too narrow for them (BLAS then forms it, in B's
-    layout all the same)."""
+    with X stored both ways (narrow_both), by narrow_add on the layout whose stored
+    columns they are when there are at least its strip of them, else by narrow_times on
+    the other. False (nothing done) for a piece too narrow for them (BLAS then forms it,
+    in B's layout all the same)."""
     cdef Py_ssize_t w = c1 - c0, cols = x.n if for_W else x.m
     cdef Py_ssize_t ld = x.n if x.fortran else x.m  # a stored row's entries
     cdef Py_ssize_t stored = x.m if x.fortran else x.n  # stored rows
     cdef Py_ssize_t strip = 64 if floating is float else 32  # narrow_add's columns
     cdef const floating* X = <const floating*> x.dense
-    if for_W != x.fortran:
+    cdef bint along = for_W != x.fortran  # B's columns are X's stored rows
+    if x.other != NULL and along == (w >= strip):  # (narrow_both) the other layout suits
+        X = <const floating*> x.other
+        ld, stored = stored, ld
+        along = not along
+    if along:
         if w < 4:
             return False
         narrow_times(X + c0 * ld, w, ld, F, k, B + c0, cols)
