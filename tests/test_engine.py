@@ -424,13 +424,15 @@ def test_the_narrow_products_match_numpy(dtype):
     multiple of 4, k past a multiple of 4, m past a multiple of the lanes, rows of several
     pieces (NARROW_PIECE_BYTES: 512 float64, 1024 float32 entries) and a piece's tail, and
     F X_b over several bands of rows (NARROW_BAND_BYTES: 256 rows of a float64 piece) with
-    a short last band."""
+    a short last band. Where the build has 32 vector registers H X_bᵀ takes 6 rows of X_b
+    at a time (dots6x4): w = 7, 8, 9, 64, 65 end with a group that overlaps the one
+    before by 1 to 5 rows."""
     rng = np.random.default_rng(5)
     lanes = 16 if dtype == np.float32 else 8
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for w, m, k in [(4, 4 * lanes, 4), (5, 4 * lanes + 1, 5), (7, 5 * lanes - 1, 7),
                     (64, 100, 13), (65, 1000, 40), (3, 4 * lanes, 8), (1, 70, 6),
-                    (9, 2100, 6), (700, 1100, 6)]:
+                    (9, 2100, 6), (700, 1100, 6), (8, 1100, 9)]:
         X = rng.random((w, m)).astype(dtype)
         if w >= 4:
             H = rng.random((k, m)).astype(dtype)
