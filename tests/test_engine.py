@@ -426,7 +426,8 @@ def test_the_narrow_products_match_numpy(dtype):
     F X_b over several bands of rows (NARROW_BAND_BYTES: 256 rows of a float64 piece) with
     a short last band. Where the build has 32 vector registers H X_bᵀ takes 6 rows of X_b
     at a time (dots6x4): w = 7, 8, 9, 64, 65 end with a group that overlaps the one
-    before by 1 to 5 rows."""
+    before by 1 to 5 rows; and F X_b 5 rows of F at a time (narrow_strip5): k = 6, 7, 8,
+    9, 13 end with a strip that overlaps the one before by 4 to 1 rows."""
     rng = np.random.default_rng(5)
     lanes = 16 if dtype == np.float32 else 8
     tol = 1e-12 if dtype == np.float64 else 2e-5

@@ -5,8 +5,8 @@
 # columns by narrow_add). OpenBLAS's Haswell kernels (which its Zen target uses too) pack
 # both operands of every call and run these narrow shapes well below their peak; these
 # loops read X straight from the cache, keep a 4 × 4 block of dot products (narrow_times;
-# 6 × 4 with AVX-512's 32 registers) or a 4-row strip of acc (narrow_add) in vector
-# registers, and use fused multiply-adds
+# 6 × 4 with AVX-512's 32 registers) or a 4-row strip of acc (narrow_add; 5 rows with
+# 32 registers) in vector registers, and use fused multiply-adds
 # (fma: one rounding, whatever the instruction set, so every build level gives the same
 # bits; without FMA instructions, x86-64's baseline, a library call).
 # Measured on an AMD EPYC (Zen 5), cd, time per iteration these loops over BLAS, BLAS held
@@ -427,7 +427,8 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
                      bint first) noexcept nogil:
     """acc (k × cols) += F X_b, or = with ``first``, for F (k × w) and X_b (w × cols); the
     rows of X_b and of acc are ``ld`` entries apart; w >= 1, k >= 4, cols >= 4·lanes.
-    Strips of 4 rows × 4·lanes columns of the product summed in registers over a band of
+    Strips of 4 rows (5 with FASTNMF_WIDE_REGISTERS, k >= 5: narrow_strip5) × 4·lanes
+    columns of the product summed in registers over a band of
     X_b's rows in order, then added to acc; a piece of NARROW_PIECE_BYTES of X_b's rows
     at a time, and within it a band of rows at a time (narrow_band: the band's pieces stay
     in the core's own cache while every strip passes them), the bands in order. The last
@@ -437,6 +438,7 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
     cdef Py_ssize_t W2 = 64 if floating is float else 32
     cdef Py_ssize_t piece = NARROW_PIECE_BYTES // sizeof(floating)  # a multiple of W2
     cdef Py_ssize_t band = narrow_band(piece if piece < cols else cols, sizeof(floating))
+    cdef Py_ssize_t rows = 5 if FASTNMF_WIDE_REGISTERS and k >= 5 else 4
     cdef Py_ssize_t t, c, t0, c0, p0, p1, r0, r1
     p0 = 0
     while p0 < cols:  # X_b's columns a piece at a time: it stays in cache through k
@@ -446,14 +448,19 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
             r1 = r0 + band if r0 + band < w else w
             t = 0
             while t < k:
-                t0 = t if t + 4 <= k else k - 4
+                t0 = t if t + rows <= k else k - rows
                 c = p0
                 while c < p1:
                     c0 = c if c + W2 <= cols else cols - W2
-                    narrow_strip(X + r0 * ld + c0, r1 - r0, ld, F + t0 * w + r0, w,
-                                 acc + t0 * ld + c0, first and r0 == 0, t - t0, c - c0)
+                    if rows == 5:
+                        narrow_strip5(X + r0 * ld + c0, r1 - r0, ld, F + t0 * w + r0, w,
+                                      acc + t0 * ld + c0, first and r0 == 0, t - t0,
+                                      c - c0)
+                    else:
+                        narrow_strip(X + r0 * ld + c0, r1 - r0, ld, F + t0 * w + r0, w,
+                                     acc + t0 * ld + c0, first and r0 == 0, t - t0, c - c0)
                     c += W2
-                t += 4
+                t += rows
             r0 = r1
         p0 = p1
 
@@ -542,6 +549,100 @@ cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t ld, const flo
     if t_from <= 2:
         put_strip(acc + 2 * ld, a20, a21, a22, a23, L, first, c_from)
     put_strip(acc + 3 * ld, a30, a31, a32, a33, L, first, c_from)
+
+
+cdef void narrow_strip5(const floating* X, Py_ssize_t w, Py_ssize_t ld, const floating* F,
+                        Py_ssize_t ldf, floating* acc, bint first, Py_ssize_t t_from,
+                        Py_ssize_t c_from) noexcept nogil:
+    """narrow_strip for 5 rows of F (t < 5), with FASTNMF_WIDE_REGISTERS: 20 sums, 4
+    vectors of a row of X and 5 broadcasts of F in registers (6 rows spilled two sums to
+    the stack), so each piece of X's rows read serves 5 rows of the strip instead of 4.
+    Each sum as narrow_strip forms it: the bits do not depend on which of the two formed
+    it. AMD EPYC (Zen 5), Haswell kernels, two threads, F X for 8000 x 4000 float64 and
+    50/60 rows of F: 28.9/34.0 ms with 4 rows, 26.2/29.5 ms with 5; cd, k = 50,
+    50.3-52.2 against 49.7-50.6 ms per iteration."""
+    cdef floating a00[16]
+    cdef floating a01[16]
+    cdef floating a02[16]
+    cdef floating a03[16]
+    cdef floating a10[16]
+    cdef floating a11[16]
+    cdef floating a12[16]
+    cdef floating a13[16]
+    cdef floating a20[16]
+    cdef floating a21[16]
+    cdef floating a22[16]
+    cdef floating a23[16]
+    cdef floating a30[16]
+    cdef floating a31[16]
+    cdef floating a32[16]
+    cdef floating a33[16]
+    cdef floating a40[16]
+    cdef floating a41[16]
+    cdef floating a42[16]
+    cdef floating a43[16]
+    cdef Py_ssize_t L = 16 if floating is float else 8
+    cdef Py_ssize_t j, l
+    cdef floating f0, f1, f2, f3, f4
+    cdef const floating* x
+    for l in range(16 if floating is float else 8):
+        a00[l] = 0
+        a01[l] = 0
+        a02[l] = 0
+        a03[l] = 0
+        a10[l] = 0
+        a11[l] = 0
+        a12[l] = 0
+        a13[l] = 0
+        a20[l] = 0
+        a21[l] = 0
+        a22[l] = 0
+        a23[l] = 0
+        a30[l] = 0
+        a31[l] = 0
+        a32[l] = 0
+        a33[l] = 0
+        a40[l] = 0
+        a41[l] = 0
+        a42[l] = 0
+        a43[l] = 0
+    for j in range(w):
+        x = X + j * ld
+        f0 = F[j]
+        f1 = F[ldf + j]
+        f2 = F[2 * ldf + j]
+        f3 = F[3 * ldf + j]
+        f4 = F[4 * ldf + j]
+        for l in range(16 if floating is float else 8):
+            a00[l] = fused(f0, x[l], a00[l])
+            a01[l] = fused(f0, x[L + l], a01[l])
+            a02[l] = fused(f0, x[2 * L + l], a02[l])
+            a03[l] = fused(f0, x[3 * L + l], a03[l])
+            a10[l] = fused(f1, x[l], a10[l])
+            a11[l] = fused(f1, x[L + l], a11[l])
+            a12[l] = fused(f1, x[2 * L + l], a12[l])
+            a13[l] = fused(f1, x[3 * L + l], a13[l])
+            a20[l] = fused(f2, x[l], a20[l])
+            a21[l] = fused(f2, x[L + l], a21[l])
+            a22[l] = fused(f2, x[2 * L + l], a22[l])
+            a23[l] = fused(f2, x[3 * L + l], a23[l])
+            a30[l] = fused(f3, x[l], a30[l])
+            a31[l] = fused(f3, x[L + l], a31[l])
+            a32[l] = fused(f3, x[2 * L + l], a32[l])
+            a33[l] = fused(f3, x[3 * L + l], a33[l])
+            a40[l] = fused(f4, x[l], a40[l])
+            a41[l] = fused(f4, x[L + l], a41[l])
+            a42[l] = fused(f4, x[2 * L + l], a42[l])
+            a43[l] = fused(f4, x[3 * L + l], a43[l])
+    if t_from <= 0:
+        put_strip(acc, a00, a01, a02, a03, L, first, c_from)
+    if t_from <= 1:
+        put_strip(acc + ld, a10, a11, a12, a13, L, first, c_from)
+    if t_from <= 2:
+        put_strip(acc + 2 * ld, a20, a21, a22, a23, L, first, c_from)
+    if t_from <= 3:
+        put_strip(acc + 3 * ld, a30, a31, a32, a33, L, first, c_from)
+    put_strip(acc + 4 * ld, a40, a41, a42, a43, L, first, c_from)
 
 
 cdef inline void put_strip(floating* acc, const floating* s0, const floating* s1,
