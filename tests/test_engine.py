@@ -427,13 +427,15 @@ def test_the_narrow_products_match_numpy(dtype):
     a short last band. Where the build has 32 vector registers H X_bᵀ takes 6 rows of X_b
     at a time (dots6x4): w = 7, 8, 9, 64, 65 end with a group that overlaps the one
     before by 1 to 5 rows; and F X_b 5 rows of F at a time (narrow_strip5): k = 6, 7, 8,
-    9, 13 end with a strip that overlaps the one before by 4 to 1 rows."""
+    9, 13 end with a strip that overlaps the one before by 4 to 1 rows; and with k = 5
+    and 9, H X_bᵀ 5 rows of H at a time (dots4x5), the second block of k = 9
+    overlapping the first by one row."""
     rng = np.random.default_rng(5)
     lanes = 16 if dtype == np.float32 else 8
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for w, m, k in [(4, 4 * lanes, 4), (5, 4 * lanes + 1, 5), (7, 5 * lanes - 1, 7),
                     (64, 100, 13), (65, 1000, 40), (3, 4 * lanes, 8), (1, 70, 6),
-                    (9, 2100, 6), (700, 1100, 6), (8, 1100, 9)]:
+                    (9, 2100, 6), (700, 1100, 6), (8, 1100, 9), (11, 1030, 5)]:
         X = rng.random((w, m)).astype(dtype)
         if w >= 4:
             H = rng.random((k, m)).astype(dtype)

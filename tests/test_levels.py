@@ -9,7 +9,8 @@ import sys
 import fastnmf._kernels as kernels
 
 # Fits of every solver on dense and sparse X, float32 and float64, on both sides of the
-# engine's and the threads' thresholds; the child prints a hash of their bits and the
+# engine's and the threads' thresholds, and with k = 5 (the narrow kernels' blocks of 5
+# rows, with AVX-512's registers only); the child prints a hash of their bits and the
 # folders its kernel modules came from.
 CHILD = r"""
 import hashlib, sys
@@ -17,7 +18,7 @@ import numpy as np, scipy.sparse as sp
 import fastnmf, fastnmf._kernels as kernels
 from fastnmf._datasets import low_rank
 digest = hashlib.sha256()
-for n, m, k in [(40, 30, 4), (700, 500, 10)]:
+for n, m, k in [(40, 30, 4), (50, 30, 5), (700, 500, 10)]:
     X = low_rank(n, m, k, seed=1)
     S = low_rank(n, m, k, density=0.2, seed=2)
     for data in (X, np.asfortranarray(X), S):
