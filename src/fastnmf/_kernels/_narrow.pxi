@@ -34,7 +34,9 @@ cdef extern from *:
     #endif
     """
     # Whether this build has 32 vector registers of 8 float64 lanes (x86-64-v4: AVX-512):
-    # narrow_times then takes 6 rows of X at a time (dots6x4), else 4 (dots4x4).
+    # narrow_times then takes 6 rows of X at a time (dots6x4) or, for k = 5 and 9, 5 rows
+    # of H (dots4x5), and narrow_add 5 rows of F (narrow_strip5); else 4 and 4 (dots4x4,
+    # narrow_strip). The same sums either way: every level gives the same bits.
     bint FASTNMF_WIDE_REGISTERS
 
 
@@ -366,14 +368,19 @@ cdef void dots4x5(const floating* X, Py_ssize_t m, Py_ssize_t ld, const floating
         s33[l] = fused(x3[c + l], h3[c + l], s33[l])
         s34[l] = fused(x3[c + l], h4[c + l], s34[l])
     if t_from <= 0:
-        put4(out, add, r_from, lanes_sum(s00), lanes_sum(s10), lanes_sum(s20), lanes_sum(s30))
+        put4(out, add, r_from, lanes_sum(s00), lanes_sum(s10), lanes_sum(s20),
+             lanes_sum(s30))
     if t_from <= 1:
-        put4(out + 1 * ldo, add, r_from, lanes_sum(s01), lanes_sum(s11), lanes_sum(s21), lanes_sum(s31))
+        put4(out + 1 * ldo, add, r_from, lanes_sum(s01), lanes_sum(s11), lanes_sum(s21),
+             lanes_sum(s31))
     if t_from <= 2:
-        put4(out + 2 * ldo, add, r_from, lanes_sum(s02), lanes_sum(s12), lanes_sum(s22), lanes_sum(s32))
+        put4(out + 2 * ldo, add, r_from, lanes_sum(s02), lanes_sum(s12), lanes_sum(s22),
+             lanes_sum(s32))
     if t_from <= 3:
-        put4(out + 3 * ldo, add, r_from, lanes_sum(s03), lanes_sum(s13), lanes_sum(s23), lanes_sum(s33))
-    put4(out + 4 * ldo, add, r_from, lanes_sum(s04), lanes_sum(s14), lanes_sum(s24), lanes_sum(s34))
+        put4(out + 3 * ldo, add, r_from, lanes_sum(s03), lanes_sum(s13), lanes_sum(s23),
+             lanes_sum(s33))
+    put4(out + 4 * ldo, add, r_from, lanes_sum(s04), lanes_sum(s14), lanes_sum(s24),
+         lanes_sum(s34))
 
 
 cdef void dots6x4(const floating* X, Py_ssize_t m, Py_ssize_t ld, const floating* H,
@@ -500,12 +507,16 @@ cdef void dots6x4(const floating* X, Py_ssize_t m, Py_ssize_t ld, const floating
         s52[l] = fused(x5[c + l], h2[c + l], s52[l])
         s53[l] = fused(x5[c + l], h3[c + l], s53[l])
     if t_from <= 0:
-        put6(out, add, r_from, lanes_sum(s00), lanes_sum(s10), lanes_sum(s20), lanes_sum(s30), lanes_sum(s40), lanes_sum(s50))
+        put6(out, add, r_from, lanes_sum(s00), lanes_sum(s10), lanes_sum(s20),
+             lanes_sum(s30), lanes_sum(s40), lanes_sum(s50))
     if t_from <= 1:
-        put6(out + 1 * ldo, add, r_from, lanes_sum(s01), lanes_sum(s11), lanes_sum(s21), lanes_sum(s31), lanes_sum(s41), lanes_sum(s51))
+        put6(out + 1 * ldo, add, r_from, lanes_sum(s01), lanes_sum(s11), lanes_sum(s21),
+             lanes_sum(s31), lanes_sum(s41), lanes_sum(s51))
     if t_from <= 2:
-        put6(out + 2 * ldo, add, r_from, lanes_sum(s02), lanes_sum(s12), lanes_sum(s22), lanes_sum(s32), lanes_sum(s42), lanes_sum(s52))
-    put6(out + 3 * ldo, add, r_from, lanes_sum(s03), lanes_sum(s13), lanes_sum(s23), lanes_sum(s33), lanes_sum(s43), lanes_sum(s53))
+        put6(out + 2 * ldo, add, r_from, lanes_sum(s02), lanes_sum(s12), lanes_sum(s22),
+             lanes_sum(s32), lanes_sum(s42), lanes_sum(s52))
+    put6(out + 3 * ldo, add, r_from, lanes_sum(s03), lanes_sum(s13), lanes_sum(s23),
+         lanes_sum(s33), lanes_sum(s43), lanes_sum(s53))
 
 
 cdef inline void put6(floating* out, bint add, Py_ssize_t r_from, floating a, floating b,
