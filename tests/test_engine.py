@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 import fastnmf
+import fastnmf._kernels as kernels
 from fastnmf import _threads, reference
 from fastnmf._kernels import _common, _solve
 
@@ -357,19 +358,27 @@ def narrow(value):
 
 def test_the_products_follow_the_blas_kernels():
     """Set at import from the kernels of the BLAS scipy calls: with OpenBLAS's Haswell
-    kernels a float32 X's rows first and the engine's narrow products, the usual way with
-    others (OPENBLAS_CORETYPE picks them)."""
+    kernels a float32 X's rows first, and the narrow products where the CPU has AVX-512
+    (whichever level FASTNMF_CPU takes: the same bits at every level); the usual way
+    with other kernels (OPENBLAS_CORETYPE picks them)."""
     haswell = _threads.haswell_kernels()
-    assert _common.rows_first() == haswell and _common.narrow_kernels() == haswell
+    features = kernels._features()
+    wide = all(features.get(name, False) for name in kernels._LEVELS["x86_64_v4"])
+    assert _common.rows_first() == haswell and _common.narrow_kernels() == (haswell and wide)
     if _threads.blas_kernels() is None or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("scipy's BLAS is not an x86-64 OpenBLAS: no kernels to choose")
     code = ("import fastnmf._kernels._common as c, fastnmf._threads as t; "
             "print(t.blas_kernels(), c.rows_first(), c.narrow_kernels())")
-    for coretype, expected in (("Haswell", True), ("Sandybridge", False)):
+    runs = [("Haswell", True, None), ("Sandybridge", False, None)]
+    if kernels._built("x86_64_v3") and kernels.LEVEL != "baseline":
+        runs.append(("Haswell", True, "x86_64_v3"))
+    for coretype, expected, level in runs:
         env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
+        if level:
+            env["FASTNMF_CPU"] = level
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, timeout=300, check=True).stdout.split()
-        assert out == [coretype.lower(), str(expected), str(expected)]
+        assert out == [coretype.lower(), str(expected), str(expected and wide)]
 
 
 @pytest.mark.parametrize("value", [False, True])

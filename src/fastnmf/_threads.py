@@ -248,8 +248,9 @@ def blas_kernels():
 def haswell_kernels():
     """Whether the BLAS that scipy calls runs OpenBLAS's Haswell kernels (HASWELL_KERNELS),
     with which fastnmf forms a dense X's products its own way (the measurements are in
-    _kernels/_products.pxi and _narrow.pxi): for 4 <= k <= 128 in registers
-    (``_common.narrow_kernels``), else a float32 X's rows first (``_common.rows_first``)."""
+    _kernels/_products.pxi and _narrow.pxi): for 4 <= k <= 128 in registers where the CPU
+    has AVX-512 (``_common.narrow_kernels``), else a float32 X's rows first
+    (``_common.rows_first``)."""
     return blas_kernels() in HASWELL_KERNELS
 
 

@@ -20,8 +20,10 @@
 # k = 11); float32 with both sides under 64, 1.17-1.19 (BLAS keeps those). With the SkylakeX
 # kernels (small-matrix kernels without packing) they lose: float64 1.41 and 1.03
 # (1333 x 1000, k = 10 and 40), 1.09 and 1.25 (8000 x 4000, k = 20 and 50); float32
-# 0.85-1.55. So they run where the BLAS's kernels are the Haswell ones (NARROW_KERNELS,
-# set at import as ROWS_FIRST is) and for 4 <= k <= NARROW_MAX_K, the largest k measured.
+# 0.85-1.55. So they run where the BLAS's kernels are the Haswell ones and the CPU has
+# AVX-512 (NARROW_KERNELS, set at import as ROWS_FIRST is: fastnmf/_kernels/__init__.py
+# says why AVX2 alone is not enough) and for 4 <= k <= NARROW_MAX_K, the largest k
+# measured.
 # Included by _common.pyx.
 
 
