@@ -362,8 +362,7 @@ def test_the_products_follow_the_blas_kernels():
     (whichever level FASTNMF_CPU takes: the same bits at every level); the usual way
     with other kernels (OPENBLAS_CORETYPE picks them)."""
     haswell = _threads.haswell_kernels()
-    features = kernels._features()
-    wide = all(features.get(name, False) for name in kernels._LEVELS["x86_64_v4"])
+    wide = kernels._runs("x86_64_v4")
     assert _common.rows_first() == haswell and _common.narrow_kernels() == (haswell and wide)
     if _threads.blas_kernels() is None or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("scipy's BLAS is not an x86-64 OpenBLAS: no kernels to choose")

@@ -48,9 +48,8 @@ def _run(level):
 def _levels():
     """The levels this build holds and this CPU runs (baseline always)."""
     found = ["baseline"]
-    for level, needs in kernels._LEVELS.items():
-        features = kernels._features()
-        if all(features.get(n, False) for n in needs) and kernels._built(level):
+    for level in kernels._LEVELS:
+        if kernels._runs(level) and kernels._built(level):
             found.append(level)
     return found
 

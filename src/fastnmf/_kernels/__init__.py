@@ -36,6 +36,12 @@ def _features():
     return __cpu_features__
 
 
+def _runs(level):
+    """Whether this CPU has every feature ``level`` needs."""
+    features = _features()
+    return all(features.get(name, False) for name in _LEVELS[level])
+
+
 def _built(level):
     """The folder of ``level``'s files if this build holds them (an installed or an
     editable build), else None."""
@@ -44,7 +50,6 @@ def _built(level):
 
 
 def _choose():
-    features = _features()
     forced = os.environ.get("FASTNMF_CPU", "")
     if forced and forced != "baseline" and forced not in _LEVELS:
         raise ImportError(f"FASTNMF_CPU must be baseline or one of {', '.join(_LEVELS)}; "
@@ -52,7 +57,7 @@ def _choose():
     for level, needs in _LEVELS.items():
         if forced and forced != level:
             continue
-        runs = all(features.get(name, False) for name in needs)
+        runs = _runs(level)
         folder = _built(level) if runs else None
         if folder is not None:
             return level, folder
@@ -60,7 +65,7 @@ def _choose():
             raise ImportError(f"FASTNMF_CPU={forced}: "
                               + ("this build has no such kernels (built with -Dcpu=native "
                                  "or generic, or not on x86-64)" if runs else
-                                 f"this CPU lacks {', '.join(n for n in needs if not features.get(n))}"))
+                                 f"this CPU lacks {', '.join(n for n in needs if not _features().get(n))}"))
     return "baseline", None
 
 
@@ -103,7 +108,6 @@ with loading_openmp():
 # to 20 0.91-1.00, float32 k = 16 1.10, 50 x 30 k = 5 1.13; the x86-64-v4 build 0.50-0.64.
 # The CPU decides, not the level taken: a level forced by FASTNMF_CPU gives the same bits.
 _haswell = haswell_kernels()
-_wide = all(_features().get(name, False) for name in _LEVELS["x86_64_v4"])
 _common.rows_first(_haswell)
-_common.narrow_kernels(_haswell and _wide)
-del haswell_kernels, loading_openmp, _haswell, _wide
+_common.narrow_kernels(_haswell and _runs("x86_64_v4"))
+del haswell_kernels, loading_openmp, _haswell

@@ -102,8 +102,17 @@ cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
     mostly the dot products' tails (50 x 30 float32, k = 5: 1.22 x BLAS's time). The
     same for every chunk of rows of one X (it reads k and X's columns only): the engine's
     accumulator keeps one layout through a pass (acc_transposed)."""
-    cdef Py_ssize_t least = 64 if x.itemsize == 4 else 32
-    return NARROW_KERNELS and not x.sparse and 4 <= k <= NARROW_MAX_K and x.m >= least
+    return narrow_k(k) and not x.sparse and x.m >= narrow_least(x)
+
+
+cdef inline bint narrow_k(Py_ssize_t k) noexcept nogil:
+    """Whether the narrow kernels run at all for this k (narrow_call, narrow_both)."""
+    return NARROW_KERNELS and 4 <= k <= NARROW_MAX_K
+
+
+cdef inline Py_ssize_t narrow_least(const XData* x) noexcept nogil:
+    """4·lanes: the fewest entries of a side of X that the narrow kernels take."""
+    return 64 if x.itemsize == 4 else 32
 
 
 cdef inline bint narrow_both(const XData* x, Py_ssize_t k) noexcept nogil:
@@ -113,9 +122,8 @@ cdef inline bint narrow_both(const XData* x, Py_ssize_t k) noexcept nogil:
     or more, else narrow_times, whose dot products then run along X's longer side. For
     4 <= k <= NARROW_MAX_K and an X with 4·lanes rows or columns (narrow_call's rule
     for either side; with both sides shorter, BLAS forms them)."""
-    cdef Py_ssize_t least = 64 if x.itemsize == 4 else 32
-    return (x.other != NULL and NARROW_KERNELS and 4 <= k <= NARROW_MAX_K
-            and (x.n >= least or x.m >= least))
+    cdef Py_ssize_t least = narrow_least(x)
+    return x.other != NULL and narrow_k(k) and (x.n >= least or x.m >= least)
 
 
 cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* H,
@@ -165,7 +173,7 @@ cdef inline bint fewer_by_fives(Py_ssize_t k) noexcept nogil:
     dots6x4's reuse of H gains as much: 2666 x 2000 and 8000 x 4000 float64, k = 10,
     the same time per iteration either way (AMD EPYC, Zen 5). 50 x 30, k = 5, whole
     calls: 0.93 x the time (tiny2 pairs, 496 against 514-522 µs)."""
-    return k < 10 and (k + 4) // 5 * 5 < (k + 3) // 4 * 4
+    return k == 5 or k == 9
 
 
 cdef void dots4x4(const floating* X, Py_ssize_t m, Py_ssize_t ld, const floating* H,
