@@ -38,8 +38,8 @@ from fastnmf._bench import batch_rows, interleaved, sklearn_nnf
 from fastnmf._datasets import low_rank
 
 from benchmarks.common import (SIZES, SPARSE, check_every, floor_products, iterations_to,
-                               peak_memory, random_start, rel_error, sklearn_factorize,
-                               variants)
+                               loopback_bytes_sent, peak_memory, random_start, rel_error,
+                               sklearn_factorize, variants)
 
 NNF = sklearn_nnf()  # scikit-learn's non_negative_factorization, or None
 FLOOR = "numpy floor"
@@ -601,7 +601,6 @@ def dask_case(quick):
     try:
         import dask.array as da
         import distributed
-        import psutil  # (a dependency of distributed)
     except ImportError:
         print("\n== dask: skipped (pip install '.[dask]')")
         return
@@ -613,11 +612,6 @@ def dask_case(quick):
                     f"iteration ((T({2 * iters}) - T({iters})) / {iters}) against the same "
                     "calls in memory with n_threads=2, and bytes moved per iteration; the "
                     "bars are cd's (the default), the other solvers are shown beside it")
-
-    def moved(client):  # every byte sent over the loopback interface: the cluster's
-        # processes (client, scheduler, workers) talk by TCP on this machine, whether by
-        # tasks' transfers or by calls to the workers' actors (not in transfer counters)
-        return psutil.net_io_counters(pernic=True)["lo"].bytes_sent
 
     allowed = 1.5 * 8 * (2 * k * m + k * k)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -638,11 +632,11 @@ def dask_case(quick):
                 budget=2.0 if quick else (30.0 if label == "cd" else 10.0), max_repeats=5)
             on_dask = (medians["dask long"] - medians["dask short"]) / iters
             in_memory = (medians["memory long"] - medians["memory short"]) / iters
-            a = moved(client)
+            a = loopback_bytes_sent()
             fastnmf.nmf(Xd, k, max_iter=iters, **kw)
-            b = moved(client)
+            b = loopback_bytes_sent()
             res = fastnmf.nmf(Xd, k, max_iter=2 * iters, **kw)
-            c = moved(client)
+            c = loopback_bytes_sent()
             per_worker = ((c - b) - (b - a)) / iters / workers
             ref = fastnmf.nmf(X, k, max_iter=2 * iters, **kw)
             diff = max(float(np.abs(getattr(res, f) - getattr(ref, f)).max()

@@ -13,9 +13,9 @@ import fastnmf
 from fastnmf._bench import sklearn_nnf
 from fastnmf._datasets import low_rank
 
-from .common import (ALL_VARIANTS, check_every, iterations_to, matrix, peak_memory,
-                     random_start, rel_error, sklearn_factorize, sparse_matrix, variant,
-                     variants)
+from .common import (ALL_VARIANTS, check_every, iterations_to, loopback_bytes_sent, matrix,
+                     peak_memory, random_start, rel_error, sklearn_factorize, sparse_matrix,
+                     variant, variants)
 
 FROBENIUS = tuple(v for v in ALL_VARIANTS if v != "mu")
 
@@ -145,16 +145,11 @@ class Dask:
         fastnmf.nmf(self.X, self.k, **self.kw)
 
     def track_bytes_sent_per_iteration(self, solver):
-        import psutil  # (a dependency of distributed)
-
-        def sent():  # tasks' transfers and calls to the workers' actors alike
-            return psutil.net_io_counters(pernic=True)["lo"].bytes_sent
-
-        before = sent()
+        before = loopback_bytes_sent()
         fastnmf.nmf(self.X, self.k, **{**self.kw, "max_iter": 10})
-        middle = sent()
+        middle = loopback_bytes_sent()
         fastnmf.nmf(self.X, self.k, **{**self.kw, "max_iter": 20})
-        return ((sent() - middle) - (middle - before)) / 10
+        return ((loopback_bytes_sent() - middle) - (middle - before)) / 10
 
     track_bytes_sent_per_iteration.unit = "bytes"
 

@@ -145,6 +145,17 @@ def random_start(X, k, seed=0):
     return W.astype(X.dtype), H.astype(X.dtype)
 
 
+def loopback_bytes_sent():
+    """Bytes sent so far over the loopback interface: everything a local Dask cluster's
+    processes (client, scheduler, workers) send each other by TCP, whether tasks'
+    transfers or calls to the workers' actors (which transfer counters miss). psutil is
+    a dependency of distributed."""
+    import psutil
+
+    counters = psutil.net_io_counters(pernic=True)
+    return counters["lo" if "lo" in counters else "lo0"].bytes_sent
+
+
 def floor_products(X, k, repeats=1, seed=0):
     """A callable computing the two products of one iteration, X Hᵀ and Wᵀ X, ``repeats``
     times with numpy (scipy.sparse for a sparse X) on X's shapes and dtype."""

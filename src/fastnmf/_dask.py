@@ -174,13 +174,14 @@ def _dense_block(block, exponent):
 
 
 def _operand(block, exponent):
-    """A block as block_pass takes it: dense C order, or a CSR's three arrays."""
+    """A block as block_pass takes it: dense C order, or a CSR's three arrays (views of
+    the block's own where they already have the kernels' types)."""
     if sp.issparse(block):
         block = sp.csr_matrix(block)
         block.sum_duplicates()
         data = np.ldexp(block.data, exponent) if exponent else block.data
-        return (np.ascontiguousarray(data), block.indptr.astype(np.int64),
-                block.indices.astype(np.int32))
+        return (np.ascontiguousarray(data), block.indptr.astype(np.int64, copy=False),
+                block.indices.astype(np.int32, copy=False))
     return _dense_block(block, exponent)
 
 
@@ -213,6 +214,8 @@ class _Share:
         from distributed import get_worker
 
         self.solver, self.exponent, self.blocks = solver, exponent, blocks
+        # the blocks as block_pass takes them, made once for the whole call
+        self.operands = [_operand(block, exponent) for block in blocks]
         self.Wt = self.before = self.B = self.sums = None
         self.children, self.root = [], False
         self.calls = self.done = 0  # tree calls taken; the last one whose part is ready
@@ -239,18 +242,19 @@ class _Share:
         """The pass over the blocks (``guess``: block_pass's keywords of a pass on a
         guess, which keeps Wᵀ_b before it and B_b)."""
         def parts():
-            self.before, self.Wt = self.Wt, [np.array(w) for w in self.Wt]
-            self.B = None if guess is None else [np.empty_like(w) for w in self.Wt]
+            # block_pass updates the share's own Wᵀ_b in place; a guess keeps them as
+            # they were before the pass, and a B_b for each
+            self.before = self.B = None
+            if guess is not None:
+                self.before, self.Wt = self.Wt, [np.array(w) for w in self.Wt]
+                self.B = [np.empty_like(w) for w in self.Wt]
             out = []
             with single_threaded_blas:
-                for c, (block, Wt) in enumerate(zip(self.blocks, self.Wt)):
+                for c, (operand, Wt) in enumerate(zip(self.operands, self.Wt)):
                     C, viol, evidence = block_pass(
-                        self.solver, _operand(block, self.exponent), Wt, H, A, perm, l1, l2,
-                        self.threads, keep=None if guess is None else self.B[c],
-                        **(guess or {}))
+                        self.solver, operand, Wt, H, A, perm, l1, l2, self.threads,
+                        keep=None if guess is None else self.B[c], **(guess or {}))
                     out.append((C, Wt @ Wt.T, viol, evidence))
-            if guess is None:
-                self.before = None
             return out
 
         return self._tree_call(parts)
@@ -275,9 +279,9 @@ class _Share:
         def parts():
             out = []
             with single_threaded_blas:
-                for block, Wt in zip(self.blocks, self.Wt):
-                    C, _, _ = block_pass(self.solver, _operand(block, self.exponent), Wt, H,
-                                         A, perm, 0.0, 0.0, self.threads, mode="c")
+                for operand, Wt in zip(self.operands, self.Wt):
+                    C, _, _ = block_pass(self.solver, operand, Wt, H, A, perm, 0.0, 0.0,
+                                         self.threads, mode="c")
                     out.append((C, Wt @ Wt.T, 0.0, None))
             self.before = self.B = None
             return out
@@ -327,7 +331,8 @@ class _Share:
         Python's cycle collector may take a while to find: distributed's method calls
         leave reference cycles to the handle."""
         self.closing = True
-        self.blocks = self.Wt = self.before = self.B = self.sums = self.children = None
+        self.blocks = self.operands = self.Wt = self.before = self.B = self.sums = None
+        self.children = None
         self._mark(math.inf)
 
     def errors(self, H):
@@ -345,12 +350,7 @@ class _Share:
 
 def _cross(block, Wt, exponent):
     """W_bᵀ X_b and W_bᵀ W_b of a block as the start gives W_b (numpy's products)."""
-    if sp.issparse(block):
-        C = np.ascontiguousarray((sp.csr_matrix(block).T @ Wt.T).T)
-        C = np.ldexp(C, exponent) if exponent else C
-    else:
-        C = Wt @ _dense_block(block, exponent)
-    return C, Wt @ Wt.T, 0.0, None
+    return _left_task(block, Wt, exponent), Wt @ Wt.T, 0.0, None
 
 
 def _sums(*parts):
@@ -652,12 +652,10 @@ def _dask_W(client, X, actors, groups, k, dtype):
     from distributed import wait
 
     n = X.shape[0]
-    rows = {}
-    for actor, (worker, group) in zip(actors, groups):
-        for j, c in enumerate(group):
-            rows[c] = client.submit(_share_rows, actor, j, workers=[worker] if worker else None,
-                                    pure=False)
-    rows = [rows[c] for c in range(len(X.blocks))]
+    rows = _by_block(groups, [[client.submit(_share_rows, actor, j, pure=False,
+                                             workers=[worker] if worker else None)
+                               for j in range(len(group))]
+                              for actor, (worker, group) in zip(actors, groups)])
     wait(rows)
     parts = [da.from_delayed(r, shape=(min(X.rows, n - c * X.rows), k), dtype=dtype)
              for c, r in enumerate(rows)]
