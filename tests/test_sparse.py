@@ -10,6 +10,8 @@ import scipy.sparse as sp
 import fastnmf
 from fastnmf._datasets import low_rank
 
+from conftest import setting
+
 K = 4
 MAX_ITER = 50
 # Sparse and dense products sum in different orders (CSR loops vs BLAS gemm), otherwise
@@ -336,13 +338,10 @@ def test_sparse_equals_dense_across_gather_windows(k, engine, dtype):
 
     D = low_rank(150, 100, 6, noise=0.1, density=0.3, seed=1).toarray()
     tol = RTOL if dtype == np.float64 else 1e-3
-    old = _solve.engine_min_bytes(0.0 if engine else float("inf"))
-    try:
+    with setting(_solve.engine_min_bytes, 0.0 if engine else float("inf")):
         for solver in ("cd", "mu", "als"):  # (accelerate's sweep cap counts X's entries)
             kw = dict(solver=solver, init="random", random_state=0, tol=0, max_iter=10)
             s = fastnmf.nmf(sp.csr_matrix(D.astype(dtype)), k, **kw)
             d = fastnmf.nmf(D, k, **kw)
             assert s.W.dtype == dtype
             assert rel_diff(s.W, d.W) <= tol and rel_diff(s.H, d.H) <= tol
-    finally:
-        _solve.engine_min_bytes(old)
