@@ -961,6 +961,31 @@ def test_bench_quick(capsys):
     assert "x)" in out  # speed ratios
 
 
+
+def test_interleaved_times_runs_of_short_calls():
+    """A call much shorter than a sample is timed in runs (the time per call of a run), a
+    call longer than a sample once per round; each result is the warm-up call's."""
+    from fastnmf._bench import interleaved
+
+    counts = {"short": 0, "long": 0}
+
+    def short():
+        counts["short"] += 1
+        return "short"
+
+    def long():
+        counts["long"] += 1
+        time.sleep(0.005)
+        return "long"
+
+    medians, results = interleaved({"short": short, "long": long}, budget=0.05,
+                                   max_repeats=3, sample=0.004)
+    assert results == {"short": "short", "long": "long"}
+    rounds = counts["long"] - 1  # after its one warm-up call
+    assert 1 <= rounds <= 3
+    assert counts["short"] > 10 * (rounds + 1)
+    assert medians["long"] >= 0.005 and 0 < medians["short"] < 0.001
+
 # --- the real entry points -------------------------------------------------------------------
 
 def _run(cmd, cwd):
