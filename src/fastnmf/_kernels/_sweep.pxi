@@ -98,7 +98,7 @@ cdef inline void sweep_tile(Py_ssize_t k, Py_ssize_t p, floating* F, const float
     cdef floating* Ft = F + t * p + j0
     cdef const floating* Bt = B + t * p + j0
     cdef const floating* Fr
-    cdef double d
+    cdef double d, total
     for j in range(w):
         g[j] = fl1 - Bt[j] + fl2 * Ft[j]
     for r in range(k):
@@ -107,21 +107,27 @@ cdef inline void sweep_tile(Py_ssize_t k, Py_ssize_t p, floating* F, const float
             Fr = F + r * p + j0
             for j in range(w):
                 g[j] += a * Fr[j]
-    if measure:
+    # The two sums below are chains of additions in column order (scikit-learn's order
+    # within a tile), kept in a local: through viol or dsum, which may alias F for all the
+    # compiler knows, each addition went through memory.
+    if measure:  # |g| where F > 0, else -g where g < 0, else nothing (adds +0: the same)
+        total = viol[0]
         for j in range(w):
             gj = g[j]
-            if Ft[j] > 0:
-                viol[0] += fabs(gj)
-            elif gj < 0:
-                viol[0] -= gj
+            # Selects, not branches: a test of F's sign mispredicts about half the time
+            # (38 % of sweep_block's samples sat on that jump, a sparse fit at k = 10).
+            total += fabs(gj) if Ft[j] > 0 else (-gj if gj < 0 else 0)
+        viol[0] = total
     if hess > 0:  # Ft ← max(Ft − g / hess, 0), written as a select that vectorizes
         if track:
+            total = dsum[0]
             for j in range(w):
                 old = Ft[j]
                 gj = old - g[j] / hess
                 Ft[j] = 0 if gj < 0 else gj
                 d = Ft[j] - old
-                dsum[0] += d * d
+                total += d * d
+            dsum[0] = total
         else:
             for j in range(w):
                 gj = Ft[j] - g[j] / hess
