@@ -1,8 +1,9 @@
 """Side-by-side tables of fastnmf against scikit-learn, its NumPy reference solvers and the
-BLAS floor (the cases of issue 9). Implementations run interleaved in one process (a slow
-spell hits all alike) and medians are reported.
+BLAS floor (the cases of issue 9), and the measures of issues 15 and 17 (bench/README.md
+lists the cases). Implementations run interleaved in one process (a slow spell hits all
+alike) and medians are reported.
 
-    python bench/compare.py                          # every case (about 15 minutes)
+    python bench/compare.py                          # every case (about 17 minutes)
     python bench/compare.py --cases tiny medium      # some cases
     python bench/compare.py --quick                  # every case, smaller (well under a minute)
     python bench/compare.py --cases medium --plot convergence.png   # also draw a plot
@@ -25,7 +26,10 @@ import argparse
 import importlib.util
 import os
 import platform
+import signal
+import subprocess
 import sys
+import textwrap
 import time
 import warnings
 
@@ -48,7 +52,7 @@ QUICK = {"tiny": (50, 30, 5), "medium": (300, 200, 10), "floor": (800, 400, 20),
          "large": (1000, 500, 10), "memory": (1000, 500, 10), "onepass": (1000, 800, 10),
          "outofcore": (20000, 500, 10), "dask": (4000, 1000, 10), "sparse": (2000, 500, 10, 0.05),
          "sparsefile": (20000, 2000, 10, 0.01)}
-BARS = []  # (measure, measured, bar, met) of issue 9's table, gathered for the summary
+BARS = []  # (measure, measured, bar, met) of the issues' tables, gathered for the summary
 JUDGING = True  # False with --quick: the bars hold for the issue's sizes only
 
 
@@ -244,6 +248,9 @@ def many(quick):
     for name, rate, vs_one, err in rates:
         vs_peer = f"{rate / peer:.2f}x" if peer else "-"
         print(f"{name:<22}  {rate:10.1f}  {vs_one:10.2f}x  {vs_peer:>8}  {err:10.5f}")
+    two = {name: vs_one for name, _, vs_one, _ in rates}["nmf_batch n_jobs=2"]
+    bar("many: nmf_batch matrices/s, n_jobs=2 over n_jobs=1", f"{two:.2f}x", ">= 1.8x",
+        two >= 1.8, issue=15)
 
 
 @case("medium")
@@ -726,6 +733,199 @@ def convergence_plot(path, quick):
     print(f"  wrote {path}")
 
 
+# --- issue 15: a good citizen on a shared machine -------------------------------------------
+
+def child(code, *args):
+    """A Python process running ``code`` (this fastnmf), its output piped."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def ended(proc, timeout):
+    """Wait for ``proc``, at most ``timeout`` seconds; kill it if it is still running
+    then. Returns (stdout, stderr)."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        stop(proc)
+
+
+def stop(proc):
+    """Kill ``proc`` if it is still running, and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+# The interrupted child: Python's SIGINT handler set explicitly (a child of a shell's
+# background job inherits SIGINT ignored), the call of ``setup`` started, "started" said.
+INTERRUPTED = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import numpy as np
+import fastnmf
+from fastnmf._datasets import low_rank
+{setup}
+print("started", flush=True)
+call()
+print("finished", flush=True)
+"""
+
+
+@case("interrupt")
+def interrupt(quick):
+    tries = 1 if quick else 3
+    setups = {
+        "fastnmf.nmf 2000x1000, k=40": (
+            "X = low_rank(2000, 1000, 40, seed=0)\n"
+            "call = lambda: fastnmf.nmf(X, 40, max_iter=10**6, tol=0)"),
+        "nmf_batch 64 x (400x300), k=20, n_jobs=2": (
+            "Xs = [low_rank(400, 300, 20, seed=s) for s in range(64)]\n"
+            "call = lambda: fastnmf.nmf_batch(Xs, 20, max_iter=10**6, tol=0, n_jobs=2)"),
+    }
+    section("interrupt", f"SIGINT 1 s into a call that would run for minutes, in a child "
+                         f"process; seconds from the signal to its exit ({tries} tries)")
+    worst = 0.0
+    for name, setup in setups.items():
+        waits, raised = [], True
+        for _ in range(tries):
+            proc = child(INTERRUPTED.format(setup=setup))
+            try:
+                started = proc.stdout.readline().strip() == "started"
+                time.sleep(1.0)
+                proc.send_signal(signal.SIGINT)
+                sent = time.monotonic()
+                out, err = ended(proc, 300)
+                waits.append(time.monotonic() - sent)
+            finally:
+                stop(proc)
+            lines = err.strip().splitlines()
+            raised &= started and "finished" not in out and lines[-1:] == ["KeyboardInterrupt"]
+        print(f"  {name}: {', '.join(f'{w:.2f}' for w in waits)} s"
+              f"{'' if raised else ' -- NOT ended by KeyboardInterrupt'}")
+        worst = max(worst, max(waits)) if raised else float("inf")
+    print("  (the busy processes below are this case's children)")
+    bar("interrupt: seconds from SIGINT to the exit by KeyboardInterrupt, worst",
+        f"{worst:.2f}", "<= 0.5", worst <= 0.5, issue=15)
+
+
+@case("neighbour")
+def neighbour(quick):
+    iters = 20 if quick else None  # None: the default (max_iter=200, tol=1e-4)
+    cases = {"dense 2000x1000, k=20": (dense(2000, 1000, 20), 20),
+             "CSR 4000x3000 at 2 %, k=10":
+                 (low_rank(4000, 3000, 10, density=0.02, seed=0).tocsr(), 10),
+             "tiny 50x30, k=5": (dense(50, 30, 5), 5)}
+    section("neighbour", "a default call (every argument but X and k at its default) over the "
+                         "same call with n_threads=1, with one other CPU-bound process running")
+    busy = child("while True:\n    pass")
+    worst = 0.0
+    try:
+        time.sleep(0.5)
+        for name, (X, k) in cases.items():
+            kw = {} if iters is None else dict(max_iter=iters)
+            medians, _ = interleaved({
+                "default": lambda: fastnmf.nmf(X, k, **kw),
+                "n_threads=1": lambda: fastnmf.nmf(X, k, n_threads=1, **kw)},
+                budget=1.0 if quick else 10.0, max_repeats=3 if quick else 9)
+            ratio = medians["default"] / medians["n_threads=1"]
+            worst = max(worst, ratio)
+            print(f"  {name}: default {fmt_time(medians['default'])}, n_threads=1 "
+                  f"{fmt_time(medians['n_threads=1'])}, ratio {ratio:.2f}")
+    finally:
+        stop(busy)
+    print("  (the busy process below is the neighbour this case starts)")
+    bar("neighbour: default call time / n_threads=1 time, one busy process, worst",
+        f"{worst:.2f}", "<= 1.5", worst <= 1.5, issue=15)
+
+
+# One GridSearchCV fit in a fresh process (its first call: the workers start too):
+# argv[1] "fastnmf" or "sklearn", argv[2] X's rows. Prints the seconds.
+GRID = """
+import sys, time, warnings
+import numpy as np
+from sklearn.model_selection import GridSearchCV
+from fastnmf._datasets import low_rank
+warnings.simplefilter("ignore")
+if sys.argv[1] == "fastnmf":
+    from fastnmf.sklearn import NMF
+else:
+    from sklearn.decomposition import NMF
+X = low_rank(int(sys.argv[2]), 3000, 10, density=0.02, seed=0).tocsr()
+
+
+def heldout(est, X, y=None):  # minus the Frobenius error on the held-out rows
+    D = X.toarray() - est.transform(X) @ est.components_
+    return -float(np.sqrt(np.square(D).sum()))
+
+
+grid = GridSearchCV(NMF(init="nndsvda", tol=1e-4, max_iter=200, random_state=0),
+                    {"n_components": [5, 10], "alpha_W": [0.0, 1e-4]}, cv=3, n_jobs=2,
+                    scoring=heldout)
+t = time.perf_counter()
+grid.fit(X)
+print(time.perf_counter() - t)
+"""
+
+
+@case("gridsearch")
+def gridsearch(quick):
+    rows, pairs = (1000, 1) if quick else (4000, 3)
+    section("gridsearch", f"GridSearchCV(NMF(init='nndsvda', tol=1e-4, max_iter=200), "
+                          f"n_components 5, 10 x alpha_W 0, 1e-4, cv=3, n_jobs=2) on a CSR "
+                          f"{rows}x3000 at 2 %, k=10: first fit in a fresh process, "
+                          f"{pairs} pair(s) alternating")
+    if NNF is None:
+        print("  (scikit-learn is not installed: skipped)")
+        return
+    times = {"fastnmf": [], "sklearn": []}
+    for _ in range(pairs):
+        for side in times:
+            out, err = ended(child(GRID, side, str(rows)), 600)
+            times[side].append(float(out.split()[-1]))
+    f, s = np.median(times["fastnmf"]), np.median(times["sklearn"])
+    print(f"  fastnmf.sklearn.NMF {', '.join(f'{t:.2f}' for t in times['fastnmf'])} s; "
+          f"scikit-learn's NMF {', '.join(f'{t:.2f}' for t in times['sklearn'])} s")
+    print("  (the busy processes below are this case's children)")
+    bar("gridsearch: GridSearchCV n_jobs=2, scikit-learn's time over fastnmf's (medians)",
+        f"{s / f:.2f}x", ">= 1.5x", s / f >= 1.5, issue=15)
+
+
+@case("threads")
+def threads(quick):
+    from concurrent.futures import ThreadPoolExecutor
+
+    iters = 10 if quick else 50
+    solvers = list(fastnmf._registry.SOLVERS)
+    work = [(low_rank(1000, 800, 20, noise=0.1, seed=s, density=0.1 if s >= 4 else None), 20,
+             dict(solver=solvers[s % len(solvers)], tol=0, max_iter=iters, random_state=s))
+            for s in range(8)]
+    section("threads", f"eight Python threads calling fastnmf.nmf at once (1000x800, k=20, "
+                       f"{iters} iterations; four dense, four CSR at 10 %; each solver) over "
+                       f"the same calls one after another")
+
+    def serial():
+        return [fastnmf.nmf(X, k, **kw) for X, k, kw in work]
+
+    def concurrent():
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda w: fastnmf.nmf(w[0], w[1], **w[2]), work))
+
+    medians, results = interleaved({"serial": serial, "eight threads": concurrent},
+                                   budget=2.0 if quick else 20.0, max_repeats=3 if quick else 9)
+    same = all(np.array_equal(a.W, b.W) and np.array_equal(a.H, b.H)
+               and np.array_equal(a.history, b.history)
+               for a, b in zip(results["serial"], results["eight threads"]))
+    ratio = medians["eight threads"] / medians["serial"]
+    print(f"  serial {fmt_time(medians['serial'])}, eight threads "
+          f"{fmt_time(medians['eight threads'])}: ratio {ratio:.2f}; results "
+          f"{'bit-identical' if same else 'NOT bit-identical'} to the serial ones")
+    bar("threads: eight Python threads at once / the same calls one after another",
+        f"{ratio:.2f}", "<= 1.3", ratio <= 1.3, issue=15)
+    bar("threads: results of the eight threads against serial calls",
+        "bit-identical" if same else "differ", "bit-identical", same, issue=15)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 def header():
@@ -819,7 +1019,7 @@ def main(argv=None):
     header()
     if args.quick:
         JUDGING = False
-        print("--quick: smaller sizes, where issue 9's bars are not judged")
+        print("--quick: smaller sizes, where the issues' bars are not judged")
     start, overall = time.perf_counter(), cpu_seconds()
     for name in args.cases:
         before = cpu_seconds()
