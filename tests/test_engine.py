@@ -288,20 +288,25 @@ def test_a_sparse_x_takes_one_pass_from_eight_times_the_dense_threshold(dtype):
 
 def test_sparse_one_pass_never_makes_the_transpose(monkeypatch):
     """Read by rows only, a sparse X's transposed copy is not made (a call adds less
-    memory); where the loop needs it, it is."""
-    from fastnmf import _api
+    memory), neither by the loop nor by the nndsvd start's products; where the loop needs
+    it, it is, by the start too (the two copies are not held at once)."""
+    from fastnmf import _init
 
     made = []
-    real = _api._sparse_operands
-    monkeypatch.setattr(_api, "_sparse_operands",
+    real = _init._sparse_operands
+    monkeypatch.setattr(_init, "_sparse_operands",
                         lambda X, columns: made.append(columns) or real(X, columns))
     X = sparse_data(6000, 2000, 0.09, np.float32)  # 8.6 MB of entries and indices
     assert X.nnz * 8 >= 8 * _solve.engine_min_bytes()
     for case in ENGINE:
         fit(X, case)
+    fit(X, dict(solver="cd", init="nndsvda"))  # the start's products, then the loop
+    assert made == [False] * (len(ENGINE) + 2)
+    made.clear()
     fit(X, dict(solver="cd", update_H=False, H=np.ones((6, 2000), np.float32)))
     fit(X[:300], dict(solver="cd"))  # below the threshold: two passes
-    assert made == [False] * len(ENGINE) + [True, True]
+    fit(X[:300], dict(solver="cd", init="nndsvda"))
+    assert made == [True, True, True, True]
 
 
 def test_the_kernel_refuses_a_missing_transpose_where_it_needs_it():

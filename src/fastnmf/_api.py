@@ -3,14 +3,12 @@
 import inspect
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import _registry
 from ._chunked import Chunked
 from ._dask import runs_on_workers, solve as _dask_solve
-from ._init import LazyRNG, initialize, planned_nndsvd
-from ._kernels._common import ChunkStream
-from ._kernels._solve import reads_once as _kernel_reads_once, solve
+from ._init import LazyRNG, initialize, operands, planned_nndsvd, reads_once
+from ._kernels._solve import solve
 from ._result import NMFResult, raise_for_status
 from ._threads import single_threaded_blas
 from ._validation import SOLVERS, check_nmf_args, scale2
@@ -215,26 +213,6 @@ def start(prob, plan=False):
     return e, work, W, H, seed, planned
 
 
-def operands(X, columns=True):
-    """X as the kernels take it: the dense array itself, an X out of core as the stream
-    of its chunks, or a sparse X's CSR and, with ``columns``, Xᵀ's CSR (else three empty
-    arrays in its place)."""
-    if isinstance(X, np.ndarray):
-        return X
-    if isinstance(X, Chunked):
-        return ChunkStream(X)
-    return _sparse_operands(X, columns)
-
-
-def reads_once(prob):
-    """Whether the kernels read X once per iteration on ``prob`` (the row-block engine:
-    docs/algorithms.md, "One pass over X"), by the kernels' own rule."""
-    X = prob.X
-    return _kernel_reads_once(prob.solver, prob.n, prob.m, X.dtype.itemsize,
-                              X.nnz if sp.issparse(X) else -1, prob.update_H, prob.beta,
-                              prob.accelerate)
-
-
 def make_result(prob, e, W, H, n_iter, converged, history, err):
     """The NMFResult of ``prob``, undoing a scaling of X by 2⁻ᵉ."""
     if e:
@@ -251,20 +229,6 @@ def make_result(prob, e, W, H, n_iter, converged, history, err):
         H = np.ldexp(H, e // 2) if prob.update_H else prob.H
     return NMFResult(W=W, H=H, n_iter=int(n_iter), converged=bool(converged),
                      reconstruction_err=float(err), history=history, solver=prob.solver)
-
-
-def _sparse_operands(X, columns):
-    """X's CSR and Xᵀ's CSR as the kernels take them (int64 indptr, int32 indices: X was
-    checked, its sides are below 2**31); without ``columns``, Xᵀ's three are empty."""
-    def arrays(M):
-        return (M.data, X.dtype), (M.indptr, np.int64), (M.indices, np.int32)
-
-    pairs = arrays(X if X.format == "csr" else X.tocsr())
-    if columns:
-        pairs += arrays(X.T if X.format == "csc" else X.T.tocsr())
-    else:
-        pairs += tuple((np.empty(0), t) for _, t in pairs)
-    return tuple(np.asarray(a, dtype=t) for a, t in pairs)
 
 
 def _compiled(prob, W, H, seed, report):

@@ -79,24 +79,37 @@ cdef inline Py_ssize_t chunk_width(Py_ssize_t cols, bint strided,
 THREADED_WORK = PARALLEL_MIN_WORK
 
 
-def left_product(X, floating[:, ::1] F, bint transpose, int n_threads=1):
-    """The solvers' threaded products with a dense X (n×m, C- or F-contiguous, F's dtype),
-    for the randomized range finder: F Xᵀ (l×n) for F (l×m), or with ``transpose`` F X
-    (l×m) for F (l×n). Bit-identical for any ``n_threads``; hold BLAS to one thread
-    around it (_threads.single_threaded_blas)."""
+def left_product(X, floating[:, ::1] F, bint trans, int n_threads=1, shape=None):
+    """The solvers' threaded products with X, for the randomized range finder: F Xᵀ (l×n)
+    for F (l×m), or with ``trans`` F X (l×m) for F (l×n). X a dense array (n×m, C- or
+    F-contiguous, F's dtype), a ChunkStream, or a sparse X's operands (the tuple of
+    prepare_x; F X needs Xᵀ's CSR) with X's ``shape``. Bit-identical for any
+    ``n_threads``; hold BLAS to one thread around it (_threads.single_threaded_blas)."""
     cdef XData x
-    cdef Py_ssize_t l = F.shape[0], n = X.shape[0], m = X.shape[1]
-    if F.shape[1] != (n if transpose else m):
+    cdef Py_ssize_t l = F.shape[0], n, m, P
+    if isinstance(X, tuple):
+        n, m = shape
+    else:
+        n, m = X.shape[0], X.shape[1]
+    if F.shape[1] != (n if trans else m):
         raise ValueError("F does not match X")
     dtype = np.float64 if floating is double else np.float32
-    out = np.empty((l, m if transpose else n), dtype=dtype)
+    out = np.empty((l, m if trans else n), dtype=dtype)
     cdef floating[:, ::1] B = out
+    cdef floating[::1] T = None
+    cdef floating* scratch = NULL
     prepare_x(&x, X, n, m, 0.0, F)
+    if x.sparse:  # F's transpose, then a row's accumulator per thread (sparse_times)
+        P = n if n > m else m
+        T = np.empty(l * P + max(n_threads, 1) * acc_stride(l), dtype=dtype)
+        scratch = &T[0]
+    if trans and x.sparse and x.cptr == NULL:
+        raise ValueError("F X needs Xᵀ's CSR in the operands")
     with nogil:
-        if transpose:
-            product_H(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
+        if trans:
+            product_H(&x, l, &F[0, 0], &B[0, 0], scratch, n_threads)
         else:
-            product_W(&x, l, &F[0, 0], &B[0, 0], NULL, n_threads)
+            product_W(&x, l, &F[0, 0], &B[0, 0], scratch, n_threads)
     if x.source != NULL:
         X.raise_if_failed()
     return out
