@@ -518,6 +518,20 @@ def test_sparse_range_finder_products_are_scipys(fmt, dtype, n_threads, columns)
         np.testing.assert_array_equal(got, want)
 
 
+def test_sparse_left_product_refuses_what_it_cannot_form():
+    """left_product on a sparse X's operands needs X's shape, and Xᵀ's CSR for F X."""
+    from fastnmf._init import operands
+    from fastnmf._kernels._common import left_product
+
+    X = sp.random(30, 20, density=0.3, format="csr", random_state=0)
+    with pytest.raises(ValueError, match="need X's shape"):
+        left_product(operands(X), np.ones((3, 20)), False)
+    with pytest.raises(ValueError, match="needs Xᵀ's CSR"):
+        left_product(operands(X, columns=False), np.ones((3, 30)), True, 1, X.shape)
+    with pytest.raises(ValueError, match="does not match"):
+        left_product(operands(X), np.ones((3, 21)), False, 1, X.shape)
+
+
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sparse_mean_is_scipys_without_its_copy(fmt, dtype):

@@ -88,6 +88,8 @@ def left_product(X, floating[:, ::1] F, bint trans, int n_threads=1, shape=None)
     cdef XData x
     cdef Py_ssize_t l = F.shape[0], n, m, P
     if isinstance(X, tuple):
+        if shape is None:
+            raise ValueError("a sparse X's operands need X's shape")
         n, m = shape
     else:
         n, m = X.shape[0], X.shape[1]
