@@ -18,9 +18,15 @@
 # both orders (narrow_both), same measure, one thread: float64 0.63-0.99 (500 x 10 k = 6 to
 # 40 x 30 k = 27; 50 x 30 k = 5 0.81), float32 0.59-0.87 (200 x 20 k = 8 to 70 x 40
 # k = 11); float32 with both sides under 64, 1.17-1.19 (BLAS keeps those). With the SkylakeX
-# kernels (small-matrix kernels without packing) they lose: float64 1.41 and 1.03
+# kernels (small-matrix kernels without packing) they lost: float64 1.41 and 1.03
 # (1333 x 1000, k = 10 and 40), 1.09 and 1.25 (8000 x 4000, k = 20 and 50); float32
-# 0.85-1.55. So they run where the BLAS's kernels are the Haswell ones and the CPU has
+# 0.85-1.55. Since put_strip adds by vectors they win there too except on a tiny X (same
+# machine, random start, two threads: 500 x 400 to 8000 x 4000, k = 5 to 128, 0.47-1.04,
+# one thread 0.51-1.09; whole calls of 200 iterations on 50 x 30 to 100 x 80, where
+# OpenBLAS's small-matrix kernels run, 1.00-1.50), but they are not yet taken with those
+# kernels: one float32 als case (900 x 230, k = 6, two-pass loop) then left the float64
+# reference by 1.4e-2 from iteration 15 on, unexplained. So they run where the BLAS's
+# kernels are the Haswell ones and the CPU has
 # AVX-512 (NARROW_KERNELS, set at import as ROWS_FIRST is: fastnmf/_kernels/__init__.py
 # says why AVX2 alone is not enough) and for 4 <= k <= NARROW_MAX_K, the largest k
 # measured.
