@@ -26,10 +26,9 @@
 # OpenBLAS's small-matrix kernels run, 1.00-1.50), but they are not yet taken with those
 # kernels: one float32 als case (900 x 230, k = 6, two-pass loop) then left the float64
 # reference by 1.4e-2 from iteration 15 on, unexplained. So they run where the BLAS's
-# kernels are the Haswell ones and the CPU has
-# AVX-512 (NARROW_KERNELS, set at import as ROWS_FIRST is: fastnmf/_kernels/__init__.py
-# says why AVX2 alone is not enough) and for 4 <= k <= NARROW_MAX_K, the largest k
-# measured.
+# kernels are the Haswell ones and the CPU has AVX-512 (NARROW_KERNELS, set at import as
+# ROWS_FIRST is: fastnmf/_kernels/__init__.py says why AVX2 alone is not enough) and for
+# 4 <= k <= NARROW_MAX_K, the largest k measured.
 # Included by _common.pyx.
 
 
