@@ -698,12 +698,12 @@ cdef void narrow_strip(const floating* X, Py_ssize_t w, Py_ssize_t ld, const flo
             a32[l] = fused(f3, x[2 * L + l], a32[l])
             a33[l] = fused(f3, x[3 * L + l], a33[l])
     if t_from <= 0:
-        put_strip(acc, a00, a01, a02, a03, L, first, c_from)
+        put_strip(acc, a00, a01, a02, a03, first, c_from)
     if t_from <= 1:
-        put_strip(acc + ld, a10, a11, a12, a13, L, first, c_from)
+        put_strip(acc + ld, a10, a11, a12, a13, first, c_from)
     if t_from <= 2:
-        put_strip(acc + 2 * ld, a20, a21, a22, a23, L, first, c_from)
-    put_strip(acc + 3 * ld, a30, a31, a32, a33, L, first, c_from)
+        put_strip(acc + 2 * ld, a20, a21, a22, a23, first, c_from)
+    put_strip(acc + 3 * ld, a30, a31, a32, a33, first, c_from)
 
 
 cdef void narrow_strip5(const floating* X, Py_ssize_t w, Py_ssize_t ld, const floating* F,
@@ -790,41 +790,35 @@ cdef void narrow_strip5(const floating* X, Py_ssize_t w, Py_ssize_t ld, const fl
             a42[l] = fused(f4, x[2 * L + l], a42[l])
             a43[l] = fused(f4, x[3 * L + l], a43[l])
     if t_from <= 0:
-        put_strip(acc, a00, a01, a02, a03, L, first, c_from)
+        put_strip(acc, a00, a01, a02, a03, first, c_from)
     if t_from <= 1:
-        put_strip(acc + ld, a10, a11, a12, a13, L, first, c_from)
+        put_strip(acc + ld, a10, a11, a12, a13, first, c_from)
     if t_from <= 2:
-        put_strip(acc + 2 * ld, a20, a21, a22, a23, L, first, c_from)
+        put_strip(acc + 2 * ld, a20, a21, a22, a23, first, c_from)
     if t_from <= 3:
-        put_strip(acc + 3 * ld, a30, a31, a32, a33, L, first, c_from)
-    put_strip(acc + 4 * ld, a40, a41, a42, a43, L, first, c_from)
+        put_strip(acc + 3 * ld, a30, a31, a32, a33, first, c_from)
+    put_strip(acc + 4 * ld, a40, a41, a42, a43, first, c_from)
 
 
 cdef inline void put_strip(floating* acc, const floating* s0, const floating* s1,
-                           const floating* s2, const floating* s3, Py_ssize_t L, bint first,
+                           const floating* s2, const floating* s3, bint first,
                            Py_ssize_t c_from) noexcept nogil:
-    """acc[c] = a row's sum at column c (its chunk c // L, lane c % L), or += unless
-    ``first``, for c_from <= c < 4·L (narrow_strip). A whole row (c_from = 0: every strip
-    but a last overlapping one) goes by four loops of a vector's lanes, which the compiler
-    turns into vector loads, adds and stores; written as one loop over c choosing the
-    chunk, it stayed scalar (4·L loads, adds and stores per row), which took more time
-    than the strip's own multiply-adds over an engine block's 64 rows of float32. The same
-    additions either way."""
+    """acc[c] = a row's sum at column c (its chunk c // L, lane c % L, L lanes of a vector),
+    or += unless ``first``, for c_from <= c < 4·L (narrow_strip). A whole row (c_from = 0:
+    every strip but a last overlapping one) goes by one loop over a vector's lanes, which
+    the compiler turns into vector loads, adds and stores (GCC unswitches ``first``);
+    written as one loop over c choosing the chunk, it stayed scalar (4·L loads, adds and
+    stores per row), which took more time than the strip's own multiply-adds over an
+    engine block's 64 rows of float32. The same additions either way."""
+    cdef Py_ssize_t L = 16 if floating is float else 8
     cdef Py_ssize_t c, l
     cdef const floating* chunk
     if c_from == 0:
-        if first:
-            for l in range(16 if floating is float else 8):
-                acc[l] = s0[l]
-                acc[L + l] = s1[l]
-                acc[2 * L + l] = s2[l]
-                acc[3 * L + l] = s3[l]
-        else:
-            for l in range(16 if floating is float else 8):
-                acc[l] = acc[l] + s0[l]
-                acc[L + l] = acc[L + l] + s1[l]
-                acc[2 * L + l] = acc[2 * L + l] + s2[l]
-                acc[3 * L + l] = acc[3 * L + l] + s3[l]
+        for l in range(16 if floating is float else 8):
+            acc[l] = s0[l] if first else acc[l] + s0[l]
+            acc[L + l] = s1[l] if first else acc[L + l] + s1[l]
+            acc[2 * L + l] = s2[l] if first else acc[2 * L + l] + s2[l]
+            acc[3 * L + l] = s3[l] if first else acc[3 * L + l] + s3[l]
         return
     for c in range(c_from, 4 * L):
         chunk = s0 if c < L else (s1 if c < 2 * L else (s2 if c < 3 * L else s3))
