@@ -2,7 +2,7 @@
 
 Everything here is a fixture (no autouse, no side effects), so test files that do not ask
 for these names are untouched by them, or a plain name that test files import (SOLVERS,
-``setting``).
+``setting``, ``narrow``).
 """
 
 import contextlib
@@ -39,6 +39,16 @@ def setting(hook, value):
         yield
     finally:
         hook(old)
+
+
+@contextlib.contextmanager
+def narrow(value):
+    """The narrow kernels (``_common.narrow_kernels``) on or off inside; on, wherever they
+    can run (``narrow_small``: a small X too), whichever the BLAS's kernels at import."""
+    from fastnmf._kernels import _common
+
+    with setting(_common.narrow_kernels, value), setting(_common.narrow_small, True):
+        yield
 
 
 def _dtype_id(dtype):

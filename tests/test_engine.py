@@ -16,7 +16,7 @@ import fastnmf._kernels as kernels
 from fastnmf import _threads, reference
 from fastnmf._kernels import _common, _solve
 
-from conftest import SOLVERS, setting
+from conftest import SOLVERS, narrow, setting
 
 # Every Frobenius solver goes through the engine: the separable ones block by block, the
 # others (accelerated cd, als, bpp) on a guess of their whole-factor decision, settled
@@ -357,32 +357,35 @@ def rows_first(value):
     return setting(_common.rows_first, value)
 
 
-def narrow(value):
-    return setting(_common.narrow_kernels, value)
-
-
 def test_the_products_follow_the_blas_kernels():
     """Set at import from the kernels of the BLAS scipy calls: with OpenBLAS's Haswell
     kernels a float32 X's rows first, and the narrow products where the CPU has AVX-512
-    (whichever level FASTNMF_CPU takes: the same bits at every level); the usual way
-    with other kernels (OPENBLAS_CORETYPE picks them)."""
+    (whichever level FASTNMF_CPU takes: the same bits at every level), on any X; with its
+    SkylakeX kernels the narrow products on the same CPUs, but not on a small X of the
+    two-pass loop (narrow_small); the usual way with other kernels (OPENBLAS_CORETYPE
+    picks them)."""
     haswell = _threads.haswell_kernels()
+    skylakex = _threads.skylakex_kernels()
     wide = kernels._runs("x86_64_v4")
-    assert _common.rows_first() == haswell and _common.narrow_kernels() == (haswell and wide)
+    assert _common.rows_first() == haswell and _common.narrow_small() == haswell
+    assert _common.narrow_kernels() == ((haswell or skylakex) and wide)
     if _threads.blas_kernels() is None or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("scipy's BLAS is not an x86-64 OpenBLAS: no kernels to choose")
     code = ("import fastnmf._kernels._common as c, fastnmf._threads as t; "
-            "print(t.blas_kernels(), c.rows_first(), c.narrow_kernels())")
-    runs = [("Haswell", True, None), ("Sandybridge", False, None)]
+            "print(t.blas_kernels(), c.rows_first(), c.narrow_kernels(), c.narrow_small())")
+    # (core type, rows first, narrow kernels where the CPU is wide, on a small X too)
+    runs = [("Haswell", True, True, True, None), ("Sandybridge", False, False, False, None)]
+    if wide:  # (OpenBLAS refuses a core type the CPU cannot run, and takes its own)
+        runs.append(("SkylakeX", False, True, False, None))
     if kernels._built("x86_64_v3") and kernels.LEVEL != "baseline":
-        runs.append(("Haswell", True, "x86_64_v3"))
-    for coretype, expected, level in runs:
+        runs.append(("Haswell", True, True, True, "x86_64_v3"))
+    for coretype, rows, narrowed, small, level in runs:
         env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
         if level:
             env["FASTNMF_CPU"] = level
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, timeout=300, check=True).stdout.split()
-        assert out == [coretype.lower(), str(expected), str(expected and wide)]
+        assert out == [coretype.lower(), str(rows), str(narrowed and wide), str(small)]
 
 
 @pytest.mark.parametrize("value", [False, True])
@@ -545,3 +548,39 @@ def test_a_tiny_x_in_both_orders_takes_the_narrow_kernels(case, n, m, dtype, tak
     assert rel(blas.W, own.W) < tol and rel(blas.H, own.H) < tol
     expected = ref(X.astype(np.float64), case)
     assert rel(expected.W, own.W) < tol and rel(expected.H, own.H) < tol
+
+
+# (n, m, k): n·m·k at SMALL_BLAS_WORK (1e6) and just past it.
+SMALL_EDGE = [(250, 200, 20), (250, 201, 20)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fortran", [False, True], ids=["C", "F"])
+@pytest.mark.parametrize("n, m, k", SMALL_EDGE, ids=[f"{n}x{m}-k{k}" for n, m, k in SMALL_EDGE])
+def test_without_narrow_small_a_small_x_stays_with_blas(n, m, k, dtype, fortran):
+    """With narrow_small unset (the SkylakeX kernels), the two-pass loop leaves an X of
+    n·m·k <= SMALL_BLAS_WORK to BLAS (the bits of the narrow kernels off) and takes the
+    narrow kernels past it (the bits of narrow_small set), on both sides of the edge; the
+    engine's blocks take them either way (with a small X, some of its products of the
+    whole X may not)."""
+    X = data(n, m, dtype)
+    X = np.asfortranarray(X) if fortran else X
+    kw = dict(init="random", random_state=0, max_iter=10, tol=0)
+    runs = {}
+    for loop in (0, np.inf):
+        with engine_from(loop):
+            with narrow(False):
+                blas = fastnmf.nmf(X, k, **kw)
+            with narrow(True):
+                own = fastnmf.nmf(X, k, **kw)
+                with setting(_common.narrow_small, False):
+                    large_only = fastnmf.nmf(X, k, **kw)
+        assert not same(blas, own)
+        runs[loop] = (blas, own, large_only)
+    blas, own, large_only = runs[np.inf]
+    small = n * m * k <= 1e6
+    assert same(large_only, blas if small else own)
+    blas, own, large_only = runs[0]
+    assert not same(large_only, blas)
+    if not small:
+        assert same(large_only, own)

@@ -39,7 +39,7 @@ import threading
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["available_cpus", "blas_kernels", "cpu_quota", "default_threads", "forked",
-           "haswell_kernels", "loading_openmp", "single_threaded_blas"]
+           "haswell_kernels", "loading_openmp", "single_threaded_blas", "skylakex_kernels"]
 
 # GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region hangs
 # in its first parallel region of more than one thread. A forked child therefore runs the
@@ -228,6 +228,10 @@ def _blas_controllers():
 # OpenBLAS's core names (lower case) that run its Haswell kernels: its Haswell target and
 # its Zen target (AMD Zen 1-3), whose gemm kernels are the Haswell ones.
 HASWELL_KERNELS = ("haswell", "zen")
+# Its core names that run its SkylakeX (AVX-512) gemm kernels, with small-matrix kernels
+# that skip packing: its SkylakeX, Cooperlake and Sapphire Rapids targets (the last two
+# add bfloat16 kernels only); it picks them on AMD Zen 5 too (seen on an AMD EPYC).
+SKYLAKEX_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
 
 
 def blas_kernels():
@@ -252,6 +256,13 @@ def haswell_kernels():
     has AVX-512 (``_common.narrow_kernels``), else a float32 X's rows first
     (``_common.rows_first``)."""
     return blas_kernels() in HASWELL_KERNELS
+
+
+def skylakex_kernels():
+    """Whether the BLAS that scipy calls runs OpenBLAS's SkylakeX kernels
+    (SKYLAKEX_KERNELS): fastnmf then forms a dense X's products in registers as with the
+    Haswell kernels, except for a tiny X (``_common.narrow_small``)."""
+    return blas_kernels() in SKYLAKEX_KERNELS
 
 
 class _Lib:

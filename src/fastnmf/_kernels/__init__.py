@@ -94,13 +94,14 @@ del _folder
 
 # The first kernel module loads the OpenMP runtime: with sleeping idle threads (see
 # fastnmf._threads.loading_openmp).
-from .._threads import haswell_kernels, loading_openmp  # noqa: E402
+from .._threads import haswell_kernels, loading_openmp, skylakex_kernels  # noqa: E402
 
 with loading_openmp():
     from . import _common  # noqa: F401
 # How a dense X's products are formed, from the kernels of the BLAS scipy calls (loaded
-# with _common): _common.rows_first; and _common.narrow_kernels, only where the CPU has
-# AVX-512's 32 vector registers too. The narrow kernels keep 16 to 24 vectors of sums in
+# with _common): _common.rows_first with OpenBLAS's Haswell kernels; _common.narrow_kernels
+# with those or its SkylakeX ones, only where the CPU has AVX-512's 32 vector registers
+# too, and on a small X with the Haswell ones only (_common.narrow_small: _narrow.pxi). The narrow kernels keep 16 to 24 vectors of sums in
 # registers; with AVX2's 16 they spill (x86-64-v3's dots4x4: 46 of its 80 FMAs read the
 # stack) and lose to OpenBLAS's Haswell kernels on large X. Measured with the x86-64-v3
 # build (FASTNMF_CPU) on an AMD EPYC (Zen 5), time per iteration narrow over BLAS:
@@ -109,5 +110,6 @@ with loading_openmp():
 # The CPU decides, not the level taken: a level forced by FASTNMF_CPU gives the same bits.
 _haswell = haswell_kernels()
 _common.rows_first(_haswell)
-_common.narrow_kernels(_haswell and _runs("x86_64_v4"))
-del haswell_kernels, loading_openmp, _haswell
+_common.narrow_kernels((_haswell or skylakex_kernels()) and _runs("x86_64_v4"))
+_common.narrow_small(_haswell)
+del haswell_kernels, loading_openmp, skylakex_kernels, _haswell

@@ -20,15 +20,16 @@
 # k = 11); float32 with both sides under 64, 1.17-1.19 (BLAS keeps those). With the SkylakeX
 # kernels (small-matrix kernels without packing) they lost: float64 1.41 and 1.03
 # (1333 x 1000, k = 10 and 40), 1.09 and 1.25 (8000 x 4000, k = 20 and 50); float32
-# 0.85-1.55. Since put_strip adds by vectors they win there too except on a tiny X (same
+# 0.85-1.55. Since put_strip adds by vectors they win there too except on a small X (same
 # machine, random start, two threads: 500 x 400 to 8000 x 4000, k = 5 to 128, 0.47-1.04,
 # one thread 0.51-1.09; whole calls of 200 iterations on 50 x 30 to 100 x 80, where
-# OpenBLAS's small-matrix kernels run, 1.00-1.50), but they are not yet taken with those
-# kernels: one float32 als case (900 x 230, k = 6, two-pass loop) then left the float64
-# reference by 1.4e-2 from iteration 15 on, unexplained. So they run where the BLAS's
-# kernels are the Haswell ones and the CPU has AVX-512 (NARROW_KERNELS, set at import as
-# ROWS_FIRST is: fastnmf/_kernels/__init__.py says why AVX2 alone is not enough) and for
-# 4 <= k <= NARROW_MAX_K, the largest k measured.
+# OpenBLAS's small-matrix kernels run, 1.00-1.50; the medium case of bench/compare.py,
+# 2000 x 1000, k = 20, nndsvda, 200 iterations: float64 345 -> 274 ms, float32 227 ->
+# 142 ms). So they run where the BLAS's kernels are the Haswell or the SkylakeX ones and
+# the CPU has AVX-512 (NARROW_KERNELS, set at import as ROWS_FIRST is:
+# fastnmf/_kernels/__init__.py says why AVX2 alone is not enough), for 4 <= k <=
+# NARROW_MAX_K, the largest k measured; with the SkylakeX kernels (NARROW_SMALL False) not
+# on the two-pass loop's X of SMALL_BLAS_WORK multiply-adds or fewer (narrow_whole).
 # Included by _common.pyx.
 
 
@@ -49,6 +50,13 @@ cdef extern from *:
 
 cdef bint NARROW_KERNELS = False
 cdef Py_ssize_t NARROW_MAX_K = 128
+# Whether the two-pass loop's products with a small X (n·m·k up to SMALL_BLAS_WORK) run in
+# the narrow kernels too: with the Haswell kernels, which pack every operand; not with the
+# SkylakeX ones, whose small-matrix kernels (OpenBLAS takes them for M·N·K up to 100³,
+# without packing) were faster there (above). The engine's blocks do not look (each
+# block's products are the same calls whatever X's rows: narrow_call).
+cdef bint NARROW_SMALL = True
+cdef double SMALL_BLAS_WORK = 1e6
 # Bytes of a row of X that narrow_times and narrow_add take at a time: 4 rows' pieces
 # (16 KiB) stay in the first-level cache (32-48 KiB on current x86 cores) and k rows'
 # (160 KiB at k = 40, 512 KiB at 128) in the second (512 KiB to 2 MiB) while the other
@@ -82,6 +90,16 @@ def narrow_kernels(value=None, max_k=None):
     return old
 
 
+def narrow_small(value=None):
+    """NARROW_SMALL, and with ``value`` set it (returns the old value): set at import from
+    the BLAS's kernels; the tests and the bench set it between calls."""
+    global NARROW_SMALL
+    old = NARROW_SMALL
+    if value is not None:
+        NARROW_SMALL = bool(value)
+    return old
+
+
 def narrow_hook(const floating[:, ::1] X, const floating[:, ::1] F, floating[:, ::1] out,
                 bint add, bint first=True):
     """For the tests: ``out`` (k × w) = F Xᵀ by narrow_times (F: k × m), or with ``add``
@@ -110,6 +128,13 @@ cdef bint narrow_call(const XData* x, Py_ssize_t k) noexcept nogil:
     return narrow_k(k) and not x.sparse and x.m >= narrow_least(x)
 
 
+cdef inline bint narrow_whole(const XData* x, Py_ssize_t k) noexcept nogil:
+    """Whether the two-pass loop's products with a dense X (the whole of X, its own
+    rows' count known) run in the narrow kernels: narrow_call's rule, and with NARROW_SMALL
+    unset only past SMALL_BLAS_WORK multiply-adds."""
+    return narrow_call(x, k) and (NARROW_SMALL or <double> x.n * x.m * k > SMALL_BLAS_WORK)
+
+
 cdef inline bint narrow_k(Py_ssize_t k) noexcept nogil:
     """Whether the narrow kernels run at all for this k (narrow_call, narrow_both)."""
     return NARROW_KERNELS and 4 <= k <= NARROW_MAX_K
@@ -126,9 +151,11 @@ cdef inline bint narrow_both(const XData* x, Py_ssize_t k) noexcept nogil:
     layout that suits it (narrow_part): narrow_add where the product has 4·lanes columns
     or more, else narrow_times, whose dot products then run along X's longer side. For
     4 <= k <= NARROW_MAX_K and an X with 4·lanes rows or columns (narrow_call's rule
-    for either side; with both sides shorter, BLAS forms them)."""
+    for either side; with both sides shorter, BLAS forms them), with NARROW_SMALL (such
+    an X is within SMALL_BLAS_WORK)."""
     cdef Py_ssize_t least = narrow_least(x)
-    return x.other != NULL and narrow_k(k) and (x.n >= least or x.m >= least)
+    return (x.other != NULL and NARROW_SMALL and narrow_k(k)
+            and (x.n >= least or x.m >= least))
 
 
 cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floating* H,

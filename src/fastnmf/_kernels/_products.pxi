@@ -368,7 +368,7 @@ cdef void dense_product(const XData* x, Py_ssize_t k, const floating* F, floatin
     (k×P scratch, or NULL) and transposed into B where ``by_rows``; by the narrow kernels
     (narrow_part) where they run."""
     cdef Py_ssize_t cols = x.n if for_W else x.m, w, c
-    cdef bint narrow = narrow_call(x, k) or narrow_both(x, k)
+    cdef bint narrow = narrow_whole(x, k) or narrow_both(x, k)
     cdef bint rows = by_rows(x, for_W, T) and not narrow
     cdef floating* out = T if rows else B
     if threads_for(2, <double> x.n * x.m * k) == 1:

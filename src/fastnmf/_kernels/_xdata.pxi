@@ -81,12 +81,12 @@ cdef bint other_order(XData* x, Py_ssize_t k, floating* end) noexcept nogil:
     times faster than its packing path at these sizes (50 x 30, k = 5: 25 % of a call).
     Only up to OTHER_ORDER_WORK multiply-adds: from 100 x 80, k = 8 on, two such calls
     side by side (nmf_batch on two cores) ran 8 % slower than the packing path, which
-    the copy no longer pays for. Not where narrow_call's kernels form the products on X as
+    the copy no longer pays for. Not where narrow_whole's kernels form the products on X as
     it is stored; with the copy, the narrow kernels may take each product on the layout
     that suits it (narrow_both). Returns whether it did."""
     cdef floating* O = end - x.n * x.m
     if (x.sparse or x.source != NULL or not keeps_other_order(x.n, x.m, k)
-            or narrow_call(x, k)):
+            or narrow_whole(x, k)):
         return False
     if x.fortran:  # X stored m×n: O is X in C order
         transpose(x.m, x.n, <const floating*> x.dense, O, 1)
