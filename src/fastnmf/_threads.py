@@ -261,7 +261,7 @@ def haswell_kernels():
 def skylakex_kernels():
     """Whether the BLAS that scipy calls runs OpenBLAS's SkylakeX kernels
     (SKYLAKEX_KERNELS): fastnmf then forms a dense X's products in registers as with the
-    Haswell kernels, except for a tiny X (``_common.narrow_small``)."""
+    Haswell kernels, except for a small X (``_common.narrow_small``)."""
     return blas_kernels() in SKYLAKEX_KERNELS
 
 

@@ -25,11 +25,19 @@
 # one thread 0.51-1.09; whole calls of 200 iterations on 50 x 30 to 100 x 80, where
 # OpenBLAS's small-matrix kernels run, 1.00-1.50; the medium case of bench/compare.py,
 # 2000 x 1000, k = 20, nndsvda, 200 iterations: float64 345 -> 274 ms, float32 227 ->
-# 142 ms). So they run where the BLAS's kernels are the Haswell or the SkylakeX ones and
-# the CPU has AVX-512 (NARROW_KERNELS, set at import as ROWS_FIRST is:
-# fastnmf/_kernels/__init__.py says why AVX2 alone is not enough), for 4 <= k <=
-# NARROW_MAX_K, the largest k measured; with the SkylakeX kernels (NARROW_SMALL False) not
-# on the two-pass loop's X of SMALL_BLAS_WORK multiply-adds or fewer (narrow_whole).
+# 142 ms). Whole calls, nndsvda, 200 iterations, two threads: an X of n·m·k up to 10^6
+# 0.50-1.52, mixed (float64 1.09-1.28 up to 100 x 80, k = 8, 0.71-0.97 from 300 x 200,
+# k = 10; float32 1.00-1.52 up to 200 x 100, k = 10, 0.50-1.12 above), past it 0.60-1.17
+# (k = 6, whose blocks of 4 and strips of 4 overlap by 2 rows, 1.00-1.17 from 700 x 500
+# to 2000 x 1000, 1.02 at 8000 x 2000; k >= 7 0.60-1.05). So they run where the BLAS's
+# kernels are the Haswell or the SkylakeX ones and the CPU has AVX-512 (NARROW_KERNELS,
+# set at import as ROWS_FIRST is: fastnmf/_kernels/__init__.py says why AVX2 alone is
+# not enough), for 4 <= k <= NARROW_MAX_K, the largest k measured; with the SkylakeX
+# kernels (NARROW_SMALL False) not on the two-pass loop's X of SMALL_BLAS_WORK
+# multiply-adds or fewer (narrow_whole). Exact tails for k = 6 (a 2-row block of H, a
+# 2-row strip of F after the blocks of 4) were slower still (1.00-1.13 x the overlapping
+# blocks), and 6 rows of H by 4 of X (dots6x4 with the two exchanged) 0.92 in cache but
+# 1.01-1.10 on 8000 x 2000: neither kept.
 # Included by _common.pyx.
 
 
@@ -53,8 +61,8 @@ cdef bint NARROW_KERNELS = False
 cdef Py_ssize_t NARROW_MAX_K = 128
 # Whether the two-pass loop's products with a small X (n·m·k up to SMALL_BLAS_WORK) run in
 # the narrow kernels too: with the Haswell kernels, which pack every operand; not with the
-# SkylakeX ones, whose small-matrix kernels (OpenBLAS takes them for M·N·K up to 100³,
-# without packing) were faster there (above). The engine's blocks do not look (each
+# SkylakeX ones, whose small-matrix kernels (OpenBLAS takes them for M·N·K of at most
+# 100³, without packing) were faster on the smallest X (above). The engine's blocks do not look (each
 # block's products are the same calls whatever X's rows: narrow_call).
 cdef bint NARROW_SMALL = True
 cdef double SMALL_BLAS_WORK = 1e6
