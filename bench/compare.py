@@ -939,6 +939,7 @@ def header():
           f"{platform.python_version()}")
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}; fastnmf variants: "
           f"{', '.join(variants())}")
+    print(f"kernels: {kernels_line()}")
     try:
         from threadpoolctl import threadpool_info
         pools = "; ".join(f"{p['internal_api']} {p['version']} x{p['num_threads']} "
@@ -951,6 +952,21 @@ def header():
     if slow:
         print(f"warning: {' and '.join(slow)} set; they slow numpy: run under "
               f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`")
+
+
+def kernels_line():
+    """How this machine forms the products (what differs between machine kinds): the
+    fastnmf build level taken, the BLAS's OpenBLAS kernels, and the choices made from them
+    at import (docs/algorithms.md, "Threads")."""
+    from fastnmf import _kernels, _threads
+    from fastnmf._kernels import _common
+
+    narrow = "off"
+    if _common.narrow_kernels():
+        narrow = "on" if _common.narrow_small() else "on, a small X's on BLAS"
+    return (f"fastnmf {_kernels.LEVEL}; OpenBLAS {_threads.blas_kernels() or 'not found'}; "
+            f"dense products in the narrow kernels {narrow}; float32 rows first "
+            f"{'on' if _common.rows_first() else 'off'}")
 
 
 def cpu_seconds():
