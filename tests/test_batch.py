@@ -4,6 +4,8 @@ random_state semantics; errors naming their index; the BLAS thread limit restore
 import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -62,6 +64,41 @@ def test_stack_equals_loop(solver, n_jobs, init):
     assert len(got) == len(Xs)
     for X, r in zip(Xs, got):
         _assert_same(r, fastnmf.nmf(X, 3, solver=solver, init=init, random_state=5, **KW))
+
+
+# Run with OPENBLAS_CORETYPE=Sandybridge: OpenBLAS kernels that sum otherwise by where their
+# operands start. Items of the batch and calls of fastnmf.nmf, nndsvd* starts (made by the
+# batch's threads in one shared workspace, by nmf in its own), for every solver.
+_ALIGNED = """
+import sys
+import numpy as np, fastnmf, fastnmf._threads as t
+sys.path.insert(0, sys.argv[1])
+from test_batch import _stack, KW
+print(t.blas_kernels())
+Xs = _stack()
+for init in ("nndsvd", "nndsvda", None):
+    for solver in sys.argv[2:]:
+        kw = dict(KW, solver=solver, init=init, random_state=5)
+        for _ in range(3):  # which thread takes which item changes from run to run
+            got = fastnmf.nmf_batch(Xs, 3, n_jobs=2, **kw)
+            for i, (X, r) in enumerate(zip(Xs, got)):
+                want = fastnmf.nmf(X, 3, **kw)
+                if not (np.array_equal(r.W, want.W) and np.array_equal(r.H, want.H)):
+                    print("differs", init, solver, i)
+"""
+
+
+def test_stack_equals_loop_with_alignment_sensitive_blas():
+    """Each thread's share of the batch's workspace, and fastnmf.nmf's own, start at the
+    same alignment (_common.WORK_ALIGN): with OpenBLAS's Sandybridge kernels, whose sums
+    depend on it, the second thread's nndsvd starts left fastnmf.nmf's by 1e-12 before."""
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Sandybridge"}
+    out = subprocess.run([sys.executable, "-c", _ALIGNED, os.path.dirname(__file__), *SOLVERS],
+                         env=env, capture_output=True, text=True, timeout=600, check=True)
+    lines = out.stdout.split("\n")
+    if lines[0] != "sandybridge":
+        pytest.skip(f"scipy's BLAS is not OpenBLAS taking its Sandybridge kernels ({lines[0]})")
+    assert [line for line in lines[1:] if line] == []
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

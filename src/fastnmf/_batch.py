@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from ._api import NMF_DEFAULTS, make_result, operands, start
 from ._progress import BatchProgress
 from ._kernels._batch import STATUS_INIT_FAILED, solve_many
+from ._kernels._common import aligned_empty
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
 from ._validation import check_nmf_args, error_message, resolve_threads
@@ -192,8 +193,8 @@ def _run_group(probs, indices, n_threads, monitor, results):
         seeds.append(seed)
         if planned:  # the compiled batch makes it, in its parallel loop
             omega, power, fill = planned
-            Wts.append(np.empty((prob.k, prob.n), dtype=prob.dtype))
-            Hs.append(np.empty((prob.k, prob.m), dtype=prob.dtype))
+            Wts.append(aligned_empty(prob.k * prob.n, prob.dtype).reshape(prob.k, prob.n))
+            Hs.append(aligned_empty(prob.k * prob.m, prob.dtype).reshape(prob.k, prob.m))
         else:
             omega, power, fill = None, -1, -1.0
             Wts.append(np.ascontiguousarray(W.T))

@@ -16,6 +16,7 @@ from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x,
 from ._solve cimport solve_core, fill_params, solver_workspace_len
 from ._nndsvd cimport rsvd_core, nndsvd_split
 from ._nndsvd import rsvd_sizes
+from ._common import aligned_count, aligned_empty
 
 # Per-item status beyond the solver's: the start's SVD (rsvd_core) did not converge.
 cdef enum:
@@ -145,7 +146,8 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
     if wlen > PY_SSIZE_T_MAX // 8 // n_threads:  # each item's size was checked, not the sum
         raise MemoryError(f"n_jobs={n_threads} workspaces of {wlen} entries each do not fit "
                           "in memory")
-    cdef floating[::1] work = np.empty(wlen * n_threads, dtype=dtype)
+    wlen = aligned_count(wlen, dtype)  # each thread's share aligned as fastnmf.nmf's
+    cdef floating[::1] work = aligned_empty(wlen * n_threads, dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k * n_threads, dtype=np.intp)
     cdef int[::1] iwork = np.empty(iwlen * n_threads, dtype=np.intc)
     cdef floating[::1] sigma = np.empty(k * n_threads, dtype=dtype)

@@ -96,6 +96,32 @@ cdef extern from *:
     void fastnmf_prefetch(const void* p) noexcept nogil
 
 
+# Bytes to which the workspaces that BLAS and LAPACK read and write (a solver's, the
+# nndsvd start's, and each thread's share of nmf_batch's) and the start's factors are
+# aligned: a cache line, and AVX-512's vector. Some of OpenBLAS's kernels sum a different
+# way by where their operands start (its Sandybridge kernels, OPENBLAS_CORETYPE=Sandybridge:
+# nmf_batch's second thread, whose share of the workspace started 40 bytes further
+# into a cache line, made other nndsvd starts than fastnmf.nmf, 1e-12 apart), so one
+# alignment for all keeps the bits the same on any thread and in any call.
+WORK_ALIGN = 64
+
+
+def aligned_empty(Py_ssize_t count, dtype):
+    """An uninitialized 1-D array of ``count`` entries of ``dtype`` whose first entry is
+    WORK_ALIGN bytes aligned (a view into a slightly longer array)."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.empty(count + WORK_ALIGN // itemsize, dtype=dtype)
+    skip = (-buf.ctypes.data) % WORK_ALIGN // itemsize
+    return buf[skip:skip + count]
+
+
+def aligned_count(Py_ssize_t count, dtype):
+    """``count`` rounded up to whole WORK_ALIGN bytes of ``dtype``: the stride of the
+    threads' shares of one aligned workspace."""
+    cdef Py_ssize_t per = WORK_ALIGN // np.dtype(dtype).itemsize
+    return (count + per - 1) // per * per
+
+
 def omp_max_threads():
     """OpenMP's thread count for a parallel region started by the calling thread
     (``omp_get_max_threads``: OMP_NUM_THREADS, omp_set_num_threads as threadpoolctl's

@@ -15,7 +15,7 @@ from libc.string cimport memcpy
 from scipy.linalg cimport cython_lapack as lapack
 
 from ._common cimport XData, prepare_x, product_W, product_H
-from ._common import ChunkStream
+from ._common import ChunkStream, aligned_empty
 
 # Entries below this are set to zero (then filled, for nndsvda), as scikit-learn does.
 cdef double NNDSVD_EPS = 1e-6
@@ -350,13 +350,13 @@ def randomized_svd_dense(X, Py_ssize_t k, int ell, int q, const floating[:, ::1]
     cdef XData x
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
     dtype = np.float64 if floating is double else np.float32
-    wt = np.empty((k, n), dtype=dtype)
-    ht = np.empty((k, m), dtype=dtype)
+    wt = aligned_empty(k * n, dtype).reshape(k, n)
+    ht = aligned_empty(k * m, dtype).reshape(k, m)
     sig = np.empty(k, dtype=dtype)
     cdef floating[:, ::1] Wt = wt, Ht = ht
     cdef floating[::1] S = sig
     size, isize = rsvd_sizes(n, m, k, ell, q)
-    cdef floating[::1] work = np.empty(size, dtype=dtype)
+    cdef floating[::1] work = aligned_empty(size, dtype)
     cdef int[::1] iwork = np.empty(isize, dtype=np.intc)
     cdef int info
     prepare_x(&x, X, n, m, 0.0, omega)

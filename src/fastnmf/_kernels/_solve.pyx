@@ -39,6 +39,7 @@ from ._common cimport (
 )
 
 from .._registry import SOLVERS
+from ._common import aligned_empty
 
 # Every registry solver's entry points (its module's KERNEL), indexed by the solver's place
 # in the registry: its kernel id. Gathered once, at import.
@@ -858,7 +859,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     if x.sparse and x.source == NULL and x.cptr == NULL and not uses_engine(&x, k, &p):
         raise ValueError("this call reads X by columns too: Xᵀ's CSR is needed")
     dtype = np.float64 if floating is double else np.float32
-    cdef floating[::1] work = np.empty(solver_workspace_len(solver_id, &x, k, &p), dtype=dtype)
+    cdef floating[::1] work = aligned_empty(solver_workspace_len(solver_id, &x, k, &p), dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)
     init_trace(&t)
     t.hook = &watch.hook if watch.needed() else NULL
