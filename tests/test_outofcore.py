@@ -76,27 +76,28 @@ def test_npy_mmap_equals_in_memory(tmp_path, solver, order, init):
 
 @pytest.mark.parametrize("solver", ["cd", "als"])
 def test_float32_and_stopping(tmp_path, solver):
-    """A float32 X from disk: float32 factors, the in-memory result up to rounding, the
-    same stop. als is compared with the in-memory call through the row-block engine,
-    whose products add nearly as the chunks' do (3e-6 apart here): its keep-or-propose
-    choice (docs/algorithms.md) meets near ties in these iterations (the two half-step
-    objectives 1e-7 to 1e-6 apart, relative, in float64), which float32 rounding decides;
-    against the two-pass loop, whose products add in another order, it took the other
-    branch at iteration 12 with the narrow kernels on OpenBLAS's SkylakeX kernels and
-    ended 0.9 % of the error apart (of 200 random float32 als runs of 60 iterations, 14
-    to 28 ended more than 1e-3 from float64's, BLAS or the narrow kernels forming the
-    products alike)."""
-    from fastnmf._kernels import _solve
-
+    """A float32 X from disk: float32 factors, the same stop, and cd's iterates the
+    in-memory ones up to rounding. als's keep-or-propose choice (docs/algorithms.md) meets
+    near ties in these iterations (the two half-step objectives 1e-7 to 1e-6 apart,
+    relative, in float64, on this data whatever its seed), which float32 rounding decides:
+    with the products added in another order (the two-pass loop's narrow kernels under
+    OpenBLAS's SkylakeX kernels, the engine's under its Sandybridge ones) its run took the
+    other branch at iteration 12 and ended 0.9 % of the error apart, with other factors (of
+    200 random float32 als runs of 60 iterations, 14 to 28 ended more than 1e-3 from
+    float64's, BLAS or the narrow kernels forming the products alike). So for als the
+    runs are held to what holds on either branch: the stop and the error within 2 %
+    (its float64 run from disk is the in-memory one to 1e-10: test_npy_mmap_equals_in_memory)."""
     X = _data(dtype=np.float32)
     kw = dict(solver=solver, random_state=1, max_iter=200, tol=1e-3)
-    with setting(_solve.engine_min_bytes, 0 if solver == "als" else None):
-        a = fastnmf.nmf(X, 6, **kw)
+    a = fastnmf.nmf(X, 6, **kw)
     b = fastnmf.nmf(_npy(tmp_path, X), 6, **kw)
     assert b.W.dtype == np.float32 and b.H.dtype == np.float32
-    _close(a.W, b.W, 1e-3)
-    assert abs(a.n_iter - b.n_iter) <= 2
-    assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-4)
+    assert a.converged and b.converged and abs(a.n_iter - b.n_iter) <= 2
+    if solver == "als":
+        assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=2e-2)
+    else:
+        _close(a.W, b.W, 1e-3)
+        assert b.reconstruction_err == pytest.approx(a.reconstruction_err, rel=1e-4)
 
 
 @pytest.mark.parametrize("narrowed, rows", [(False, False), (False, True), (True, True)],
