@@ -38,6 +38,14 @@ cdef enum:
 cdef enum:
     OTHER_ORDER_WORK = 32768
 
+# Bytes to which the arrays BLAS and LAPACK work on are aligned (_common.pyx says why), and
+# entries to which each part of the nndsvd start's workspace is rounded up (rsvd_core):
+# 64 bytes of float32, 128 of float64, so that every part starts WORK_ALIGN-aligned as
+# the step-by-step path's separate arrays do.
+cdef enum:
+    WORK_ALIGN = 64
+    ALIGN_ENTRIES = 16
+
 cdef struct Source
 
 cdef struct XData:

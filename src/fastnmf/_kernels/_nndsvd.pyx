@@ -14,7 +14,7 @@ from libc.math cimport sqrt, fabs
 from libc.string cimport memcpy
 from scipy.linalg cimport cython_lapack as lapack
 
-from ._common cimport XData, prepare_x, product_W, product_H
+from ._common cimport XData, prepare_x, product_W, product_H, ALIGN_ENTRIES
 from ._common import ChunkStream, aligned_empty
 
 # Entries below this are set to zero (then filled, for nndsvda), as scikit-learn does.
@@ -111,12 +111,20 @@ cdef inline void _laswp_back(int ncols, int p, floating* A, int r, int* ipiv) no
         lapack.slaswp(&ncols, A, &p, &one, &r, ipiv, &minus_one)
 
 
+def _aligned_copy(F):
+    """A C-ordered copy of the 2-D array F, WORK_ALIGN-aligned (_common.aligned_empty)."""
+    F = np.asarray(F)
+    out = aligned_empty(F.shape[0] * F.shape[1], F.dtype).reshape(F.shape[0], F.shape[1])
+    out[...] = F
+    return out
+
+
 def lu_basis(floating[:, ::1] Y):
     """The rows (r × p, r = min(ell, p)) of P L, where Yᵀ = P L U (Y: ell × p rows): the
     basis ``scipy.linalg.lu(Yᵀ, permute_l=True)`` gives, scikit-learn's power-iteration
     normalizer (the same entries: LAPACK getrf, then L's rows put back in place)."""
     cdef int l = Y.shape[0], p = Y.shape[1], r = min(l, p)
-    out = np.array(Y, copy=True)
+    out = _aligned_copy(Y)
     cdef floating[:, ::1] A = out
     cdef int[::1] ipiv = np.empty(r, dtype=np.intc)
     cdef Py_ssize_t c, i
@@ -135,7 +143,7 @@ def orthonormal_rows(floating[:, ::1] T):
     T's economic QR (LAPACK geqrf, orgqr)."""
     cdef int l = T.shape[0], p = T.shape[1], r = min(l, p), lwork = -1, info
     dtype = np.float64 if floating is double else np.float32
-    out = np.array(T, copy=True)
+    out = _aligned_copy(T)
     cdef floating[:, ::1] A = out
     cdef floating[::1] tau = np.empty(r, dtype=dtype)
     cdef floating q1, q2
@@ -146,7 +154,7 @@ def orthonormal_rows(floating[:, ::1] T):
         lapack.sgeqrf(&p, &l, &A[0, 0], &p, &tau[0], &q1, &lwork, &info)
         lapack.sorgqr(&p, &r, &r, &A[0, 0], &p, &tau[0], &q2, &lwork, &info)
     lwork = <int> max(q1, q2, 1)
-    cdef floating[::1] work = np.empty(lwork, dtype=dtype)
+    cdef floating[::1] work = aligned_empty(lwork, dtype)
     with nogil:
         if floating is double:
             lapack.dgeqrf(&p, &l, &A[0, 0], &p, &tau[0], &work[0], &lwork, &info)
@@ -163,11 +171,11 @@ def svd_rows(floating[:, ::1] B):
     cdef int l = B.shape[0], s = B.shape[1], r = min(l, s), lwork = -1, info
     cdef char jobz = 83  # 'S'
     dtype = np.float64 if floating is double else np.float32
-    a = np.array(B, copy=True)  # column-major: Bᵀ (s × ell) = U1 Σ V1ᵀ, so Ub = V1, Vbt = U1ᵀ
+    a = _aligned_copy(B)  # column-major: Bᵀ (s × ell) = U1 Σ V1ᵀ, so Ub = V1, Vbt = U1ᵀ
     cdef floating[:, ::1] A = a
-    sigma = np.empty(r, dtype=dtype)
-    vbt = np.empty((r, s), dtype=dtype)  # U1 (s × r, column-major)
-    ub = np.empty((l, r), dtype=dtype)  # V1ᵀ (r × ell, column-major)
+    sigma = aligned_empty(r, dtype)
+    vbt = aligned_empty(r * s, dtype).reshape(r, s)  # U1 (s × r, column-major)
+    ub = aligned_empty(l * r, dtype).reshape(l, r)  # V1ᵀ (r × ell, column-major)
     cdef floating[::1] S = sigma
     cdef floating[:, ::1] U1 = vbt, V1t = ub
     cdef int[::1] iwork = np.empty(8 * r, dtype=np.intc)
@@ -179,7 +187,7 @@ def svd_rows(floating[:, ::1] B):
         lapack.sgesdd(&jobz, &s, &l, &A[0, 0], &s, &S[0], &U1[0, 0], &s, &V1t[0, 0], &r, &q,
                       &lwork, &iwork[0], &info)
     lwork = <int> max(q, 1)
-    cdef floating[::1] work = np.empty(lwork, dtype=dtype)
+    cdef floating[::1] work = aligned_empty(lwork, dtype)
     with nogil:
         if floating is double:
             lapack.dgesdd(&jobz, &s, &l, &A[0, 0], &s, &S[0], &U1[0, 0], &s, &V1t[0, 0], &r,
@@ -286,7 +294,14 @@ def rsvd_sizes(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t ell, Py_ssiz
     cdef Py_ssize_t lapack_len = max(_qr_lwork(P, l, &d, &d), _qr_lwork(P, l, &f, &f),
                                      _svd_lwork(s, r, &d, &d, &iw),
                                      _svd_lwork(s, r, &f, &f, &iw))
-    return 2 * ell * P + ell * s + ell * ell + 2 * ell + k * ell + lapack_len, 9 * ell
+    return (2 * _part(ell * P) + _part(ell * s) + _part(ell * ell) + 2 * _part(ell)
+            + _part(k * ell) + lapack_len), 9 * ell
+
+
+cdef inline Py_ssize_t _part(Py_ssize_t count) noexcept nogil:
+    """``count`` entries of rsvd_core's workspace rounded up to ALIGN_ENTRIES: each part
+    then starts as aligned as the workspace (_common.WORK_ALIGN)."""
+    return (count + ALIGN_ENTRIES - 1) // ALIGN_ENTRIES * ALIGN_ENTRIES
 
 
 cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating* omega,
@@ -300,14 +315,14 @@ cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating*
     cdef bint wide = n < m
     cdef int rows_wide = m if wide else n   # columns of a product F X (wide) / F Xᵀ
     cdef int rows_tall = n if wide else m
-    cdef floating* Ya = work
-    cdef floating* Yb = Ya + <Py_ssize_t> ell * P
-    cdef floating* U1 = Yb + <Py_ssize_t> ell * P       # r2 × s
-    cdef floating* V1t = U1 + <Py_ssize_t> ell * s      # r × r2
-    cdef floating* tau = V1t + <Py_ssize_t> ell * ell
-    cdef floating* S = tau + ell
-    cdef floating* F2 = S + ell                          # k × r
-    cdef floating* lw = F2 + k * ell
+    cdef floating* Ya = work                             # each part aligned (_part)
+    cdef floating* Yb = Ya + _part(<Py_ssize_t> ell * P)
+    cdef floating* U1 = Yb + _part(<Py_ssize_t> ell * P)   # r2 × s
+    cdef floating* V1t = U1 + _part(<Py_ssize_t> ell * s)  # r × r2
+    cdef floating* tau = V1t + _part(<Py_ssize_t> ell * ell)
+    cdef floating* S = tau + _part(ell)
+    cdef floating* F2 = S + _part(ell)                     # k × r
+    cdef floating* lw = F2 + _part(k * ell)
     cdef floating* tmp
     cdef int* ipiv = iwork
     cdef int* iw = iwork + ell
