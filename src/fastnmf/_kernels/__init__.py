@@ -104,9 +104,10 @@ with loading_openmp():
 # too, and on a small X with the Haswell ones only (_common.narrow_small: _narrow.pxi).
 # The narrow kernels keep 16 to 24 vectors of sums in registers; with AVX2's 16 they
 # spill (x86-64-v3's dots4x4: 46 of its 80 FMAs read the stack) and lose to OpenBLAS's
-# Haswell kernels on large X. Measured with the x86-64-v3 build (FASTNMF_CPU) on an AMD EPYC (Zen 5), time per iteration narrow over BLAS:
-# 8000 x 4000 float64 k = 16 / 50 1.07 / 1.32, float32 k = 20 1.13, 2000 x 1000 k = 12
-# to 20 0.91-1.00, float32 k = 16 1.10, 50 x 30 k = 5 1.13; the x86-64-v4 build 0.50-0.64.
+# Haswell kernels on large X. Measured with the x86-64-v3 build (FASTNMF_CPU) on an AMD
+# EPYC (Zen 5), time per iteration narrow over BLAS: 8000 x 4000 float64 k = 16 / 50
+# 1.07 / 1.32, float32 k = 20 1.13, 2000 x 1000 k = 12 to 20 0.91-1.00, float32 k = 16
+# 1.10, 50 x 30 k = 5 1.13; the x86-64-v4 build 0.50-0.64.
 # The CPU decides, not the level taken: a level forced by FASTNMF_CPU gives the same bits.
 _haswell = haswell_kernels()
 _common.rows_first(_haswell)

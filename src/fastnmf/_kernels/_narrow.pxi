@@ -62,8 +62,8 @@ cdef Py_ssize_t NARROW_MAX_K = 128
 # Whether the two-pass loop's products with a small X (n·m·k up to SMALL_BLAS_WORK) run in
 # the narrow kernels too: with the Haswell kernels, which pack every operand; not with the
 # SkylakeX ones, whose small-matrix kernels (OpenBLAS takes them for M·N·K of at most
-# 100³, without packing) were faster on the smallest X (above). The engine's blocks do not look (each
-# block's products are the same calls whatever X's rows: narrow_call).
+# 100³, without packing) were faster on the smallest X (above). The engine's blocks do
+# not look (each block's products are the same calls whatever X's rows: narrow_call).
 cdef bint NARROW_SMALL = True
 cdef double SMALL_BLAS_WORK = 1e6
 # Bytes of a row of X that narrow_times and narrow_add take at a time: 4 rows' pieces
