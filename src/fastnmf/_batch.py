@@ -193,8 +193,8 @@ def _run_group(probs, indices, n_threads, monitor, results):
         seeds.append(seed)
         if planned:  # the compiled batch makes it, in its parallel loop
             omega, power, fill = planned
-            Wts.append(aligned_empty(prob.k * prob.n, prob.dtype).reshape(prob.k, prob.n))
-            Hs.append(aligned_empty(prob.k * prob.m, prob.dtype).reshape(prob.k, prob.m))
+            Wts.append(aligned_empty((prob.k, prob.n), prob.dtype))
+            Hs.append(aligned_empty((prob.k, prob.m), prob.dtype))
         else:
             omega, power, fill = None, -1, -1.0
             Wts.append(np.ascontiguousarray(W.T))

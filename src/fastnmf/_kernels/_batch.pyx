@@ -12,11 +12,11 @@ from libc.stdint cimport uint64_t, int64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, prepare_x,
-                      init_trace, trace_status, take_history)
+                      init_trace, trace_status, take_history, aligned_len)
 from ._solve cimport solve_core, fill_params, solver_workspace_len
 from ._nndsvd cimport rsvd_core, nndsvd_split
 from ._nndsvd import rsvd_sizes
-from ._common import aligned_count, aligned_empty
+from ._common import aligned_empty
 
 # Per-item status beyond the solver's: the start's SVD (rsvd_core) did not converge.
 cdef enum:
@@ -146,7 +146,7 @@ cdef _solve_many(str solver, list operands, list Wts, list Hs, double[::1] sqnor
     if wlen > PY_SSIZE_T_MAX // 8 // n_threads:  # each item's size was checked, not the sum
         raise MemoryError(f"n_jobs={n_threads} workspaces of {wlen} entries each do not fit "
                           "in memory")
-    wlen = aligned_count(wlen, dtype)  # each thread's share aligned as fastnmf.nmf's
+    wlen = aligned_len(wlen, sizeof(floating))  # each thread's share aligned as nmf's
     cdef floating[::1] work = aligned_empty(wlen * n_threads, dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k * n_threads, dtype=np.intp)
     cdef int[::1] iwork = np.empty(iwlen * n_threads, dtype=np.intc)

@@ -38,13 +38,16 @@ cdef enum:
 cdef enum:
     OTHER_ORDER_WORK = 32768
 
-# Bytes to which the arrays BLAS and LAPACK work on are aligned (_common.pyx says why), and
-# entries to which each part of the nndsvd start's workspace is rounded up (rsvd_core):
-# 64 bytes of float32, 128 of float64, so that every part starts WORK_ALIGN-aligned as
-# the step-by-step path's separate arrays do.
+# Bytes to which the arrays BLAS and LAPACK work on are aligned (_common.pyx says why).
 cdef enum:
     WORK_ALIGN = 64
-    ALIGN_ENTRIES = 16
+
+
+cdef inline Py_ssize_t aligned_len(Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
+    """``count`` entries of ``itemsize`` bytes rounded up to whole WORK_ALIGN bytes: the
+    length of a part of a workspace after which the next part starts as aligned."""
+    cdef Py_ssize_t per = WORK_ALIGN // itemsize
+    return (count + per - 1) // per * per
 
 cdef struct Source
 

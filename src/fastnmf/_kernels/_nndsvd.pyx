@@ -14,7 +14,7 @@ from libc.math cimport sqrt, fabs
 from libc.string cimport memcpy
 from scipy.linalg cimport cython_lapack as lapack
 
-from ._common cimport XData, prepare_x, product_W, product_H, ALIGN_ENTRIES
+from ._common cimport XData, prepare_x, product_W, product_H, aligned_len
 from ._common import ChunkStream, aligned_empty
 
 # Entries below this are set to zero (then filled, for nndsvda), as scikit-learn does.
@@ -114,7 +114,7 @@ cdef inline void _laswp_back(int ncols, int p, floating* A, int r, int* ipiv) no
 def _aligned_copy(F):
     """A C-ordered copy of the 2-D array F, WORK_ALIGN-aligned (_common.aligned_empty)."""
     F = np.asarray(F)
-    out = aligned_empty(F.shape[0] * F.shape[1], F.dtype).reshape(F.shape[0], F.shape[1])
+    out = aligned_empty(F.shape, F.dtype)
     out[...] = F
     return out
 
@@ -174,8 +174,8 @@ def svd_rows(floating[:, ::1] B):
     a = _aligned_copy(B)  # column-major: Bᵀ (s × ell) = U1 Σ V1ᵀ, so Ub = V1, Vbt = U1ᵀ
     cdef floating[:, ::1] A = a
     sigma = aligned_empty(r, dtype)
-    vbt = aligned_empty(r * s, dtype).reshape(r, s)  # U1 (s × r, column-major)
-    ub = aligned_empty(l * r, dtype).reshape(l, r)  # V1ᵀ (r × ell, column-major)
+    vbt = aligned_empty((r, s), dtype)  # U1 (s × r, column-major)
+    ub = aligned_empty((l, r), dtype)  # V1ᵀ (r × ell, column-major)
     cdef floating[::1] S = sigma
     cdef floating[:, ::1] U1 = vbt, V1t = ub
     cdef int[::1] iwork = np.empty(8 * r, dtype=np.intc)
@@ -299,9 +299,10 @@ def rsvd_sizes(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, Py_ssize_t ell, Py_ssiz
 
 
 cdef inline Py_ssize_t _part(Py_ssize_t count) noexcept nogil:
-    """``count`` entries of rsvd_core's workspace rounded up to ALIGN_ENTRIES: each part
-    then starts as aligned as the workspace (_common.WORK_ALIGN)."""
-    return (count + ALIGN_ENTRIES - 1) // ALIGN_ENTRIES * ALIGN_ENTRIES
+    """``count`` entries of rsvd_core's workspace rounded up to whole WORK_ALIGN bytes of
+    float32 (so of float64 too), whichever dtype it holds: each part then starts as aligned
+    as the workspace, as the step-by-step path's separate arrays do."""
+    return aligned_len(count, sizeof(float))
 
 
 cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating* omega,
@@ -365,8 +366,8 @@ def randomized_svd_dense(X, Py_ssize_t k, int ell, int q, const floating[:, ::1]
     cdef XData x
     cdef Py_ssize_t n = X.shape[0], m = X.shape[1]
     dtype = np.float64 if floating is double else np.float32
-    wt = aligned_empty(k * n, dtype).reshape(k, n)
-    ht = aligned_empty(k * m, dtype).reshape(k, m)
+    wt = aligned_empty((k, n), dtype)
+    ht = aligned_empty((k, m), dtype)
     sig = np.empty(k, dtype=dtype)
     cdef floating[:, ::1] Wt = wt, Ht = ht
     cdef floating[::1] S = sig

@@ -96,7 +96,7 @@ def left_product(X, floating[:, ::1] F, bint trans, int n_threads=1, shape=None)
     if F.shape[1] != (n if trans else m):
         raise ValueError("F does not match X")
     dtype = np.float64 if floating is double else np.float32
-    out = aligned_empty(l * (m if trans else n), dtype).reshape(l, m if trans else n)
+    out = aligned_empty((l, m if trans else n), dtype)
     cdef floating[:, ::1] B = out
     cdef floating[::1] T = None
     cdef floating* scratch = NULL
