@@ -265,17 +265,24 @@ def test_failure_during_work_names_index_and_keeps_other_results(monkeypatch):
 
     Xs = list(_stack(count=5, n=6, m=5))
     failing = Xs[3]
-    real = _batch.solve_many
 
-    def solve_many(solver, operands, *args, **kwargs):
-        out = real(solver, operands, *args, **kwargs)
-        status = out[-1]
-        for q, op in enumerate(operands):
-            if op is failing:
-                status[q] = _result.STATUS_NONFINITE
-        return out
+    class Batch(_batch.Batch):  # the compiled batch, reporting that item's solve failed
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.operands = []
 
-    monkeypatch.setattr(_batch, "solve_many", solve_many)
+        def add(self, operand, *args):
+            self.operands.append(operand)
+            super().add(operand, *args)
+
+        def results(self):
+            out = super().results()
+            for j, op in enumerate(self.operands):
+                if op is failing:
+                    out[-1][j] = _result.STATUS_NONFINITE
+            return out
+
+    monkeypatch.setattr(_batch, "Batch", Batch)
     before = _blas_threads()
     returned = fastnmf.nmf_batch(Xs, 2, n_jobs=2, errors="return", **KW)
     assert isinstance(returned[3], FloatingPointError)
@@ -533,3 +540,91 @@ def test_batch_start_in_its_parallel_loop_equals_nmf(init, dtype):
             got = fastnmf.nmf_batch(Xs, 4, n_jobs=n_jobs, **kw, **extra)
             for X, r in zip(Xs, got):
                 _assert_same(r, fastnmf.nmf(X, 4, **kw, **extra))
+
+
+class _Counts:
+    """A stand-in for the progress bar: keeps the compiled batch's per-thread counts of
+    finished items (``made``: every one made)."""
+
+    made = []
+
+    def __init__(self, total):
+        self.counters = None
+        self.made.append(self)
+
+    def watch(self, counters):
+        self.counters = counters
+
+    def add(self, count):
+        pass
+
+    def close(self):
+        pass
+
+
+def _solved_during_the_starts(monkeypatch, n_jobs, in_thread=False):
+    """Whether nmf_batch(n_jobs) of 8 items had solved one by the time it started the
+    last (whose start waits up to 3 s for that); its results checked against nmf's."""
+    from fastnmf import _batch
+
+    real_start, seen = _batch.start, []
+
+    def start(prob, plan=False):
+        if len(seen) == 7:
+            counts = _Counts.made[-1].counters
+            deadline = time.monotonic() + 3
+            while counts.sum() == 0 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        seen.append(int(_Counts.made[-1].counters.sum()))
+        return real_start(prob, plan)
+
+    monkeypatch.setattr(_batch, "BatchProgress", _Counts)
+    monkeypatch.setattr(_batch, "start", start)
+    Xs = _stack(count=8)
+    call = lambda: fastnmf.nmf_batch(Xs, 3, n_jobs=n_jobs, progress=True, **KW)
+    if in_thread:
+        with ThreadPoolExecutor(1) as pool:
+            got = pool.submit(call).result()
+    else:
+        got = call()
+    for X, r in zip(Xs, got):
+        _assert_same(r, fastnmf.nmf(X, 3, **KW))
+    return seen[-1] > 0
+
+
+def test_items_are_solved_while_later_ones_are_started(monkeypatch):
+    """From the main thread with two threads, the compiled batch runs from the first item
+    on: an item is solved while the next ones are still being started (Python's part),
+    and the results are those of fastnmf.nmf."""
+    assert _solved_during_the_starts(monkeypatch, 2)
+
+
+@pytest.mark.parametrize("n_jobs, in_thread", [(1, False), (2, True)])
+def test_items_are_all_started_first_on_one_thread_or_off_the_main_thread(
+        monkeypatch, n_jobs, in_thread):
+    """n_jobs=1 keeps to one core at a time (no solve beside the starts); from a thread
+    other than the main one the batch runs in the calling thread, after the starts."""
+    assert not _solved_during_the_starts(monkeypatch, n_jobs, in_thread)
+
+
+def test_interrupt_during_the_starts_stops_the_running_batch(monkeypatch):
+    """A KeyboardInterrupt raised while items are still being started (the batch already
+    running in the helper thread) propagates once the running items have stopped; the
+    next batch runs as usual."""
+    from fastnmf import _batch
+
+    real_start, count = _batch.start, []
+
+    def start(prob, plan=False):
+        count.append(1)
+        if len(count) == 5:
+            raise KeyboardInterrupt
+        return real_start(prob, plan)
+
+    monkeypatch.setattr(_batch, "start", start)
+    Xs = _stack(count=8)
+    with pytest.raises(KeyboardInterrupt):
+        fastnmf.nmf_batch(Xs, 3, n_jobs=2, **KW)
+    monkeypatch.setattr(_batch, "start", real_start)
+    for X, r in zip(Xs, fastnmf.nmf_batch(Xs, 3, n_jobs=2, **KW)):
+        _assert_same(r, fastnmf.nmf(X, 3, **KW))

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ._api import NMF_DEFAULTS, make_result, operands, start
 from ._progress import BatchProgress
-from ._kernels._batch import STATUS_INIT_FAILED, solve_many
+from ._kernels._batch import STATUS_INIT_FAILED, Batch
 from ._kernels._common import aligned_empty
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
@@ -157,135 +157,155 @@ def _resolve_n_jobs(n_jobs, count):
 
 
 def _run_local(probs, n_threads, progress):
-    """Start each item as ``fastnmf.nmf`` does (``_api.start``), then solve them all in one
-    compiled call per dtype (an OpenMP loop without the GIL)."""
+    """Start each item as ``fastnmf.nmf`` does (``_api.start``) and solve it in a compiled
+    batch (``Batch``: an OpenMP loop without the GIL), one per dtype and solver settings.
+    From the main thread with two threads or more, each batch runs in the helper thread
+    from the start, solving items as this thread starts and hands them over (the starts,
+    Python's part of the work, no longer wait for one another's solves nor the solves for
+    all the starts); otherwise every item is started first."""
     results = [None] * len(probs)
-    groups = {}
+    slots = {}  # settings -> the indices of the items of that batch, in order
     for i, prob in enumerate(probs):
-        groups.setdefault(prob.dtype, []).append(i)
+        slots.setdefault(_settings(prob), []).append(i)
+    done = np.zeros(8 * n_threads, dtype=np.int64)
+    stop = np.zeros(1, dtype=np.intc)
+    batches = {key: Batch(key[1], len(indices), probs[indices[0]].k, key[0],
+                          **dict(zip(_SETTINGS[2:], key[2:])), n_threads=n_threads,
+                          done=done, stop=stop)
+               for key, indices in slots.items()}
+    early = n_threads > 1 and threading.current_thread() is threading.main_thread()
+    runs, started = [], {}
     monitor = BatchProgress(len(probs)) if progress else None
+    if monitor is not None:
+        monitor.watch(done)
     try:
         with single_threaded_blas:  # the starts and the solves, as fastnmf.nmf holds it
-            for dtype, indices in groups.items():
-                _run_group(probs, indices, n_threads, monitor, results)
+            for batch in batches.values() if early else ():
+                runs.append(_Run(batch, first=not runs))
+            for i, prob in enumerate(probs):
+                batch = batches[_settings(prob)]
+                try:  # as fastnmf.nmf starts; a dense nndsvd/nndsvda start only planned
+                    e, work, W, H, seed, planned = start(prob, plan=True)
+                except _ITEM_FAILURES as exc:  # a start that failed (the SVD did not converge)
+                    results[i] = exc
+                    batch.skip()
+                    if monitor is not None:
+                        monitor.add(1)
+                    continue
+                if planned:  # the compiled batch makes it, in its parallel loop
+                    omega, power, fill = planned
+                    Wt = aligned_empty((prob.k, prob.n), prob.dtype)
+                    H = aligned_empty((prob.k, prob.m), prob.dtype)
+                else:
+                    omega, power, fill = None, -1, -1.0
+                    Wt = np.ascontiguousarray(W.T)
+                batch.add(operands(work.X), Wt, H, work.sqnorm,
+                          (work.l1_W, work.l2_W, work.l1_H, work.l2_H), seed, omega, power,
+                          fill)
+                started[i] = (e, Wt, H)
+            for batch in batches.values() if not early else ():
+                runs.append(_Run(batch))
+            for run in runs:
+                run.wait()
+    except BaseException:  # an interrupt among them: every item still running ends soon
+        stop[0] = 1
+        for run in runs:
+            run.finish()
+        raise
     finally:  # also when interrupted: the bar's thread stops, its line ends
         if monitor is not None:
             monitor.close()
+    for key, batch in batches.items():
+        _collect(probs, slots[key], batch, started, results)
     return results
+
+
+# The solver settings one compiled batch shares (Problem attributes; the first two are the
+# dtype and the solver, the others Batch's keyword arguments).
+_SETTINGS = ("dtype", "solver", "max_iter", "tol", "update_H", "shuffle", "beta",
+             "accelerate")
+
+
+def _settings(prob):
+    return tuple(getattr(prob, name) for name in _SETTINGS)
 
 
 _ITEM_FAILURES = (ArithmeticError, np.linalg.LinAlgError, MemoryError)  # caught per item
 
 
-def _run_group(probs, indices, n_threads, monitor, results):
-    items, Wts, Hs, seeds, regs, sqnorms = [], [], [], [], [], []
-    exponents, started, omegas, powers, fills = [], [], [], [], []
-    for i in indices:
-        try:  # as fastnmf.nmf starts; a dense nndsvd/nndsvda start only planned
-            e, prob, W, H, seed, planned = start(probs[i], plan=True)
-        except _ITEM_FAILURES as exc:  # a start that failed (the SVD did not converge)
-            results[i] = exc
-            if monitor is not None:
-                monitor.add(1)
-            continue
-        started.append(i)
-        exponents.append(e)
-        seeds.append(seed)
-        if planned:  # the compiled batch makes it, in its parallel loop
-            omega, power, fill = planned
-            Wts.append(aligned_empty((prob.k, prob.n), prob.dtype))
-            Hs.append(aligned_empty((prob.k, prob.m), prob.dtype))
-        else:
-            omega, power, fill = None, -1, -1.0
-            Wts.append(np.ascontiguousarray(W.T))
-            Hs.append(H)
-        omegas.append(omega)
-        powers.append(power)
-        fills.append(fill)
-        items.append(operands(prob.X))
-        regs.append((prob.l1_W, prob.l2_W, prob.l1_H, prob.l2_H))
-        sqnorms.append(prob.sqnorm)
-    if not started:
-        return
-    indices = started
-    first = probs[indices[0]]
-    by_solver = {}
+def _collect(probs, indices, batch, started, results):
+    """The results of a batch's items (or their failures) into ``results``."""
+    n_iter, converged, histories, errs, status = batch.results()
+    solver, dtype = probs[indices[0]].solver, probs[indices[0]].dtype
     for j, i in enumerate(indices):
-        p = probs[i]
-        by_solver.setdefault((p.solver, p.max_iter, p.tol, p.update_H, p.shuffle, p.beta,
-                              p.accelerate), []).append(j)
-    done = np.zeros(8 * n_threads, dtype=np.int64)
-    stop = np.zeros(1, dtype=np.intc)
-    for (solver, max_iter, tol, update_H, shuffle, beta, accelerate), js in by_solver.items():
-        if monitor is not None:
-            monitor.watch(done)
-        args = (solver, [items[j] for j in js], [Wts[j] for j in js], [Hs[j] for j in js],
-                np.array([sqnorms[j] for j in js], dtype=np.float64),
-                np.array([regs[j] for j in js], dtype=np.float64).reshape(len(js), 4),
-                np.array([seeds[j] for j in js], dtype=np.uint64),
-                [omegas[j] for j in js], np.array([powers[j] for j in js], dtype=np.intc),
-                np.array([fills[j] for j in js], dtype=np.float64))
-        kwargs = dict(max_iter=max_iter, tol=tol, update_H=update_H, shuffle=shuffle,
-                      n_threads=n_threads, done=done, stop=stop, beta=beta,
-                      accelerate=accelerate)
-        n_iter, converged, histories, errs, status = _stoppable(solve_many, stop, args,
-                                                                 kwargs)
-        if monitor is not None:
-            monitor.unwatch(done)
-        for q, j in enumerate(js):
-            i = indices[j]
-            try:
-                if status[q] == STATUS_INIT_FAILED:
-                    raise np.linalg.LinAlgError("the SVD for NNDSVD did not converge")
-                raise_for_status(int(status[q]), solver=solver, n_iter=int(n_iter[q]),
-                                 dtype=first.dtype)
-                results[i] = make_result(
-                    probs[i], exponents[j], np.ascontiguousarray(Wts[j].T), Hs[j],
-                    n_iter[q], converged[q], histories[q], errs[q])
-            except _ITEM_FAILURES as exc:
-                results[i] = exc
-
-
-def _stoppable(fn, stop, args, kwargs):
-    """``fn(*args, **kwargs)``, a compiled batch that ends soon after ``stop[0]`` is set.
-
-    The batch's OpenMP loop cannot take the GIL to look for Ctrl-C (never inside a parallel
-    region), and the thread running that loop is one of its workers, so it cannot look
-    either. From the main thread (the only one Python delivers signals to) the batch
-    therefore runs in a helper thread while the main thread only waits, with the GIL
-    released; a KeyboardInterrupt (or any exception) raised in it while it waits sets
-    ``stop``, which every item polls after each half-step, waits for the items to end (a
-    few tens of milliseconds of work each) and propagates. From any other thread there is
-    nothing to wait for: the batch runs in the calling thread.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return fn(*args, **kwargs)
-    outcome, done = {}, threading.Event()
-
-    def task():
+        if i not in started:  # its start failed: results[i] holds that
+            continue
+        e, Wt, H = started[i]
         try:
-            with single_threaded_blas:  # a per-thread BLAS count is this thread's own
-                outcome["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # handed to the waiting thread
-            outcome["error"] = exc
-        finally:
-            done.set()
+            if status[j] == STATUS_INIT_FAILED:
+                raise np.linalg.LinAlgError("the SVD for NNDSVD did not converge")
+            raise_for_status(int(status[j]), solver=solver, n_iter=int(n_iter[j]),
+                             dtype=dtype)
+            results[i] = make_result(probs[i], e, np.ascontiguousarray(Wt.T), H, n_iter[j],
+                                     converged[j], histories[j], errs[j])
+        except _ITEM_FAILURES as exc:
+            results[i] = exc
 
-    _helper.submit(task)
-    try:
-        while not done.wait(_WAIT):  # a bounded wait: interruptible on every platform
-            pass
-    except BaseException:
-        stop[0] = 1
-        while not done.is_set():  # ends at the items' next half-step
+
+class _Run:
+    """``batch.run()``: from the main thread in the helper thread (the only thread Python
+    delivers signals to must stay free to take them: the batch's OpenMP loop cannot take
+    the GIL to look, and the thread running it is one of its workers), from any other
+    thread in the calling thread, at once.
+
+    ``wait`` waits with the GIL released, a bounded wait at a time (interruptible on every
+    platform): a KeyboardInterrupt (or any exception) raised meanwhile propagates, and the
+    caller then sets the batch's stop flag and calls ``finish``, which waits for the items
+    to end (a few tens of milliseconds of work each). With ``first`` (the helper is idle),
+    the constructor returns once the batch is running without the GIL: the helper would
+    otherwise wait for the GIL up to the interpreter's switch interval (5 ms) while this
+    thread runs Python code."""
+
+    def __init__(self, batch, first=False):
+        self.error = None
+        if threading.current_thread() is not threading.main_thread():
+            self.done = None
+            batch.run()  # an exception propagates at once: nothing else is running
+            return
+        self.done = threading.Event()
+        entered = threading.Event() if first else None
+
+        def task():
             try:
-                done.wait()
+                with single_threaded_blas:  # a per-thread BLAS count is this thread's own
+                    if entered is not None:
+                        entered.set()  # seen by the waiting thread once run releases the GIL
+                    batch.run()
+            except BaseException as exc:  # handed to the waiting thread
+                self.error = exc
+            finally:
+                if entered is not None:
+                    entered.set()
+                self.done.set()
+
+        _helper.submit(task)
+        if entered is not None:
+            entered.wait()
+
+    def wait(self):
+        if self.done is not None:
+            while not self.done.wait(_WAIT):  # a bounded wait: interruptible everywhere
+                pass
+        if self.error is not None:
+            raise self.error
+
+    def finish(self):
+        """Wait for the run to end, whatever else is raised meanwhile."""
+        while self.done is not None and not self.done.is_set():
+            try:
+                self.done.wait()
             except KeyboardInterrupt:  # another Ctrl-C: the stop is already on its way
                 pass
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 # Seconds between two wake-ups of the main thread waiting for a batch.
@@ -295,7 +315,8 @@ _WAIT = 0.1
 class _Helper:
     """The daemon thread that runs the main thread's batches, started on first use and
     reused: a new thread for each batch would also start a new OpenMP team for each (3-4 ms
-    a call with two threads). Only the main thread submits, one batch at a time."""
+    a call with two threads). Only the main thread submits; its batches run one after
+    another."""
 
     def __init__(self):
         self.thread, self.tasks = None, None

@@ -118,11 +118,6 @@ class BatchProgress:
     def watch(self, counters):
         self.counters = counters
 
-    def unwatch(self, counters):
-        self.base += int(counters.sum())
-        counters[:] = 0
-        self.counters = None
-
     def add(self, count):
         self.base += count
 

@@ -57,6 +57,11 @@ for _id, _entry in enumerate(SOLVERS.values()):
                           "Frobenius but its KERNEL has no loss loop")
 
 
+cdef int kernel_id(str solver) except -1:
+    """The kernel id of ``solver``, a registry name."""
+    return KERNEL_IDS[solver]
+
+
 cdef int fill_params(Params* p, str solver, const XData* x, int max_iter, double tol,
                      double l1_W, double l2_W, double l1_H, double l2_H, bint update_H,
                      bint shuffle, uint64_t seed, double beta, int n_threads,
@@ -78,8 +83,8 @@ cdef int fill_params(Params* p, str solver, const XData* x, int max_iter, double
     p.accelerate = accelerate
     p.x_entries = x_entries(x)
     p.separable = entry.separable and not accelerate
-    p.speculative = not p.separable and KERNELS[KERNEL_IDS[solver]].settle_f64 != NULL
-    return KERNEL_IDS[solver]
+    p.speculative = not p.separable and KERNELS[kernel_id(solver)].settle_f64 != NULL
+    return kernel_id(solver)
 
 
 cdef inline double half_step(int solver, const Half* h, floating* F, const floating* A,
