@@ -241,6 +241,14 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="Xs must be"):
         fastnmf.nmf_batch(np.ones((3, 3)), 2)
     assert fastnmf.nmf_batch([], 3) == []
+    # the arguments every item shares: checked once, as nmf checks them, also with no item
+    for bad in ([], Xs):
+        with pytest.raises(ValueError, match=r"^max_iter must be >= 1"):
+            fastnmf.nmf_batch(bad, 3, max_iter=0)
+        with pytest.raises(ValueError, match=r"^n_components must be"):
+            fastnmf.nmf_batch(bad, 0)
+        with pytest.raises(TypeError, match=r"^tol must be"):
+            fastnmf.nmf_batch(bad, 3, tol="0.1")
     with pytest.raises(TypeError, match="Xs must be"):
         fastnmf.nmf_batch(3.0, 2)
     from_generator = fastnmf.nmf_batch((X for X in Xs), 3, **KW)  # any iterable of matrices

@@ -15,7 +15,7 @@ from ._kernels._batch import STATUS_INIT_FAILED, Batch
 from ._kernels._common import aligned_empty
 from ._result import raise_for_status
 from ._threads import single_threaded_blas
-from ._validation import check_nmf_args, error_message, resolve_threads
+from ._validation import check_nmf_args, check_options, error_message, resolve_threads
 
 __all__ = ["nmf_batch", "BatchError"]
 
@@ -98,7 +98,9 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
     items = _as_items(Xs)
     seeds = _split_random_state(nmf_kwargs.pop("random_state", None), len(items))
     kwargs = {**NMF_DEFAULTS, **nmf_kwargs}
-    probs = [_check_item(i, X, n_components, kwargs, seeds[i]) for i, X in enumerate(items)]
+    options = check_options(n_components, **kwargs)  # the arguments every item shares, once
+    probs = [_check_item(i, X, n_components, kwargs, options, seeds[i])
+             for i, X in enumerate(items)]
     if executor is not None:
         results = _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs,
                                    progress)
@@ -141,10 +143,11 @@ def _split_random_state(random_state, count):
         "one per matrix", got=type(random_state).__name__))
 
 
-def _check_item(i, X, n_components, kwargs, random_state):
+def _check_item(i, X, n_components, kwargs, options, random_state):
     try:
-        return check_nmf_args(X, n_components, **{**kwargs, "random_state": random_state},
-                              out_of_core=False)
+        return check_nmf_args(X, n_components, W=kwargs["W"], H=kwargs["H"],
+                              random_state=random_state, gather_W=kwargs["gather_W"],
+                              out_of_core=False, options=options)
     except (ValueError, TypeError) as exc:
         exc_type = ValueError if str(exc).startswith("X ") else type(exc)
         raise exc_type(f"Xs[{i}]: {exc}") from None
@@ -398,7 +401,8 @@ def _cancel(futures):
 def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start):
     """One executor task: a local batch on the worker (the threads it may use unless
     n_jobs says)."""
-    probs = [_check_item(start + i, X, n_components, kwargs, seeds[i])
+    options = check_options(n_components, **kwargs)
+    probs = [_check_item(start + i, X, n_components, kwargs, options, seeds[i])
              for i, X in enumerate(items)]
     return _run_local(probs, _resolve_n_jobs(-1 if n_jobs is None else n_jobs, len(probs)),
                       False)

@@ -19,8 +19,8 @@ from ._dask import is_distributed, open_dask
 from ._kernels._common import first_decrease, first_outside, scan
 from ._threads import default_threads, forked
 
-__all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "error_message",
-           "resolve_threads", "scale2"]
+__all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "check_options",
+           "error_message", "resolve_threads", "scale2"]
 
 SOLVERS = tuple(_registry.SOLVERS)
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -338,12 +338,13 @@ def check_random_state(random_state):
         got=type(random_state).__name__))
 
 
-def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, tol,
-                   beta_loss, alpha_W, alpha_H, l1_ratio, random_state, shuffle, verbose,
-                   n_threads, accelerate, callback, gather_W=True, out_of_core=True):
-    """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`. Without
-    ``out_of_core`` (a batch's items, the reference), an X that ``fastnmf.nmf`` reads a
-    chunk at a time is read into memory instead."""
+def check_options(n_components, *, solver, init, update_H, max_iter, tol, beta_loss,
+                  alpha_W, alpha_H, l1_ratio, shuffle, verbose, n_threads, accelerate,
+                  callback, W=None, H=None, random_state=None, gather_W=True):
+    """The arguments of ``fastnmf.nmf`` that depend neither on X nor on the call's factors
+    and generator, checked: a dict for ``check_nmf_args(options=...)`` (``nmf_batch``
+    checks them once for all its items; W, H, random_state and gather_W are taken and
+    left to check_nmf_args)."""
     if not isinstance(solver, str) or solver not in SOLVERS:
         raise ValueError(error_message("solver", "must be one of", _choices(SOLVERS),
                                        got=f"{solver!r}"))
@@ -360,25 +361,7 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
         raise TypeError(error_message("callback", "must be None or a callable",
                                       got=type(callback).__name__))
     n_threads = resolve_threads(n_threads, "n_threads")
-    if out_of_core and is_out_of_core(X) and beta != 2:
-        raise ValueError(error_message(
-            "beta_loss", "other than 'frobenius' needs X in memory (its updates read X with "
-            "WH entry by entry); X is read a chunk at a time here (a memmap, an HDF5, zarr "
-            "or Dask array): pass np.asarray(X) to factorize it in memory",
-            got=f"{beta_loss!r}"))
-    if not gather_W and not (out_of_core and is_distributed(X)):
-        raise ValueError(error_message(
-            "gather_W", "set to False keeps W on the cluster as a Dask array: it needs X as "
-            "a Dask array while a distributed client is active (fastnmf.nmf; not nmf_batch's "
-            "items nor the reference)", got=f"X of type {type(X).__name__}"))
-    X, sqnorm, xmax = check_X(X, n_threads=n_threads, out_of_core=out_of_core)
-    if beta <= 0 and _has_zeros(X):
-        raise ValueError(error_message(
-            "X", f"contains zeros, which beta_loss={beta_loss!r} (β <= 0) cannot fit (the "
-            "divergence is infinite there); add a small value to X or use β > 0"))
-    n, m = X.shape
     k = _check_int(n_components, "n_components", 1, _INDEX_LIMIT - 1)
-    _check_size(n, m, k, X.dtype)
     max_iter = _check_int(max_iter, "max_iter", 1, _MAX_ITER)
     tol = _check_real(tol, "tol")
     alpha_W = _check_real(alpha_W, "alpha_W")
@@ -388,10 +371,44 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
                                        got=f"{alpha_H!r}"))
     alpha_H = _check_real(alpha_H, "alpha_H")
     l1_ratio = _check_real(l1_ratio, "l1_ratio", 0.0, 1.0)
+    return dict(solver=solver, init=init, beta=beta, beta_loss=beta_loss, k=k,
+                update_H=bool(update_H), max_iter=max_iter, tol=tol, alpha_W=alpha_W,
+                alpha_H=alpha_H, l1_ratio=l1_ratio, shuffle=bool(shuffle),
+                verbose=bool(verbose), n_threads=n_threads, accelerate=bool(accelerate),
+                callback=callback)
+
+
+def check_nmf_args(X, n_components, *, W, H, random_state, gather_W=True, out_of_core=True,
+                   options=None, **kwargs):
+    """Validate the arguments of ``fastnmf.nmf``; return a :class:`Problem`. Without
+    ``out_of_core`` (a batch's items, the reference), an X that ``fastnmf.nmf`` reads a
+    chunk at a time is read into memory instead. ``options``: check_options's dict for
+    the other arguments (``kwargs``), when they were checked already."""
+    o = check_options(n_components, **kwargs) if options is None else options
+    solver, init, beta, k, n_threads = o["solver"], o["init"], o["beta"], o["k"], o["n_threads"]
+    if out_of_core and is_out_of_core(X) and beta != 2:
+        raise ValueError(error_message(
+            "beta_loss", "other than 'frobenius' needs X in memory (its updates read X with "
+            "WH entry by entry); X is read a chunk at a time here (a memmap, an HDF5, zarr "
+            "or Dask array): pass np.asarray(X) to factorize it in memory",
+            got=f"{o['beta_loss']!r}"))
+    if not gather_W and not (out_of_core and is_distributed(X)):
+        raise ValueError(error_message(
+            "gather_W", "set to False keeps W on the cluster as a Dask array: it needs X as "
+            "a Dask array while a distributed client is active (fastnmf.nmf; not nmf_batch's "
+            "items nor the reference)", got=f"X of type {type(X).__name__}"))
+    X, sqnorm, xmax = check_X(X, n_threads=n_threads, out_of_core=out_of_core)
+    if beta <= 0 and _has_zeros(X):
+        raise ValueError(error_message(
+            "X", f"contains zeros, which beta_loss={o['beta_loss']!r} (β <= 0) cannot fit (the "
+            "divergence is infinite there); add a small value to X or use β > 0"))
+    n, m = X.shape
+    _check_size(n, m, k, X.dtype)
+    alpha_W, alpha_H, l1_ratio = o["alpha_W"], o["alpha_H"], o["l1_ratio"]
     random_state = check_random_state(random_state)
     dtype = X.dtype
     hint = f"for X of shape {X.shape} and n_components={k}"
-    update_H = bool(update_H)
+    update_H = o["update_H"]
     if not update_H:
         H = _check_factor(H, "H", (k, m), dtype, f"when update_H=False ({hint})")
         if W is not None:
@@ -414,11 +431,11 @@ def check_nmf_args(X, n_components, *, solver, init, W, H, update_H, max_iter, t
                 "(use init='random' for more components)", got=f"{k}"))
     prob = Problem(
         X=X, sqnorm=sqnorm, xmax=xmax, beta=beta, n=n, m=m, k=k, dtype=dtype, solver=solver, init=init, W=W, H=H,
-        update_H=update_H, max_iter=max_iter, tol=tol,
+        update_H=update_H, max_iter=o["max_iter"], tol=o["tol"],
         l1_W=m * alpha_W * l1_ratio, l2_W=m * alpha_W * (1.0 - l1_ratio),
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
-        random_state=random_state, shuffle=bool(shuffle), verbose=bool(verbose),
-        n_threads=n_threads, accelerate=bool(accelerate), callback=callback,
+        random_state=random_state, shuffle=o["shuffle"], verbose=o["verbose"],
+        n_threads=n_threads, accelerate=o["accelerate"], callback=o["callback"],
         gather_W=bool(gather_W),
     )
     _check_scale(prob, {"l1_W": ("alpha_W", alpha_W, m * l1_ratio),
