@@ -636,3 +636,36 @@ def test_interrupt_during_the_starts_stops_the_running_batch(monkeypatch):
     monkeypatch.setattr(_batch, "start", real_start)
     for X, r in zip(Xs, fastnmf.nmf_batch(Xs, 3, n_jobs=2, **KW)):
         _assert_same(r, fastnmf.nmf(X, 3, **KW))
+
+
+def test_compiled_batch_refuses_misuse():
+    """The compiled batch takes as many items as it has slots, runs once, and its loop,
+    from another thread, solves the slots as they are filled."""
+    from fastnmf._kernels._batch import Batch
+
+    done, stop = np.zeros(16, dtype=np.int64), np.zeros(1, dtype=np.intc)
+    settings = dict(max_iter=5, tol=0.0, update_H=True, shuffle=False, done=done, stop=stop)
+    with pytest.raises(ValueError, match="done must hold"):
+        Batch("cd", 1, 2, np.float64, n_threads=3, **settings)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        Batch("cd", 1, 2, np.int64, n_threads=2, **settings)
+    X = _stack(count=1, n=6, m=5)[0]
+    rng = np.random.default_rng(0)
+    Wt, H = rng.random((2, 6)), rng.random((2, 5))
+    batch = Batch("cd", 2, 2, np.float64, n_threads=2, **settings)
+    with pytest.raises(ValueError, match="n_components"):
+        batch.add(X, rng.random((3, 6)), rng.random((3, 5)), 1.0, (0, 0, 0, 0), 0)
+    runner = threading.Thread(target=batch.run)
+    runner.start()  # waits for its two slots
+    time.sleep(0.05)
+    assert runner.is_alive() and done.sum() == 0
+    batch.skip()
+    batch.add(X, Wt, H, float((X * X).sum()), (0, 0, 0, 0), 0)
+    with pytest.raises(ValueError, match="every slot"):
+        batch.skip()
+    runner.join(10)
+    assert not runner.is_alive() and done.sum() == 1
+    with pytest.raises(RuntimeError, match="runs once"):
+        batch.run()
+    n_iter, converged, histories, errs, status = batch.results()
+    assert list(n_iter) == [0, 5] and len(histories[1]) == 6

@@ -56,7 +56,9 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
         the available CPUs), -2 → one fewer, and so on.
         Dense and sparse items run in one compiled call, an OpenMP loop over the items
         without the GIL, one item per thread at a time; BLAS is held to one thread
-        meanwhile and restored afterwards. With ``executor``, the threads each task uses.
+        meanwhile and restored afterwards. With 2 or more (from the main thread) the loop
+        solves items while this thread still starts the later ones: the call then keeps
+        n_jobs threads and the calling one busy; with 1 every item is started first. With ``executor``, the threads each task uses.
     executor : concurrent.futures.Executor, default=None
         Run the items on this executor instead, in chunks (a few per worker), e.g. a Dask
         cluster's ``distributed.Client(...).get_executor()``. Each chunk runs as a local
