@@ -41,19 +41,19 @@ cdef extern from *:
        handing items over needs a core too), ``us`` microseconds. */
     #if defined(_MSC_VER)
     #include <windows.h>
-    static Py_ssize_t fastnmf_load_count(volatile Py_ssize_t* p) {
-        return (Py_ssize_t) InterlockedCompareExchange64((volatile LONG64*) p, 0, 0);
+    static int64_t fastnmf_load_count(volatile int64_t* p) {
+        return InterlockedCompareExchange64((volatile LONG64*) p, 0, 0);
     }
-    static void fastnmf_store_count(volatile Py_ssize_t* p, Py_ssize_t v) {
+    static void fastnmf_store_count(volatile int64_t* p, int64_t v) {
         InterlockedExchange64((volatile LONG64*) p, (LONG64) v);
     }
     static void fastnmf_nap(int us) { Sleep(us >= 1000 ? us / 1000 : 0); }
     #else
     #include <time.h>
-    static Py_ssize_t fastnmf_load_count(volatile Py_ssize_t* p) {
+    static int64_t fastnmf_load_count(volatile int64_t* p) {
         return __atomic_load_n(p, __ATOMIC_ACQUIRE);
     }
-    static void fastnmf_store_count(volatile Py_ssize_t* p, Py_ssize_t v) {
+    static void fastnmf_store_count(volatile int64_t* p, int64_t v) {
         __atomic_store_n(p, v, __ATOMIC_RELEASE);
     }
     static void fastnmf_nap(int us) {
@@ -62,8 +62,8 @@ cdef extern from *:
     }
     #endif
     """
-    Py_ssize_t fastnmf_load_count(Py_ssize_t* p) noexcept nogil
-    void fastnmf_store_count(Py_ssize_t* p, Py_ssize_t v) noexcept nogil
+    int64_t fastnmf_load_count(int64_t* p) noexcept nogil
+    void fastnmf_store_count(int64_t* p, int64_t v) noexcept nogil
     void fastnmf_nap(int us) noexcept nogil
 
 
@@ -112,7 +112,7 @@ cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Param
                     const int* ells, const double* fills, const int64_t* wlens,
                     const int64_t* iwlens, int* status, Scratch* scratch, floating* sigma,
                     Py_ssize_t* perm, int64_t* done, int n_threads, volatile int* stop,
-                    Py_ssize_t* handed) noexcept nogil:
+                    int64_t* handed) noexcept nogil:
     cdef Py_ssize_t i
     cdef int tid, info, nap
     cdef floating* Wt
@@ -179,7 +179,7 @@ cdef class Batch:
     cdef int[::1] stop
     cdef list held  # each slot's arrays, which its records point into
     cdef Hook hook  # shared by every item: only its stop flag is read
-    cdef Py_ssize_t handed  # slots filled (fastnmf_store_count / fastnmf_load_count)
+    cdef int64_t handed  # slots filled (fastnmf_store_count / fastnmf_load_count)
 
     def __init__(self, str solver, Py_ssize_t count, Py_ssize_t k, dtype, *, int max_iter,
                  double tol, bint update_H, bint shuffle, int n_threads,
