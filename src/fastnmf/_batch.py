@@ -58,7 +58,8 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
         without the GIL, one item per thread at a time; BLAS is held to one thread
         meanwhile and restored afterwards. With 2 or more (from the main thread) the loop
         solves items while this thread still starts the later ones: the call then keeps
-        n_jobs threads and the calling one busy; with 1 every item is started first. With ``executor``, the threads each task uses.
+        n_jobs threads and the calling one busy; with 1 every item is started first.
+        With ``executor``, the threads each task uses.
     executor : concurrent.futures.Executor, default=None
         Run the items on this executor instead, in chunks (a few per worker), e.g. a Dask
         cluster's ``distributed.Client(...).get_executor()``. Each chunk runs as a local
@@ -169,9 +170,10 @@ def _run_local(probs, n_threads, progress):
     Python's part of the work, no longer wait for one another's solves nor the solves for
     all the starts); otherwise every item is started first."""
     results = [None] * len(probs)
+    keys = [_settings(prob) for prob in probs]  # each item's batch
     slots = {}  # settings -> the indices of the items of that batch, in order
-    for i, prob in enumerate(probs):
-        slots.setdefault(_settings(prob), []).append(i)
+    for i, key in enumerate(keys):
+        slots.setdefault(key, []).append(i)
     done = np.zeros(8 * n_threads, dtype=np.int64)
     stop = np.zeros(1, dtype=np.intc)
     batches = {key: Batch(key[1], len(indices), probs[indices[0]].k, key[0],
@@ -188,7 +190,7 @@ def _run_local(probs, n_threads, progress):
             for batch in batches.values() if early else ():
                 runs.append(_Run(batch, first=not runs))
             for i, prob in enumerate(probs):
-                batch = batches[_settings(prob)]
+                batch = batches[keys[i]]
                 try:  # as fastnmf.nmf starts; a dense nndsvd/nndsvda start only planned
                     e, work, W, H, seed, planned = start(prob, plan=True)
                 except _ITEM_FAILURES as exc:  # a start that failed (the SVD did not converge)

@@ -70,6 +70,7 @@ cdef int fill_params(Params* p, str solver, const XData* x, int max_iter, double
     registry's facts the loop reads (check cadence, stopping rule). Returns the solver's
     kernel id. The one place a Params is filled (solve, and each item of a batch)."""
     cdef object entry = SOLVERS[solver]
+    cdef int solver_id = kernel_id(solver)
     p.max_iter = max_iter
     p.tol = tol
     p.l1_W, p.l2_W, p.l1_H, p.l2_H = l1_W, l2_W, l1_H, l2_H
@@ -83,8 +84,8 @@ cdef int fill_params(Params* p, str solver, const XData* x, int max_iter, double
     p.accelerate = accelerate
     p.x_entries = x_entries(x)
     p.separable = entry.separable and not accelerate
-    p.speculative = not p.separable and KERNELS[kernel_id(solver)].settle_f64 != NULL
-    return kernel_id(solver)
+    p.speculative = not p.separable and KERNELS[solver_id].settle_f64 != NULL
+    return solver_id
 
 
 cdef inline double half_step(int solver, const Half* h, floating* F, const floating* A,
