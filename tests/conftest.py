@@ -44,11 +44,13 @@ def setting(hook, value):
 @contextlib.contextmanager
 def narrow(value):
     """The narrow kernels (``_common.narrow_kernels``) on or off inside; on, wherever they
-    can run (``narrow_small``: a small X too), whichever the BLAS's kernels at import."""
+    can run (``narrow_small``: a small X too; ``narrow_max_k``: k up to 128), whichever
+    the BLAS's kernels and the CPU at import."""
     from fastnmf._kernels import _common
 
     with setting(_common.narrow_kernels, value), setting(_common.narrow_small, True):
-        yield
+        with setting(_common.narrow_max_k, 128):
+            yield
 
 
 def _dtype_id(dtype):

@@ -358,22 +358,27 @@ def rows_first(value):
 
 
 def test_the_products_follow_the_blas_kernels():
-    """Set at import from the kernels of the BLAS scipy calls: with OpenBLAS's Haswell
-    kernels a float32 X's rows first, and the narrow products where the CPU has AVX-512
-    (whichever level FASTNMF_CPU takes: the same bits at every level), on any X; with its
-    SkylakeX kernels the narrow products on the same CPUs, but not on a small X of the
+    """Set at import from the kernels of the BLAS scipy calls and the CPU: with OpenBLAS's
+    Haswell kernels a float32 X's rows first, and the narrow products where the CPU has
+    AVX2 and FMA at least (whichever level FASTNMF_CPU takes: the same bits at every
+    level), on any X, for k up to 128 with AVX-512 and up to NARROW_MAX_K_16 without; with
+    its SkylakeX kernels the narrow products on the same CPUs, but not on a small X of the
     two-pass loop (narrow_small); the usual way with other kernels (OPENBLAS_CORETYPE
     picks them)."""
     haswell = _threads.haswell_kernels()
     skylakex = _threads.skylakex_kernels()
     wide = kernels._runs("x86_64_v4")
+    avx2 = kernels._runs("x86_64_v3")
+    max_k = 128 if wide else kernels.NARROW_MAX_K_16
     assert _common.rows_first() == haswell and _common.narrow_small() == haswell
-    assert _common.narrow_kernels() == ((haswell or skylakex) and wide)
+    assert _common.narrow_kernels() == ((haswell or skylakex) and avx2)
+    assert _common.narrow_max_k() == max_k
     if _threads.blas_kernels() is None or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("scipy's BLAS is not an x86-64 OpenBLAS: no kernels to choose")
     code = ("import fastnmf._kernels._common as c, fastnmf._threads as t; "
-            "print(t.blas_kernels(), c.rows_first(), c.narrow_kernels(), c.narrow_small())")
-    # (core type, rows first, narrow kernels where the CPU is wide, on a small X too)
+            "print(t.blas_kernels(), c.rows_first(), c.narrow_kernels(), c.narrow_small(), "
+            "c.narrow_max_k())")
+    # (core type, rows first, narrow kernels where the CPU has AVX2, on a small X too)
     runs = [("Haswell", True, True, True, None), ("Sandybridge", False, False, False, None)]
     if wide:  # (OpenBLAS refuses a core type the CPU cannot run, and takes its own)
         runs.append(("SkylakeX", False, True, False, None))
@@ -385,7 +390,8 @@ def test_the_products_follow_the_blas_kernels():
             env["FASTNMF_CPU"] = level
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, timeout=300, check=True).stdout.split()
-        assert out == [coretype.lower(), str(rows), str(narrowed and wide), str(small)]
+        assert out == [coretype.lower(), str(rows), str(narrowed and avx2), str(small),
+                       str(max_k)]
 
 
 @pytest.mark.parametrize("value", [False, True])
@@ -473,6 +479,58 @@ def test_the_narrow_products_match_numpy(dtype):
         _common.narrow_hook(X, F[:3], acc[:3], True)
 
 
+# The narrow products of test_the_narrow_products_match_numpy's shapes and more, hashed
+# bit for bit: each level forms them with its own blocks (x86-64-v4: 6 or 4 rows of X by 4
+# or 5 of H, strips of 4 or 5 rows by 4 vectors; x86-64-v3: 3 rows of X by 2 of H, strips
+# of 4 rows by one vector, from _narrow16.h; the baseline: 4 by 4), every tail included.
+NARROW_CHILD = r"""
+import hashlib
+import numpy as np
+import fastnmf._kernels as kernels
+from fastnmf._kernels import _common
+digest = hashlib.sha256()
+rng = np.random.default_rng(6)
+for dtype in (np.float64, np.float32):
+    lanes = 16 if dtype == np.float32 else 8
+    for w, m, k in [(4, 4 * lanes, 4), (5, 4 * lanes + 1, 5), (6, 4 * lanes + 3, 6),
+                    (7, 5 * lanes - 1, 7), (8, 9 * lanes + 5, 9), (64, 100, 13),
+                    (65, 1000, 40), (1, 70, 6), (9, 2100, 11), (300, 1100, 6),
+                    (11, 1030, 5), (10, 4 * lanes + 1, 128)]:
+        X = rng.random((w, m)).astype(dtype)
+        H = rng.random((k, m)).astype(dtype)
+        F = rng.random((k, w)).astype(dtype)
+        acc = rng.random((k, m)).astype(dtype)
+        if w >= 4:
+            out = np.empty((k, w), dtype)
+            _common.narrow_hook(X, H, out, False)
+            digest.update(out.tobytes())
+        _common.narrow_hook(X, F, acc, True, False)
+        digest.update(acc.tobytes())
+        _common.narrow_hook(X, F, acc, True, True)
+        digest.update(acc.tobytes())
+print(kernels.LEVEL, digest.hexdigest())
+"""
+
+
+def test_every_level_forms_the_narrow_products_alike():
+    """Whichever blocks a level's narrow kernels take (the number of vector registers
+    decides), each sum is formed the same way: the same bits at every level this build
+    holds and this CPU runs."""
+    levels = ["baseline"] + [level for level in kernels._LEVELS
+                             if kernels._runs(level) and kernels._built(level)]
+    if len(levels) == 1:
+        pytest.skip("this build holds one level for this CPU")
+    digests = {}
+    for level in levels:
+        out = subprocess.run([sys.executable, "-c", NARROW_CHILD],
+                             env={**os.environ, "FASTNMF_CPU": level}, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        chosen, digests[level] = out.stdout.split()
+        assert chosen == level
+    assert len(set(digests.values())) == 1, digests
+
+
 @pytest.mark.parametrize("loop", [0, np.inf], ids=["one-pass", "two-pass"])
 @pytest.mark.parametrize("fortran", [False, True], ids=["C", "F"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -498,16 +556,17 @@ def test_the_narrow_products_change_the_rounding_only(case, dtype, fortran, loop
 
 
 def test_the_narrow_products_take_small_k_and_blocks_only():
-    """k below 4 or above NARROW_MAX_K (128) goes to BLAS as before; so does a last block
-    shorter than 4 rows (its H X_bᵀ), on the same layout."""
+    """k below 4 or above NARROW_MAX_K (128 with AVX-512, NARROW_MAX_K_16 = 20 with AVX2
+    alone) goes to BLAS as before; so does a last block shorter than 4 rows (its H X_bᵀ),
+    on the same layout."""
     X = data(700, 500, np.float64)
-    for k in (3, 129):
+    for k, max_k in ((3, 128), (129, 128), (21, 20), (20, 20)):
         with engine_from(0):
             with narrow(False):
                 a = fastnmf.nmf(X, k, init="random", random_state=0, max_iter=5, tol=0)
-            with narrow(True):
+            with narrow(True), setting(_common.narrow_max_k, max_k):
                 b = fastnmf.nmf(X, k, init="random", random_state=0, max_iter=5, tol=0)
-        assert same(a, b)
+        assert same(a, b) == (k > max_k or k < 4)
     rows, _ = _solve.engine_plan(651, 500, 6, 8)
     assert 0 < 651 % rows < 4  # a last block of fewer than 4 rows
     Y = data(651, 500, np.float64)

@@ -100,17 +100,24 @@ with loading_openmp():
     from . import _common  # noqa: F401
 # How a dense X's products are formed, from the kernels of the BLAS scipy calls (loaded
 # with _common): _common.rows_first with OpenBLAS's Haswell kernels; _common.narrow_kernels
-# with those or its SkylakeX ones, only where the CPU has AVX-512's 32 vector registers
-# too, and on a small X with the Haswell ones only (_common.narrow_small: _narrow.pxi).
-# The narrow kernels keep 16 to 24 vectors of sums in registers; with AVX2's 16 they
-# spill (x86-64-v3's dots4x4: 46 of its 80 FMAs read the stack) and lose to OpenBLAS's
-# Haswell kernels on large X. Measured with the x86-64-v3 build (FASTNMF_CPU) on an AMD
-# EPYC (Zen 5), time per iteration narrow over BLAS: 8000 x 4000 float64 k = 16 / 50
-# 1.07 / 1.32, float32 k = 20 1.13, 2000 x 1000 k = 12 to 20 0.91-1.00, float32 k = 16
-# 1.10, 50 x 30 k = 5 1.13; the x86-64-v4 build 0.50-0.64.
+# with those or its SkylakeX ones, where the CPU has AVX2 and FMA at least, and on a small
+# X with the Haswell ones only (_common.narrow_small: _narrow.pxi). With AVX-512's 32
+# vector registers they keep 16 to 24 vectors of sums in registers and win up to the
+# largest k measured (128); with AVX2's 16 they take smaller blocks (_narrow16.h), each
+# loaded vector serving 2 or 3 multiply-adds where OpenBLAS's packed kernels reuse theirs
+# 4 to 12 times. They win where packing is a large share of OpenBLAS's time, which falls
+# as 1 / k (packing costs n·m, the product n·m·k): so up to k = NARROW_MAX_K_16 only.
+# Measured as an AVX2-only CPU runs (FASTNMF_CPU=x86_64_v3, OPENBLAS_CORETYPE=Haswell) on
+# an AMD EPYC (Zen 5), cd, random start, two threads, whole calls narrow over BLAS:
+# k = 8 0.66-0.87 (300 x 200 to 4000 x 2000, float64 and float32), k = 20 0.73-1.02,
+# k = 50 0.87-1.34 (float64 1.00-1.34). Intel's AVX2 cores load two vectors a cycle where
+# Zen 5 loads more, which favours the packed kernels there: k = 20 is the largest k at
+# which no case measured lost, not a crossover.
 # The CPU decides, not the level taken: a level forced by FASTNMF_CPU gives the same bits.
+NARROW_MAX_K_16 = 20
 _haswell = haswell_kernels()
 _common.rows_first(_haswell)
-_common.narrow_kernels((_haswell or skylakex_kernels()) and _runs("x86_64_v4"))
+_common.narrow_kernels((_haswell or skylakex_kernels()) and _runs("x86_64_v3"))
+_common.narrow_max_k(128 if _runs("x86_64_v4") else NARROW_MAX_K_16)
 _common.narrow_small(_haswell)
 del haswell_kernels, loading_openmp, skylakex_kernels, _haswell

@@ -30,14 +30,15 @@
 # k = 10; float32 1.00-1.52 up to 200 x 100, k = 10, 0.50-1.12 above), past it 0.60-1.17
 # (k = 6, whose blocks of 4 and strips of 4 overlap by 2 rows, 1.00-1.17 from 700 x 500
 # to 2000 x 1000, 1.02 at 8000 x 2000; k >= 7 0.60-1.05). So they run where the BLAS's
-# kernels are the Haswell or the SkylakeX ones and the CPU has AVX-512 (NARROW_KERNELS,
-# set at import as ROWS_FIRST is: fastnmf/_kernels/__init__.py says why AVX2 alone is
-# not enough), for 4 <= k <= NARROW_MAX_K, the largest k measured; with the SkylakeX
-# kernels (NARROW_SMALL False) not on the two-pass loop's X of SMALL_BLAS_WORK
-# multiply-adds or fewer (narrow_whole). Exact tails for k = 6 (a 2-row block of H, a
-# 2-row strip of F after the blocks of 4) were slower still (1.00-1.13 x the overlapping
-# blocks), and 6 rows of H by 4 of X (dots6x4 with the two exchanged) 0.92 in cache but
-# 1.01-1.10 on 8000 x 2000: neither kept.
+# kernels are the Haswell or the SkylakeX ones and the CPU has AVX2 and FMA at least
+# (NARROW_KERNELS, set at import as ROWS_FIRST is), for 4 <= k <= NARROW_MAX_K: with
+# AVX-512 128, the largest k measured; with AVX2 alone, whose 16 vector registers take
+# smaller blocks (dots3x2, strip4x1: _narrow16.h), 20 (fastnmf/_kernels/__init__.py says
+# why); with the SkylakeX kernels (NARROW_SMALL False) not on the two-pass loop's X of
+# SMALL_BLAS_WORK multiply-adds or fewer (narrow_whole). Exact tails for k = 6 (a 2-row
+# block of H, a 2-row strip of F after the blocks of 4) were slower still (1.00-1.13 x
+# the overlapping blocks), and 6 rows of H by 4 of X (dots6x4 with the two exchanged)
+# 0.92 in cache but 1.01-1.10 on 8000 x 2000: neither kept.
 # Included by _common.pyx.
 
 
@@ -52,12 +53,44 @@ cdef extern from *:
     # Whether this build has 32 vector registers of 8 float64 lanes (x86-64-v4: AVX-512):
     # narrow_times then takes 6 rows of X at a time (dots6x4) or, for k = 5 and 9, 5 rows
     # of H (dots4x5), and narrow_add 5 rows of F where that makes fewer strips
-    # (narrow_strip5: strips_of_five); else 4 and 4 (dots4x4, narrow_strip). The same
-    # sums either way: every level gives the same bits.
+    # (narrow_strip5: strips_of_five); with FASTNMF_AVX2_KERNELS the blocks below; else
+    # (the baseline) 4 and 4 (dots4x4, narrow_strip). The same sums either way: every
+    # level gives the same bits.
     bint FASTNMF_WIDE_REGISTERS
 
 
+cdef extern from "_narrow16.h":
+    # Whether this build has 16 vector registers of 4 float64 lanes with fused multiply-adds
+    # (x86-64-v3: AVX2 and FMA, without AVX-512): narrow_times then takes blocks of 3 rows
+    # of X by 2 of H (dots3x2), narrow_add strips of 4 rows of F by ``lanes`` columns
+    # (strip4x1), their vector loops from _narrow16.h (dots4x4 and narrow_strip spill
+    # there). The same sums either way. As an AVX2-only CPU runs them (FASTNMF_CPU=
+    # x86_64_v3, OPENBLAS_CORETYPE=Haswell, AMD EPYC Zen 5, one thread), per block of 64
+    # rows H X_bᵀ then F X_b (as the engine forms them), over BLAS: float64 0.79-0.93
+    # (2000 x 1000 to 8000 x 4000, k = 8 and 20), float32 0.85-1.07. Tried and not kept:
+    # strips of 3 rows by 2·lanes columns (16 registers) and blocks of 6 rows of X by 1 of
+    # H (7 loads for 6 multiply-adds, more than two a cycle: 0.84-1.21), a prefetch of X's
+    # rows ahead in strip4x1 (no change).
+    bint FASTNMF_AVX2_KERNELS
+    void fastnmf_dots3x2_d(const double* x0, const double* x1, const double* x2,
+                           const double* h0, const double* h1, Py_ssize_t end, double* s00,
+                           double* s01, double* s10, double* s11, double* s20,
+                           double* s21) noexcept nogil
+    void fastnmf_dots3x2_s(const float* x0, const float* x1, const float* x2,
+                           const float* h0, const float* h1, Py_ssize_t end, float* s00,
+                           float* s01, float* s10, float* s11, float* s20,
+                           float* s21) noexcept nogil
+    void fastnmf_strip4x1_d(const double* X, Py_ssize_t w, Py_ssize_t ld, const double* F,
+                            Py_ssize_t ldf, double* a0, double* a1, double* a2,
+                            double* a3) noexcept nogil
+    void fastnmf_strip4x1_s(const float* X, Py_ssize_t w, Py_ssize_t ld, const float* F,
+                            Py_ssize_t ldf, float* a0, float* a1, float* a2,
+                            float* a3) noexcept nogil
+
+
 cdef bint NARROW_KERNELS = False
+# The largest k the narrow kernels take: 128 with AVX-512's registers, less with AVX2's
+# (set at import: fastnmf/_kernels/__init__.py says why).
 cdef Py_ssize_t NARROW_MAX_K = 128
 # Whether the two-pass loop's products with a small X (n·m·k up to SMALL_BLAS_WORK) run in
 # the narrow kernels too: with the Haswell kernels, which pack every operand; not with the
@@ -86,16 +119,25 @@ cdef Py_ssize_t NARROW_PIECE_BYTES = 4096
 cdef Py_ssize_t NARROW_BAND_BYTES = 1048576
 
 
-def narrow_kernels(value=None, max_k=None):
+def narrow_kernels(value=None):
     """NARROW_KERNELS, and with ``value`` set it (returns the old value): set at import
-    from the BLAS's kernels; the tests and the bench set it between calls (never while one
-    runs), and NARROW_MAX_K with ``max_k``."""
-    global NARROW_KERNELS, NARROW_MAX_K
+    from the BLAS's kernels and the CPU; the tests and the bench set it between calls
+    (never while one runs)."""
+    global NARROW_KERNELS
     old = NARROW_KERNELS
     if value is not None:
         NARROW_KERNELS = bool(value)
-    if max_k is not None:
-        NARROW_MAX_K = int(max_k)
+    return old
+
+
+def narrow_max_k(value=None):
+    """NARROW_MAX_K, and with ``value`` set it (returns the old value): set at import from
+    the CPU's vector registers (fastnmf/_kernels/__init__.py); the tests set it between
+    calls."""
+    global NARROW_MAX_K
+    old = NARROW_MAX_K
+    if value is not None:
+        NARROW_MAX_K = int(value)
     return old
 
 
@@ -181,9 +223,15 @@ cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floa
     8000 x 4000 float64: H Xᵀ for 50 and 60 rows of H 27.6 and 26.5 ms with 4 rows, 22.4
     and 25.2 ms with 6; cd with k = 50 53.4 against 49.1 ms per iteration."""
     cdef Py_ssize_t piece = NARROW_PIECE_BYTES // sizeof(floating)
-    cdef Py_ssize_t hs = 5 if FASTNMF_WIDE_REGISTERS and fewer_by_fives(k) else 4
-    cdef Py_ssize_t rows = 6 if FASTNMF_WIDE_REGISTERS and w >= 6 and hs == 4 else 4
+    cdef Py_ssize_t hs = 4
+    cdef Py_ssize_t rows = 4
     cdef Py_ssize_t j, t, j0, t0, c0, c1
+    if FASTNMF_WIDE_REGISTERS:
+        hs = 5 if fewer_by_fives(k) else 4
+        rows = 6 if w >= 6 and hs == 4 else 4
+    elif FASTNMF_AVX2_KERNELS:  # dots3x2
+        hs = 2
+        rows = 3
     c0 = 0
     while c0 < m:
         c1 = c0 + piece if c0 + piece < m else m
@@ -193,7 +241,10 @@ cdef void narrow_times(const floating* X, Py_ssize_t w, Py_ssize_t m, const floa
             t = 0
             while t < k:
                 t0 = t if t + hs <= k else k - hs
-                if hs == 5:
+                if hs == 2:
+                    dots3x2(X + j0 * m + c0, c1 - c0, m, H + t0 * m + c0,
+                            B + t0 * ldb + j0, ldb, c0 > 0, j - j0, t - t0)
+                elif hs == 5:
                     dots4x5(X + j0 * m + c0, c1 - c0, m, H + t0 * m + c0,
                             B + t0 * ldb + j0, ldb, c0 > 0, j - j0, t - t0)
                 elif rows == 6:
@@ -570,6 +621,57 @@ cdef void dots6x4(const floating* X, Py_ssize_t m, Py_ssize_t ld, const floating
          lanes_sum(s33), lanes_sum(s43), lanes_sum(s53))
 
 
+cdef void dots3x2(const floating* X, Py_ssize_t m, Py_ssize_t ld, const floating* H,
+                  floating* out, Py_ssize_t ldo, bint add, Py_ssize_t r_from,
+                  Py_ssize_t t_from) noexcept nogil:
+    """dots4x4 for 3 rows of X and 2 of H (r < 3, t < 2), with FASTNMF_AVX2_KERNELS (16
+    vector registers): 6 sums of 2 vectors each (a vector of AVX2 holds half of the
+    ``lanes`` partial sums), the 2 rows of H, one vector of X at a time: 15 registers,
+    where dots4x4 spills (46 of its 80 multiply-adds read the stack in the x86-64-v3
+    build). 5 loads for 6 multiply-adds (the AVX2 cores of Intel and AMD load two vectors
+    and issue two fused multiply-adds a cycle); 12 independent sums, enough to keep both
+    multiply-add units busy through their latency of 4-5 cycles. The vector loop is
+    _narrow16.h's; the last entries (m past a multiple of the lanes) and the sums' lanes
+    added here, as dots4x4 does: the bits do not depend on the build level."""
+    cdef floating s00[16]
+    cdef floating s01[16]
+    cdef floating s10[16]
+    cdef floating s11[16]
+    cdef floating s20[16]
+    cdef floating s21[16]
+    cdef Py_ssize_t L = 16 if floating is float else 8
+    cdef Py_ssize_t l, c = m - m % L
+    cdef const floating* x0 = X
+    cdef const floating* x1 = X + ld
+    cdef const floating* x2 = X + 2 * ld
+    cdef const floating* h0 = H
+    cdef const floating* h1 = H + ld
+    if floating is float:
+        fastnmf_dots3x2_s(x0, x1, x2, h0, h1, c, s00, s01, s10, s11, s20, s21)
+    else:
+        fastnmf_dots3x2_d(x0, x1, x2, h0, h1, c, s00, s01, s10, s11, s20, s21)
+    for l in range(m - c):  # the last entries, into the first lanes
+        s00[l] = fused(x0[c + l], h0[c + l], s00[l])
+        s01[l] = fused(x0[c + l], h1[c + l], s01[l])
+        s10[l] = fused(x1[c + l], h0[c + l], s10[l])
+        s11[l] = fused(x1[c + l], h1[c + l], s11[l])
+        s20[l] = fused(x2[c + l], h0[c + l], s20[l])
+        s21[l] = fused(x2[c + l], h1[c + l], s21[l])
+    if t_from <= 0:
+        put3(out, add, r_from, lanes_sum(s00), lanes_sum(s10), lanes_sum(s20))
+    put3(out + ldo, add, r_from, lanes_sum(s01), lanes_sum(s11), lanes_sum(s21))
+
+
+cdef inline void put3(floating* out, bint add, Py_ssize_t r_from, floating a, floating b,
+                      floating c) noexcept nogil:
+    """out[r] = the r-th value (r >= r_from), or += with ``add`` (dots3x2)."""
+    if r_from <= 0:
+        out[0] = out[0] + a if add else a
+    if r_from <= 1:
+        out[1] = out[1] + b if add else b
+    out[2] = out[2] + c if add else c
+
+
 cdef inline void put6(floating* out, bint add, Py_ssize_t r_from, floating a, floating b,
                       floating c, floating d, floating e, floating f) noexcept nogil:
     """out[r] = the r-th value (r >= r_from), or += with ``add`` (dots6x4)."""
@@ -626,7 +728,8 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
     strip of each direction ends at k (at cols), overlapping the one before; only its
     entries that the one before did not add are added (narrow_strip's ``t_from``,
     ``c_from``)."""
-    cdef Py_ssize_t W2 = 64 if floating is float else 32
+    cdef Py_ssize_t W2 = (16 if floating is float else 8) if FASTNMF_AVX2_KERNELS else (
+        64 if floating is float else 32)
     cdef Py_ssize_t piece = NARROW_PIECE_BYTES // sizeof(floating)  # a multiple of W2
     cdef Py_ssize_t band = narrow_band(piece if piece < cols else cols, sizeof(floating))
     cdef Py_ssize_t rows = 5 if FASTNMF_WIDE_REGISTERS and strips_of_five(k) else 4
@@ -643,7 +746,10 @@ cdef void narrow_add(const floating* X, Py_ssize_t ld, Py_ssize_t w, Py_ssize_t 
                 c = p0
                 while c < p1:
                     c0 = c if c + W2 <= cols else cols - W2
-                    if rows == 5:
+                    if FASTNMF_AVX2_KERNELS:
+                        strip4x1(X + r0 * ld + c0, r1 - r0, ld, F + t0 * w + r0, w,
+                                 acc + t0 * ld + c0, first and r0 == 0, t - t0, c - c0)
+                    elif rows == 5:
                         narrow_strip5(X + r0 * ld + c0, r1 - r0, ld, F + t0 * w + r0, w,
                                       acc + t0 * ld + c0, first and r0 == 0, t - t0,
                                       c - c0)
@@ -845,6 +951,46 @@ cdef void narrow_strip5(const floating* X, Py_ssize_t w, Py_ssize_t ld, const fl
     if t_from <= 3:
         put_strip(acc + 3 * ld, a30, a31, a32, a33, first, c_from)
     put_strip(acc + 4 * ld, a40, a41, a42, a43, first, c_from)
+
+
+cdef void strip4x1(const floating* X, Py_ssize_t w, Py_ssize_t ld, const floating* F,
+                   Py_ssize_t ldf, floating* acc, bint first, Py_ssize_t t_from,
+                   Py_ssize_t c_from) noexcept nogil:
+    """narrow_strip for ``lanes`` columns (c < lanes, one chunk), with
+    FASTNMF_AVX2_KERNELS (16 vector registers): 4 sums of 2 vectors each, a row's chunk of
+    X (2 vectors) and the 4 broadcasts of F in registers, where narrow_strip's 16 sums of
+    2 vectors spill. 6 loads for 8 multiply-adds; 4 rows of F per strip, so X's band is
+    read k / 4 times, as with narrow_strip. The vector loop is _narrow16.h's; each sum as
+    narrow_strip forms it (over j in order from zero): the bits do not depend on the build
+    level."""
+    cdef floating a0[16]
+    cdef floating a1[16]
+    cdef floating a2[16]
+    cdef floating a3[16]
+    if floating is float:
+        fastnmf_strip4x1_s(X, w, ld, F, ldf, a0, a1, a2, a3)
+    else:
+        fastnmf_strip4x1_d(X, w, ld, F, ldf, a0, a1, a2, a3)
+    if t_from <= 0:
+        put_chunk(acc, a0, first, c_from)
+    if t_from <= 1:
+        put_chunk(acc + ld, a1, first, c_from)
+    if t_from <= 2:
+        put_chunk(acc + 2 * ld, a2, first, c_from)
+    put_chunk(acc + 3 * ld, a3, first, c_from)
+
+
+cdef inline void put_chunk(floating* acc, const floating* s, bint first,
+                           Py_ssize_t c_from) noexcept nogil:
+    """acc[c] = s[c], or += unless ``first``, for c_from <= c < lanes (strip4x1): a whole
+    chunk by one loop over its lanes (vector loads, adds and stores, as put_strip)."""
+    cdef Py_ssize_t c, l
+    if c_from == 0:
+        for l in range(16 if floating is float else 8):
+            acc[l] = s[l] if first else acc[l] + s[l]
+        return
+    for c in range(c_from, 16 if floating is float else 8):
+        acc[c] = s[c] if first else acc[c] + s[c]
 
 
 cdef inline void put_strip(floating* acc, const floating* s0, const floating* s1,
