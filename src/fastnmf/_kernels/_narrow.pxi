@@ -70,7 +70,10 @@ cdef extern from "_narrow16.h":
     # (2000 x 1000 to 8000 x 4000, k = 8 and 20), float32 0.85-1.07. Tried and not kept:
     # strips of 3 rows by 2·lanes columns (16 registers) and blocks of 6 rows of X by 1 of
     # H (7 loads for 6 multiply-adds, more than two a cycle: 0.84-1.21), a prefetch of X's
-    # rows ahead in strip4x1 (no change).
+    # rows ahead in strip4x1, the vector loops unrolled twice, and strips of 5 rows where
+    # strips_of_five (10 independent sums, for the FMA latency of 5 cycles of Intel's
+    # Haswell and Broadwell, which strip4x1's 8 do not cover; Zen 5's latency is 4): no
+    # change on Zen 5, untried on those.
     bint FASTNMF_AVX2_KERNELS
     void fastnmf_dots3x2_d(const double* x0, const double* x1, const double* x2,
                            const double* h0, const double* h1, Py_ssize_t end, double* s00,
