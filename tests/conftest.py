@@ -2,11 +2,14 @@
 
 Everything here is a fixture (no autouse, no side effects), so test files that do not ask
 for these names are untouched by them, or a plain name that test files import (SOLVERS,
-``setting``, ``narrow``).
+``setting``, ``narrow``, ``kernel_levels``, ``run_at_level``).
 """
 
 import contextlib
 import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -51,6 +54,22 @@ def narrow(value):
     with setting(_common.narrow_kernels, value), setting(_common.narrow_small, True):
         with setting(_common.narrow_max_k, 128):
             yield
+
+
+def kernel_levels():
+    """The instruction-set levels this build holds and this CPU runs (baseline always)."""
+    import fastnmf._kernels as kernels
+
+    return ["baseline"] + [level for level in kernels._LEVELS
+                           if kernels._runs(level) and kernels._built(level)]
+
+
+def run_at_level(code, level):
+    """What ``python -c code`` prints with FASTNMF_CPU=level, split on white space."""
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "FASTNMF_CPU": level},
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
 
 
 def _dtype_id(dtype):

@@ -16,7 +16,7 @@ import fastnmf._kernels as kernels
 from fastnmf import _threads, reference
 from fastnmf._kernels import _common, _solve
 
-from conftest import SOLVERS, narrow, setting
+from conftest import SOLVERS, kernel_levels, narrow, run_at_level, setting
 
 # Every Frobenius solver goes through the engine: the separable ones block by block, the
 # others (accelerated cd, als, bpp) on a guess of their whole-factor decision, settled
@@ -516,17 +516,12 @@ def test_every_level_forms_the_narrow_products_alike():
     """Whichever blocks a level's narrow kernels take (the number of vector registers
     decides), each sum is formed the same way: the same bits at every level this build
     holds and this CPU runs."""
-    levels = ["baseline"] + [level for level in kernels._LEVELS
-                             if kernels._runs(level) and kernels._built(level)]
+    levels = kernel_levels()
     if len(levels) == 1:
         pytest.skip("this build holds one level for this CPU")
     digests = {}
     for level in levels:
-        out = subprocess.run([sys.executable, "-c", NARROW_CHILD],
-                             env={**os.environ, "FASTNMF_CPU": level}, capture_output=True,
-                             text=True, timeout=300)
-        assert out.returncode == 0, out.stderr
-        chosen, digests[level] = out.stdout.split()
+        chosen, digests[level] = run_at_level(NARROW_CHILD, level)
         assert chosen == level
     assert len(set(digests.values())) == 1, digests
 

@@ -8,6 +8,8 @@ import sys
 
 import fastnmf._kernels as kernels
 
+from conftest import kernel_levels, run_at_level
+
 # Fits of every solver on dense and sparse X, float32 and float64, on both sides of the
 # engine's and the threads' thresholds, and with k = 5 (the narrow kernels' blocks of 5
 # rows, with AVX-512's registers only); the child prints a hash of their bits and the
@@ -37,26 +39,9 @@ print(kernels.LEVEL, digest.hexdigest(), ",".join(sorted(folders)))
 """
 
 
-def _run(level):
-    env = dict(os.environ, FASTNMF_CPU=level)
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
-                         text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
-
-
-def _levels():
-    """The levels this build holds and this CPU runs (baseline always)."""
-    found = ["baseline"]
-    for level in kernels._LEVELS:
-        if kernels._runs(level) and kernels._built(level):
-            found.append(level)
-    return found
-
-
 def test_every_level_gives_the_same_bits():
-    levels = _levels()
-    results = {level: _run(level) for level in levels}
+    levels = kernel_levels()
+    results = {level: run_at_level(CHILD, level) for level in levels}
     for level, (chosen, digest, folders) in results.items():
         assert chosen == level
         assert folders == level, (level, folders)  # every kernel module from the level's files
@@ -64,7 +49,7 @@ def test_every_level_gives_the_same_bits():
 
 
 def test_the_widest_level_is_chosen_and_a_bad_one_refused():
-    levels = _levels()
+    levels = kernel_levels()
     env = {k: v for k, v in os.environ.items() if k != "FASTNMF_CPU"}
     out = subprocess.run([sys.executable, "-c", "import fastnmf._kernels as k; print(k.LEVEL)"],
                          env=env, capture_output=True, text=True, check=True)

@@ -985,8 +985,9 @@ cdef void strip4x1(const floating* X, Py_ssize_t w, Py_ssize_t ld, const floatin
 
 cdef inline void put_chunk(floating* acc, const floating* s, bint first,
                            Py_ssize_t c_from) noexcept nogil:
-    """acc[c] = s[c], or += unless ``first``, for c_from <= c < lanes (strip4x1): a whole
-    chunk by one loop over its lanes (vector loads, adds and stores, as put_strip)."""
+    """acc[c] = s[c], or += unless ``first``, for c_from <= c < lanes (strip4x1, and each
+    chunk of put_strip): a whole chunk by one loop over its lanes (vector loads, adds and
+    stores); nothing for c_from >= lanes."""
     cdef Py_ssize_t c, l
     if c_from == 0:
         for l in range(16 if floating is float else 8):
@@ -1000,22 +1001,14 @@ cdef inline void put_strip(floating* acc, const floating* s0, const floating* s1
                            const floating* s2, const floating* s3, bint first,
                            Py_ssize_t c_from) noexcept nogil:
     """acc[c] = a row's sum at column c (its chunk c // L, lane c % L, L lanes of a vector),
-    or += unless ``first``, for c_from <= c < 4·L (narrow_strip). A whole row (c_from = 0:
-    every strip but a last overlapping one) goes by one loop over a vector's lanes, which
-    the compiler turns into vector loads, adds and stores (GCC unswitches ``first``);
-    written as one loop over c choosing the chunk, it stayed scalar (4·L loads, adds and
-    stores per row), which took more time than the strip's own multiply-adds over an
-    engine block's 64 rows of float32. The same additions either way."""
+    or += unless ``first``, for c_from <= c < 4·L (narrow_strip): each chunk by put_chunk,
+    whose loop over a whole chunk's lanes the compiler turns into vector loads, adds and
+    stores (GCC unswitches ``first``); written as one loop over c choosing the chunk, it
+    stayed scalar (4·L loads, adds and stores per row), which took more time than the
+    strip's own multiply-adds over an engine block's 64 rows of float32. The same
+    additions either way."""
     cdef Py_ssize_t L = 16 if floating is float else 8
-    cdef Py_ssize_t c, l
-    cdef const floating* chunk
-    if c_from == 0:
-        for l in range(16 if floating is float else 8):
-            acc[l] = s0[l] if first else acc[l] + s0[l]
-            acc[L + l] = s1[l] if first else acc[L + l] + s1[l]
-            acc[2 * L + l] = s2[l] if first else acc[2 * L + l] + s2[l]
-            acc[3 * L + l] = s3[l] if first else acc[3 * L + l] + s3[l]
-        return
-    for c in range(c_from, 4 * L):
-        chunk = s0 if c < L else (s1 if c < 2 * L else (s2 if c < 3 * L else s3))
-        acc[c] = chunk[c % L] if first else acc[c] + chunk[c % L]
+    put_chunk(acc, s0, first, c_from)
+    put_chunk(acc + L, s1, first, c_from - L if c_from > L else 0)
+    put_chunk(acc + 2 * L, s2, first, c_from - 2 * L if c_from > 2 * L else 0)
+    put_chunk(acc + 3 * L, s3, first, c_from - 3 * L if c_from > 3 * L else 0)
