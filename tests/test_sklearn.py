@@ -21,7 +21,7 @@ import fastnmf.sklearn as fsk  # noqa: E402
 from fastnmf.sklearn import NMF, _nndsvd_start  # noqa: E402
 
 
-from conftest import SOLVERS  # noqa: E402
+from conftest import SOLVERS, setting  # noqa: E402
 
 
 def _data(n=30, m=12, dtype=np.float64, seed=0):
@@ -411,14 +411,18 @@ def test_als_transform_stops_early():
 # -- scikit-learn's cd iterates on both sides of every size threshold -----------------
 #
 # Each case sits just below or just above a size at which the kernels switch code path:
-# the tiny Gram (k²p <= 2048 multiply-adds and p <= 128 columns: small_gram, else syrk),
+# the tiny Gram (2 <= k <= 11 and p <= 128 columns: tiny_gram, where the BLAS's syrk
+# sums as it does, else only up to k²p = 2048 multiply-adds; small_gram for other k up
+# to 2048; syrk above),
 # the other-order copy of a dense X (n·m·k <= 32768), threaded products and sweeps (n·m·k
 # or k²p >= 1048576 multiply-adds), the large Gram summed from 4 pieces (k²p >= 1048576
 # and p >= 256) and the sweep's tiles (32 float64 / 64 float32 columns) and blocks.
 THRESHOLD_CASES = {
     "tiny-gram-both": (60, 81, 5),        # k²p = 1500 and 2025: both Grams small_gram
     "tiny-gram-over": (60, 82, 5),        # H's Gram k²p = 2050: syrk
-    "tiny-gram-cols": (128, 129, 2),      # p = 128 small_gram, p = 129 syrk
+    "tiny-gram-cols": (128, 129, 2),      # p = 128 tiny_gram, p = 129 syrk
+    "tiny-gram-k": (100, 90, 11),         # k = 11: tiny_gram (or syrk)
+    "tiny-gram-k-over": (100, 90, 12),    # k = 12: syrk
     "other-order-at": (64, 128, 4),       # n·m·k = 32768: copy kept
     "other-order-over": (64, 129, 4),     # 33024: no copy
     "threads-under": (512, 511, 4),       # n·m·k = 1046528: one thread
@@ -480,14 +484,17 @@ def _openblas_fma_numpy():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("k, p", [(1, 100), (2, 128), (2, 129), (3, 227), (3, 228),
-                                  (5, 30), (5, 81), (5, 82), (8, 32), (8, 33), (11, 16),
-                                  (20, 200), (32, 1024)])
+                                  (5, 30), (5, 81), (5, 82), (8, 32), (8, 33), (8, 100),
+                                  (11, 16), (11, 128), (12, 14), (12, 15), (20, 200),
+                                  (32, 1024)])
 def test_factor_gram_as_numpy(k, p, dtype):
-    """The Gram the solvers form (small_gram up to k²p = 2048 and 128 columns, syrk
-    above, 4 pieces from k²p = 1048576) against NumPy's Fᵀ F (scikit-learn's HHᵀ, a syrk):
-    bit-equal where NumPy's OpenBLAS uses FMA kernels and one call sums the entry (k >= 2,
-    k <= 11 for small_gram: OpenBLAS' edge kernels for larger k order some entries
-    otherwise; not the 4 pieces), else within p·ε relative (ε of the dtype)."""
+    """The Gram the solvers form (tiny_gram for 2 <= k <= 11 and p <= 128 -- with syrk's
+    FMA kernels, else up to k²p = 2048 --, small_gram for other k up to k²p = 2048 and
+    128 columns, syrk above, 4 pieces from k²p = 1048576) against NumPy's Fᵀ F
+    (scikit-learn's HHᵀ, a syrk): bit-equal where NumPy's OpenBLAS uses FMA kernels and
+    one call sums the entry (k >= 2, k <= 11 for tiny_gram and small_gram: OpenBLAS' edge
+    kernels for larger k order some entries otherwise; not the 4 pieces), else within
+    p·ε relative (ε of the dtype)."""
     from fastnmf._kernels._common import factor_gram_hook
 
     rng = np.random.default_rng(k * 1000 + p)
@@ -496,7 +503,29 @@ def test_factor_gram_as_numpy(k, p, dtype):
     expected = np.dot(Ft.T, Ft)
     got = factor_gram_hook(F)
     np.testing.assert_array_equal(got, got.T)
-    if k >= 2 and k * k * p < 1048576 and _openblas_fma_numpy():
+    if 2 <= k and (k <= 11 or k * k * p > 2048) and k * k * p < 1048576 and (
+            _openblas_fma_numpy()):
         np.testing.assert_array_equal(got, expected)
     else:
         np.testing.assert_allclose(got, expected, rtol=p * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_tiny_gram_sums_as_syrk(dtype):
+    """Where the BLAS's syrk has OpenBLAS' FMA kernels (``tiny_grams`` set at import),
+    tiny_gram replaces it for 2 <= k <= 11 and p <= 128: every such entry the same bits
+    as syrk's (and small_gram's below k²p = 2048), on F of mixed scales. Elsewhere it
+    takes small_gram's shapes only, and gives small_gram's bits there."""
+    from fastnmf._kernels import _common
+
+    for k in range(1, 13):
+        for p in (1, 2, 3, 7, 16, 33, 64, 81, 100, 127, 128, 129):
+            rng = np.random.default_rng(k * 1000 + p)
+            F = (np.abs(rng.standard_normal((k, p)))
+                 * rng.lognormal(0, 3, (k, 1))).astype(dtype)
+            with setting(_common.tiny_gram_max_k, 1):  # off: small_gram or syrk
+                before = _common.factor_gram_hook(F)
+            if _common.tiny_grams() or k * k * p <= 2048:
+                np.testing.assert_array_equal(_common.factor_gram_hook(F), before)
+            with setting(_common.tiny_grams, False):  # small_gram's shapes only
+                np.testing.assert_array_equal(_common.factor_gram_hook(F), before)
