@@ -652,6 +652,24 @@ ERRORS = [
         scipy.io.mmwrite(d / "n.mtx", sp.coo_matrix(-np.eye(3))),
         ["factorize", str(d / "n.mtx"), "-k", "1"])[1],
      ["n.mtx", "non-negative"]),
+    # A few bytes whose size line claims a matrix no memory holds: refused before anything
+    # is allocated for it (each of these took the memory of the claimed shape).
+    ("mtx-rows-beyond-int", lambda d, X: ["factorize", str(_text(
+        d, "big.mtx", "%%MatrixMarket matrix coordinate real general\n3000000000 3 1\n1 1 1.0\n")),
+        "-k", "2"],
+     ["big.mtx", "2**31", "(3000000000, 3)"]),
+    ("mtx-dense-rows-beyond-int", lambda d, X: ["factorize", str(_text(
+        d, "big.mtx", "%%MatrixMarket matrix array real general\n3000000000 3\n1.0\n")),
+        "-k", "2"],
+     ["big.mtx", "2**31", "(3000000000, 3)"]),
+    ("mtx-claims-more-entries", lambda d, X: ["factorize", str(_text(
+        d, "big.mtx", "%%MatrixMarket matrix coordinate real general\n2000000000 3 2000000000\n"
+        "1 1 1.0\n")), "-k", "2"],
+     ["big.mtx", "claims 2000000000 entries", "truncated"]),
+    ("mtx-dense-claims-more-entries", lambda d, X: ["factorize", str(_text(
+        d, "big.mtx", "%%MatrixMarket matrix array real general\n2000000000 3\n1.0\n")),
+        "-k", "2"],
+     ["big.mtx", "claims 6000000000 entries", "truncated"]),
     ("k-zero", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "0"],
      ["-k/--n-components", ">= 1", "'0'"]),
     ("k-negative", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "-3"],

@@ -201,9 +201,12 @@ def _read_mtx(path):
     import scipy.sparse as sp
 
     from ._mtx import Header, to_csr_file
+    from ._validation import check_shape
 
     try:
         head = Header(path)
+        check_shape(head.shape, "X")  # before scipy or to_csr_file allocates for it
+        head.check_room()
         if head.format == "coordinate" and head.nbytes > memory_budget():
             return to_csr_file(head)  # read a chunk at a time, from a CSR written aside
     except ValueError as exc:  # its message starts with the file's name

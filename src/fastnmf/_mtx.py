@@ -55,6 +55,17 @@ class Header:
         self.shape = (sizes[0], sizes[1])
         self.entries = sizes[2] if want == 3 else sizes[0] * sizes[1]
 
+    def check_room(self):
+        """Each entry takes a line of at least "1\n" (array), "1 1\n" (pattern) or
+        "1 1 1\n": a size line that claims more entries than the file can hold is refused,
+        before anything is allocated for them."""
+        least = 2 if self.format == "array" else (4 if self.field == "pattern" else 6)
+        room = os.path.getsize(self.path) - self.start
+        if self.entries * least - 1 > room:
+            raise ValueError(f"{self.path}: its size line claims {self.entries} entries, "
+                             f"more than the {room} bytes after it can hold (a truncated "
+                             "file?)")
+
     @property
     def nbytes(self):
         """The matrix's bytes in memory as CSR of float64 (a symmetric file's mirrored

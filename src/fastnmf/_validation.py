@@ -20,7 +20,7 @@ from ._kernels._common import first_decrease, first_outside, scan
 from ._threads import default_threads, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "check_options",
-           "error_message", "resolve_threads", "scale2"]
+           "check_shape", "error_message", "resolve_threads", "scale2"]
 
 SOLVERS = tuple(_registry.SOLVERS)
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -157,8 +157,8 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
         return _check_sparse_X(X, arg, n_threads)
     if out_of_core and is_out_of_core(X):
         if is_distributed(X):  # a Dask array with a distributed client: blocks stay there
-            X = open_dask(X, arg, n_threads, _computation_dtype, _check_shape)
-        X = open_chunked(X, arg, n_threads, _computation_dtype, _check_shape)
+            X = open_dask(X, arg, n_threads, _computation_dtype, check_shape)
+        X = open_chunked(X, arg, n_threads, _computation_dtype, check_shape)
         return X, X.sqnorm, X.xmax
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(error_message(arg, "must be an array-like or a scipy.sparse matrix",
@@ -174,7 +174,7 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
             raise TypeError(error_message(arg, "must hold real numbers", got="dtype object"))
     if X.ndim != 2:
         raise ValueError(error_message(arg, "must be a 2-D array", got=f"shape {X.shape}"))
-    _check_shape(X.shape, arg)
+    check_shape(X.shape, arg)
     dtype = _computation_dtype(X.dtype, arg)
     if X.dtype != dtype or not (X.flags.c_contiguous or X.flags.f_contiguous):
         X = np.asarray(X, dtype=dtype, order="C")
@@ -183,7 +183,9 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
     return (X, *_scan(X, arg, n_threads))
 
 
-def _check_shape(shape, arg):
+def check_shape(shape, arg):
+    """A matrix's shape (n, m) as the kernels can take it: neither empty nor beyond C ints;
+    checked before anything is allocated in proportion to it."""
     if shape[0] == 0 or shape[1] == 0:
         raise ValueError(error_message(arg, "is empty", got=f"shape {shape}"))
     if max(shape) >= _INDEX_LIMIT:
@@ -195,7 +197,7 @@ def _check_shape(shape, arg):
 def _check_sparse_X(X, arg, n_threads):
     if X.ndim != 2:
         raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
-    _check_shape(X.shape, arg)  # before a conversion allocates in proportion to the shape
+    check_shape(X.shape, arg)  # before a conversion allocates in proportion to the shape
     dtype = _computation_dtype(X.dtype, arg)
     given, checked = X, X.format in _INDEXED
     if checked:  # before scipy's conversions and canonical-format checks read through them
