@@ -398,6 +398,119 @@ def test_input_errors_as_sklearn():
         NMF(2, solver="mu", init="nndsvd", max_iter=1000).fit(X)
 
 
+def _sparse_case(fmt="csr", dtype=np.float64):
+    rng = np.random.default_rng(7)
+    X = rng.random((40, 30)) * (rng.random((40, 30)) < 0.3)
+    return sp.csr_matrix(X.astype(dtype)) if fmt == "csr" else sp.csc_matrix(X.astype(dtype))
+
+
+def _same_model(a, b):
+    return (np.array_equal(a.components_, b.components_) and a.n_iter_ == b.n_iter_
+            and a.reconstruction_err_ == b.reconstruction_err_)
+
+
+def _bad_indptr_end(X):
+    X.indptr[-1] = 10**6  # scipy's X.min() reads and writes through such an indptr
+    return X
+
+
+def _bad_indptr_order(X):
+    X.indptr[2], X.indptr[3] = X.indptr[3] + 1, X.indptr[2]
+    return X
+
+
+def _bad_index(X):
+    X.indices[0] = 1000
+    return X
+
+
+@pytest.mark.parametrize("method", ["fit", "transform"])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("damage, words", [
+    (_bad_indptr_end, "indptr must end at the number of stored entries"),
+    (_bad_indptr_order, "indptr must be non-decreasing"),
+    (_bad_index, "indices must be in"),
+])
+def test_malformed_sparse_is_a_value_error_and_x_untouched(damage, words, fmt, method):
+    """fastnmf's check of a sparse X's index arrays comes before scikit-learn's
+    validation and any scipy reduction (X.min() rewrote such an X in place, or crashed)."""
+    X = _sparse_case(fmt)
+    model = NMF(3, max_iter=20, tol=0).fit(X)
+    bad = damage(X.copy())
+    arrays = [a.copy() for a in (bad.data, bad.indices, bad.indptr)]
+    with pytest.raises(ValueError, match=f"X is a malformed {fmt.upper()} matrix: its.*{words}"):
+        if method == "fit":
+            NMF(3, init="random", max_iter=20, tol=0).fit(bad)
+        else:
+            model.transform(bad)
+    for a, b in zip(arrays, (bad.data, bad.indices, bad.indptr)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_huge_sparse_shape_refused_before_conversion():
+    """A COO matrix of 2**31 rows with one stored entry: refused by its shape before
+    scikit-learn's validation converts it to CSR (a 16 GiB indptr)."""
+    X = sp.coo_matrix(([1.0], ([0], [0])), shape=(2**31, 3))
+    with pytest.raises(ValueError, match=r"X has too many rows.*2\*\*31"):
+        NMF(2).fit(X)
+
+
+@pytest.mark.parametrize("init", ["nndsvda", "nndsvdar", "random"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_stored_zeros_and_duplicates_change_nothing(init, dtype):
+    """Explicit zeros and duplicate entries (their sum the entry) give the results of the
+    canonical matrix, bit for bit, the start included (scikit-learn's X.mean() sums the
+    stored entries: zeros among them change its rounding); the caller's X is left as
+    it was."""
+    X = _sparse_case("csr", dtype)
+    coo = X.tocoo()
+    rng = np.random.default_rng(3)
+    half = coo.data * rng.random(coo.nnz).astype(dtype)
+    zeros = rng.integers(0, 40, 200), rng.integers(0, 30, 200)
+    noisy = sp.csr_matrix((np.concatenate([half, coo.data - half, np.zeros(200, dtype)]),
+                           (np.concatenate([coo.row, coo.row, zeros[0]]),
+                            np.concatenate([coo.col, coo.col, zeros[1]]))), shape=X.shape)
+    noisy.has_canonical_format = False  # duplicates kept as given
+    canonical = noisy.copy()
+    canonical.sum_duplicates()
+    canonical.eliminate_zeros()
+    assert noisy.nnz > canonical.nnz
+    before = [a.copy() for a in (noisy.data, noisy.indices, noisy.indptr)]
+    kw = dict(init=init, random_state=0, max_iter=30, tol=0)
+    a, b = NMF(4, **kw).fit(noisy), NMF(4, **kw).fit(canonical)
+    assert _same_model(a, b)
+    np.testing.assert_array_equal(a.transform(noisy), b.transform(canonical))
+    for x, y in zip(before, (noisy.data, noisy.indices, noisy.indptr)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_unaligned_x_as_an_aligned_copy():
+    """An X at an odd address (Dask hands such buffers to its workers) is copied: the
+    model of an aligned copy, bit for bit (scikit-learn's start rounds otherwise)."""
+    X = np.asfortranarray(_data())
+    raw = bytearray(X.nbytes + 1)
+    odd = np.frombuffer(raw, dtype=np.float64, count=X.size, offset=1).reshape(X.shape,
+                                                                               order="F")
+    odd[...] = X
+    assert not odd.flags.aligned
+    kw = dict(init="nndsvda", random_state=0, max_iter=30, tol=0)
+    assert _same_model(NMF(3, **kw).fit(odd), NMF(3, **kw).fit(X))
+
+
+@pytest.mark.parametrize("scale", [-1030, -300, 600], ids=["subnormal", "tiny", "huge"])
+def test_extreme_scale_is_the_scaled_problem_scaled_back(scale):
+    """An X of extreme scale is solved for X · 2**-e, its start included (scikit-learn's
+    own start overflows, or zeros every entry under its absolute threshold): the model
+    of X is that of X · 2**-e scaled back by 2**(e/2), bit for bit."""
+    X = _data()
+    e = 4 * round((scale + np.log2(X.max())) / 4)
+    big = np.ldexp(X, scale)
+    kw = dict(init="nndsvda", random_state=0, max_iter=30, tol=0)
+    a, b = NMF(3, **kw).fit(big), NMF(3, **kw).fit(np.ldexp(big, -e))
+    np.testing.assert_array_equal(a.components_, np.ldexp(b.components_, e // 2))
+    assert a.n_iter_ == b.n_iter_
+
+
 def test_als_transform_stops_early():
     """als measures its stopping violation at the incoming factor (as cd does): a first
     half-step that already solves W exactly must not make later checks unreachable."""

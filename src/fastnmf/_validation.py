@@ -19,8 +19,9 @@ from ._dask import is_distributed, open_dask
 from ._kernels._common import first_decrease, first_outside, scan
 from ._threads import default_threads, forked
 
-__all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "check_nmf_args", "check_options",
-           "check_shape", "error_message", "resolve_threads", "scale2"]
+__all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "canonical_sparse", "check_nmf_args",
+           "check_options", "check_shape", "check_sparse_structure", "error_message",
+           "has_zeros", "resolve_threads", "scale2", "scale_exponent"]
 
 SOLVERS = tuple(_registry.SOLVERS)
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -68,13 +69,8 @@ class Problem:
             setattr(self, name, kw[name])
 
     def scale_exponent(self):
-        """e (a multiple of 4) such that X · 2⁻ᵉ has its maximum near 1, when X's scale is
-        extreme for its dtype (products could overflow, or NNDSVD's absolute threshold
-        would zero everything); else 0. Scaling by a power of two is exact."""
-        high = 100 if self.dtype == np.float64 else 40
-        if self.xmax == 0 or -40 <= math.log2(self.xmax) <= high:
-            return 0
-        return 4 * round(math.log2(self.xmax) / 4)
+        """scale_exponent of this problem's X."""
+        return scale_exponent(self.xmax, self.dtype)
 
     def scaled(self, e):
         """This problem with X · 2⁻ᵉ: the solution is (W, H) · 2^(−e/2), the regularization
@@ -113,6 +109,17 @@ class Problem:
         (check_nmf_args refuses those)."""
         return {name: scale2(getattr(self, name), -self.regularization_shift(name, e))
                 for name in ("l1_W", "l2_W", "l1_H", "l2_H")}
+
+
+def scale_exponent(xmax, dtype):
+    """e (a multiple of 4) such that X · 2⁻ᵉ has its maximum near 1, when X's scale
+    (its largest entry ``xmax``) is extreme for ``dtype`` (products could overflow, or
+    NNDSVD's absolute threshold would zero everything); else 0. Scaling by a power of two
+    is exact."""
+    high = 100 if dtype == np.float64 else 40
+    if xmax == 0 or -40 <= math.log2(xmax) <= high:
+        return 0
+    return 4 * round(math.log2(xmax) / 4)
 
 
 def scale2(values, exponent):
@@ -195,32 +202,52 @@ def check_shape(shape, arg):
 
 
 def _check_sparse_X(X, arg, n_threads):
-    if X.ndim != 2:
-        raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
-    check_shape(X.shape, arg)  # before a conversion allocates in proportion to the shape
-    dtype = _computation_dtype(X.dtype, arg)
-    given, checked = X, X.format in _INDEXED
-    if checked:  # before scipy's conversions and canonical-format checks read through them
-        _check_structure(X, arg)
+    check_sparse_structure(X, arg)
+    given = X
     if X.format not in ("csr", "csc"):
         X = X.tocsr()
-        if not checked:  # lil, dok, dia: their CSR is checked instead
+        if given.format not in _INDEXED:  # lil, dok, dia: their CSR is checked instead
             _check_structure(X, arg)
+    dtype = _computation_dtype(X.dtype, arg)
     if X.dtype != dtype:
         X = X.astype(dtype)
-    if not X.has_canonical_format:  # duplicates would count twice in ‖X‖²
-        X = X.copy() if X is given else X
-        X.sum_duplicates()
+    X = canonical_sparse(X, X is given)
+    sqnorm, xmax = _scan(X.data, arg, n_threads) if X.data.size else (0.0, 0.0)
+    return X, sqnorm, max(xmax, 0.0)
+
+
+def check_sparse_structure(X, arg):
+    """A sparse X's shape, and its index arrays where it has them (CSR, CSC, BSR, COO),
+    before any conversion allocates in proportion to the shape or scipy reads through
+    them (malformed indices make its conversions and reductions read and write out of
+    bounds)."""
+    if X.ndim != 2:
+        raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
+    check_shape(X.shape, arg)
+    _computation_dtype(X.dtype, arg)
+    if X.format in _INDEXED:
+        _check_structure(X, arg)
+
+
+def canonical_sparse(X, given, keep_order=False):
+    """A checked CSR or CSC X in the form the kernels take, copied only where it must
+    change (never X itself when ``given``): duplicates summed (they would count twice in
+    ‖X‖²), explicit zeros dropped (so that no sum over the stored entries and no decision
+    by their count, accelerate's sweep cap, sees them), its arrays contiguous and
+    aligned; with ``keep_order``, an X without duplicates keeps its entries in their
+    order (scikit-learn's NNDSVD start sums them in that order), else each row sorted."""
+    if not X.has_canonical_format:
+        Y = X.copy() if given else X
+        Y.sum_duplicates()
+        if not keep_order or Y.nnz < X.nnz:
+            X, given = Y, False
     if np.count_nonzero(X.data) < X.data.shape[0]:
-        # Explicit zeros: dropped (a copy only then), so that no sum over the stored
-        # entries and no decision by their count (accelerate's sweep cap) sees them.
-        X = X.copy() if X is given else X
+        X = X.copy() if given else X
         X.eliminate_zeros()
     if not all(a.flags.aligned and a.flags.c_contiguous
                for a in (X.data, X.indices, X.indptr)):
         X = X.copy()  # fresh arrays: contiguous and aligned
-    sqnorm, xmax = _scan(X.data, arg, n_threads) if X.data.size else (0.0, 0.0)
-    return X, sqnorm, max(xmax, 0.0)
+    return X
 
 
 def _check_structure(X, arg):
@@ -400,7 +427,7 @@ def check_nmf_args(X, n_components, *, W, H, random_state, gather_W=True, out_of
             "a Dask array while a distributed client is active (fastnmf.nmf; not nmf_batch's "
             "items nor the reference)", got=f"X of type {type(X).__name__}"))
     X, sqnorm, xmax = check_X(X, n_threads=n_threads, out_of_core=out_of_core)
-    if beta <= 0 and _has_zeros(X):
+    if beta <= 0 and has_zeros(X):
         raise ValueError(error_message(
             "X", f"contains zeros, which beta_loss={o['beta_loss']!r} (β <= 0) cannot fit (the "
             "divergence is infinite there); add a small value to X or use β > 0"))
@@ -557,7 +584,8 @@ def _log2_norm(X, sqnorm, xmax):
     return math.log2(xmax) + 0.5 * math.log2(total)
 
 
-def _has_zeros(X):
+def has_zeros(X):
+    """Whether X (checked: a canonical sparse matrix or an array) holds a zero."""
     if sp.issparse(X):
         return X.nnz < X.shape[0] * X.shape[1] or bool((X.data == 0).any())
     return bool(X.min() == 0)

@@ -16,6 +16,7 @@ from math import sqrt
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 import sklearn
 from sklearn.base import (
     BaseEstimator,
@@ -40,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
 from . import _registry
 from ._api import nmf
 from ._threads import single_threaded_blas
+from ._validation import canonical_sparse, check_sparse_structure, has_zeros, scale_exponent
 
 __all__ = ["NMF"]
 
@@ -70,6 +72,25 @@ def _check_init(A, shape, whom):
 
 
 def _nndsvd_start(X, k, init, random_state):
+    """scikit-learn's NNDSVD start (``_nndsvd_split``) for X, or for an X of extreme scale
+    (``fastnmf``'s rule: its largest entry beyond [2**-40, 2**100] in float64, [2**-40,
+    2**40] in float32) for X · 2**-e, then scaled back by 2**(e/2), exactly, as
+    ``fastnmf.nmf`` starts: there scikit-learn's own start overflows, or zeros every
+    entry below its absolute threshold."""
+    xmax = (X.data.max() if X.nnz else 0.0) if sp.issparse(X) else X.max()
+    e = scale_exponent(float(xmax), X.dtype)
+    if e == 0:
+        return _nndsvd_split(X, k, init, random_state)
+    if sp.issparse(X):
+        X = X.copy()
+        X.data = np.ldexp(X.data, -e)
+    else:
+        X = np.ldexp(X, -e)
+    W, H = _nndsvd_split(X, k, init, random_state)
+    return np.ldexp(W, e // 2), np.ldexp(H, e // 2)
+
+
+def _nndsvd_split(X, k, init, random_state):
     """scikit-learn's NNDSVD start of its NMF (``init`` 'nndsvd', 'nndsvda' or 'nndsvdar'),
     to the bit: the singular triplets from scikit-learn's ``randomized_svd`` with its
     defaults (k + 10 columns, 7 power iterations when k < min(n, m) / 10, else 4, LU
@@ -186,7 +207,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     -----
     Differences from scikit-learn: the extra solvers 'als' and 'bpp'; ``transform`` accepts X of
     another float dtype than the fitted model (scikit-learn raises TypeError) and then
-    computes in X's dtype.
+    computes in X's dtype. A sparse X's index arrays are checked first (a malformed one
+    is a ValueError; scikit-learn reads through it), and X is used as ``fastnmf.nmf`` uses
+    it, on a copy where it must change (X itself is never modified): a sparse X with
+    duplicates summed and explicit zeros dropped, so that neither changes a result
+    (scikit-learn's start sums the stored entries, its zeros among them), an unaligned
+    array aligned. An X of extreme scale (its largest entry beyond [2**-40, 2**100],
+    [2**-40, 2**40] in float32) is solved, its NNDSVD start included, for X · 2**-e and
+    scaled back, as ``fastnmf.nmf`` does (scikit-learn's start overflows there, or zeros
+    every entry).
     """
 
     # scikit-learn's own constraints (the same objects, so the same error messages: a set
@@ -265,9 +294,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         W : ndarray of shape (n_samples, n_components)
         """
-        X = validate_data(
-            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32]
-        )
+        X = self._validate_X(X, reset=True)
         res = self._solve(X, W=W, H=H, update_H=True)
         self.reconstruction_err_ = res.reconstruction_err
         self.n_components_ = res.H.shape[0]
@@ -290,14 +317,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         W : ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=("csr", "csc"),
-            dtype=[np.float64, np.float32],
-            reset=False,
-            ensure_non_negative=True,
-        )
+        X = self._validate_X(X, reset=False)
         return self._solve(X, W=None, H=self.components_, update_H=False).W.copy()
 
     def inverse_transform(self, X):
@@ -328,6 +348,29 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     # -- the work ------------------------------------------------------------------
 
+    def _validate_X(self, X, reset):
+        """scikit-learn's validation of X (in transform, non-negative too), and before it
+        fastnmf's checks of a sparse X's shape and index arrays (scipy's conversions and
+        reductions would read through malformed ones, or allocate for a shape beyond C
+        ints); then X as ``fastnmf.nmf`` takes it, copied only where it must change (the
+        caller's X is never modified): a sparse X with duplicates summed and explicit
+        zeros dropped (they change no result, scikit-learn's start included; the order of
+        the entries, which its start's sums follow, kept otherwise: a TF-IDF matrix's rows
+        come unsorted), an array aligned."""
+        if sp.issparse(X):
+            check_sparse_structure(X, "X")
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=("csr", "csc"),
+            dtype=[np.float64, np.float32],
+            reset=reset,
+            **({} if reset else {"ensure_non_negative": True}),
+        )
+        if sp.issparse(X):
+            return canonical_sparse(X, given=True, keep_order=True)
+        return X if X.flags.aligned else X.copy(order="K")
+
     def _solve(self, X, *, W, H, update_H):
         """scikit-learn's checks of ``_fit_transform``, then ``fastnmf.nmf``."""
         beta_loss = _beta_loss_to_float(self.beta_loss)
@@ -345,7 +388,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "instead.",
                 UserWarning,
             )
-        if X.min() == 0 and beta_loss <= 0:
+        if beta_loss <= 0 and has_zeros(X):
             raise ValueError(
                 "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
                 "Please add small values to X, or use a positive beta_loss."
