@@ -435,6 +435,26 @@ class _KillsItsWorker:
         return self.X if dtype is None else self.X.astype(dtype)
 
 
+class _KillsItsWorkerOnce(_KillsItsWorker):
+    """As _KillsItsWorker, the first time only (a marker file says it did)."""
+
+    def __init__(self, X, marker, delay=0.0):
+        super().__init__(X, delay)
+        self.marker = marker
+
+    def __array__(self, dtype=None, copy=None):
+        if os.getpid() != self.parent and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            return super().__array__(dtype, copy)
+        return self.X if dtype is None else self.X.astype(dtype)
+
+
+def test_executor_must_submit():
+    with pytest.raises(TypeError, match=r"executor must be a concurrent.futures.Executor.*"
+                                        r"got str"):
+        fastnmf.nmf_batch(list(_stack(count=2, n=8, m=6)), 2, executor="threads")
+
+
 def test_process_pool_worker_killed():
     Xs = list(_stack(count=4, n=8, m=6))
     items = Xs[:3] + [_KillsItsWorker(Xs[3])]
@@ -477,6 +497,29 @@ def test_dask_killed_worker_keeps_finished_results():
     for X, r in zip(Xs[:3], results[:3]):
         if not isinstance(r, Exception):
             _assert_same(r, fastnmf.nmf(X, 2, **KW))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_dask_retry_after_a_killed_worker_runs_again(tmp_path):
+    """The same batch again on the same client, after a KilledWorker: its tasks run anew
+    (Dask names a task by its function and arguments, and handed the retry the failed
+    run's futures, the failure with them)."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    Xs = list(_stack(count=3, n=8, m=6, seed=5))
+    items = Xs[:2] + [_KillsItsWorkerOnce(Xs[2], str(tmp_path / "killed"), delay=1.0)]
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            with distributed.Client(cluster) as client:
+                first = fastnmf.nmf_batch(items, 2, executor=client.get_executor(),
+                                          errors="return", **KW)
+                again = fastnmf.nmf_batch(items, 2, executor=client.get_executor(), **KW)
+    assert isinstance(first[2], distributed.KilledWorker)
+    for X, r in zip(Xs, again):
+        _assert_same(r, fastnmf.nmf(X, 2, **KW))
 
 
 # --- history --------------------------------------------------------------------------

@@ -5,6 +5,8 @@ the argument and what is allowed (or the value found), never the whole sentence:
 searched for anywhere in the message, case-insensitively, in any order.
 """
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -245,6 +247,10 @@ CASES = [
          H=factor((K, M), np.inf)),
     case("custom-W-complex", TypeError, (W_,), init="custom",
          W=good_W().astype(complex), H=good_H()),
+    case("custom-W-beyond-float32", ValueError, (W_, "float32's range", r"1e\+300"),
+         X=good_X().astype(np.float32), init="custom", W=factor((N, K), 1e300), H=good_H()),
+    case("fixed-H-beyond-float32", ValueError, (H_, "float32's range"),
+         X=good_X().astype(np.float32), update_H=False, H=factor((K, M), -1e300) * -1),
     case("custom-W-sparse", TypeError, (W_,), init="custom", W=sp.csr_matrix(good_W()),
          H=good_H()),
     case("custom-W-strings", TypeError, (W_,), init="custom",
@@ -286,10 +292,13 @@ CASES = [
     case("tol-nan", ValueError, (r"\btol\b",), tol=np.nan),
     case("tol-str", TypeError, (r"\btol\b",), tol="x"),
     case("tol-None", TypeError, (r"\btol\b",), tol=None),
+    case("tol-int-beyond-float", ValueError, (r"\btol\b", "finite", "401 digits"),
+         tol=10**400),
     # --- regularization ----------------------------------------------------------------
     case("alpha_W-negative", ValueError, (r"\balpha_W\b", AT_LEAST_0), alpha_W=-1),
     case("alpha_W-nan", ValueError, (r"\balpha_W\b",), alpha_W=np.nan),
     case("alpha_W-str", TypeError, (r"\balpha_W\b",), alpha_W="x"),
+    case("alpha_W-int-beyond-float", ValueError, (r"\balpha_W\b", "finite"), alpha_W=10**400),
     case("alpha_H-negative", ValueError, (r"\balpha_H\b", AT_LEAST_0), alpha_H=-1),
     case("alpha_H-bogus", ValueError, (r"\balpha_H\b", r"\bsame\b"), alpha_H="bogus"),
     case("l1_ratio-2", ValueError, (r"\bl1_ratio\b", r"\b1\b"), l1_ratio=2),
@@ -505,6 +514,29 @@ def test_extreme_scale_errors_and_regularization_follow_beta(beta):
         D = ((Y**beta + (beta - 1) * WH**beta - beta * Y * WH ** (beta - 1))
              / (beta * (beta - 1))).sum()
     assert big.reconstruction_err == pytest.approx(np.sqrt(2 * D), rel=1e-9)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["nmf", "nmf_batch"])
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(init="custom", W=np.full((N, K), 1e308), H=np.ones((K, M))),
+     ["given W and H", "W 1e\\+308", "rescale them"]),
+    (dict(update_H=False, H=np.full((K, M), 1e200)), ["given H", "H 1e\\+200"]),
+    (dict(solver="mu", beta_loss=1e308), [r"beta_loss=1e\+308", "powers"]),
+], ids=["custom-W", "fixed-H", "beta"])
+def test_overflow_names_its_cause(kwargs, words, batch):
+    """A non-finite value during the work (X itself is rescaled into range, the
+    regularization checked beforehand) is a FloatingPointError naming what took the
+    arithmetic there, never X's scale."""
+    X = good_X()
+    if batch:
+        error = fastnmf.nmf_batch([X], K, errors="return", **kwargs)[0]
+    else:
+        with pytest.raises(FloatingPointError) as info:
+            fastnmf.nmf(X, K, **kwargs)
+        error = info.value
+    assert isinstance(error, FloatingPointError)
+    assert re.search(all_of("non-finite value", *words), str(error)), str(error)
+    assert "X's values" not in str(error)
 
 
 def test_X_near_float64_max_raises_or_is_finite():

@@ -244,7 +244,7 @@ def _compiled(prob, W, H, seed, report):
         update_H=prob.update_H, shuffle=prob.shuffle, seed=seed, beta=prob.beta,
         progress=report, n_threads=prob.n_threads,
         accelerate=prob.accelerate)
-    raise_for_status(status, solver=prob.solver, n_iter=n_iter, dtype=prob.dtype)
+    raise_for_status(status, prob, n_iter)
     return Wt.T, H, n_iter, converged, history, err  # W Fortran-ordered: no copy of it
 
 

@@ -4,6 +4,7 @@ concurrent.futures executor (a Dask cluster's among them)."""
 import concurrent.futures
 import math
 import queue
+import secrets
 import threading
 
 import numpy as np
@@ -98,6 +99,11 @@ def nmf_batch(Xs, n_components, *, n_jobs=None, executor=None, errors="raise",
     if nmf_kwargs.get("callback") is not None:  # the items run without the GIL
         raise TypeError(error_message("callback", "is not taken by nmf_batch (use "
                                       "progress=True to follow a batch)"))
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(error_message(
+            "executor", "must be a concurrent.futures.Executor (an object with a submit "
+            "method), e.g. distributed.Client(...).get_executor()",
+            got=type(executor).__name__))
     items = _as_items(Xs)
     seeds = _split_random_state(nmf_kwargs.pop("random_state", None), len(items))
     kwargs = {**NMF_DEFAULTS, **nmf_kwargs}
@@ -243,7 +249,6 @@ _ITEM_FAILURES = (ArithmeticError, np.linalg.LinAlgError, MemoryError)  # caught
 def _collect(probs, indices, batch, started, results):
     """The results of a batch's items (or their failures) into ``results``."""
     n_iter, converged, histories, errs, status = batch.results()
-    solver, dtype = probs[indices[0]].solver, probs[indices[0]].dtype
     for j, i in enumerate(indices):
         if i not in started:  # its start failed: results[i] holds that
             continue
@@ -251,8 +256,7 @@ def _collect(probs, indices, batch, started, results):
         try:
             if status[j] == STATUS_INIT_FAILED:
                 raise np.linalg.LinAlgError("the SVD for NNDSVD did not converge")
-            raise_for_status(int(status[j]), solver=solver, n_iter=int(n_iter[j]),
-                             dtype=dtype)
+            raise_for_status(int(status[j]), probs[i], int(n_iter[j]))
             results[i] = make_result(probs[i], e, np.ascontiguousarray(Wt.T), H, n_iter[j],
                                      converged[j], histories[j], errs[j])
         except _ITEM_FAILURES as exc:
@@ -351,6 +355,10 @@ def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progr
     them, what is still pending is cancelled."""
     count = len(items)
     chunk = max(1, math.ceil(count / 32))
+    # Each run's tasks distinct: Dask names a task by its function and arguments, and hands
+    # a run like an earlier one the earlier futures, a failed one's too (a retry after a
+    # KilledWorker failed at once with it).
+    run = secrets.token_hex(8)
     results = [None] * count
     spans = {}  # future -> (start, stop)
     failure = None
@@ -360,7 +368,7 @@ def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progr
             stop = min(start + chunk, count)
             try:
                 future = executor.submit(_run_chunk, items[start:stop], n_components, kwargs,
-                                         seeds[start:stop], n_jobs, start)
+                                         seeds[start:stop], n_jobs, start, run)
             except Exception as exc:  # a shut-down or broken executor
                 failure = exc
                 break
@@ -402,9 +410,9 @@ def _cancel(futures):
     return {future for future in futures if future.cancel()}
 
 
-def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start):
+def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start, run):
     """One executor task: a local batch on the worker (the threads it may use unless
-    n_jobs says)."""
+    n_jobs says). ``run`` only tells the runs' tasks apart."""
     options = check_options(n_components, **kwargs)
     probs = [_check_item(start + i, X, n_components, kwargs, options, seeds[i])
              for i, X in enumerate(items)]

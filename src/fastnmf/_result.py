@@ -1,5 +1,6 @@
 """The result record of a factorization and the kernels' status codes."""
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +69,7 @@ STATUS_NO_MEMORY = 5
 _STATUS_MESSAGES = {
     STATUS_NONFINITE: (
         FloatingPointError,
-        "the {solver!r} solver produced a non-finite value at iteration {n_iter}: X's "
-        "values are too large for {dtype} arithmetic; rescale X (or use float64)",
+        "the {solver!r} solver produced a non-finite value at iteration {n_iter}: {cause}",
     ),
     STATUS_OVERFLOW: (
         OverflowError,
@@ -83,11 +83,44 @@ _STATUS_MESSAGES = {
 }
 
 
-def raise_for_status(status, *, solver, n_iter, dtype):
-    """Turn a kernel's non-zero status code into the matching exception."""
+def raise_for_status(status, prob, n_iter):
+    """Turn the status code of a kernel that solved ``prob`` (a Problem) into the matching
+    exception."""
     if status == STATUS_OK:
         return
     exc, msg = _STATUS_MESSAGES.get(
         status, (RuntimeError, "the {solver!r} kernel returned the unknown status %d" % status)
     )
-    raise exc(msg.format(solver=solver, n_iter=n_iter, dtype=np.dtype(dtype).name))
+    dtype = np.dtype(prob.dtype).name
+    cause = _overflow_cause(prob, dtype) if status == STATUS_NONFINITE else ""
+    raise exc(msg.format(solver=prob.solver, n_iter=n_iter, dtype=dtype, cause=cause))
+
+
+# How far (powers of two) a given start's scale, max(W) · max(H), may lie from X's largest
+# entry before a non-finite value is put down to it.
+_START_SPREAD = 64
+
+
+def _overflow_cause(prob, dtype):
+    """What most likely took ``prob``'s arithmetic beyond its dtype: X itself is rescaled
+    into range beforehand (Problem.scale_exponent) and the regularization checked
+    (_validation._check_scale), which leaves a given start far from X's scale, a β far
+    from 0, 1 and 2, or values spread over more orders of magnitude than the dtype
+    holds."""
+    given = [(name, F) for name, F in (("W", prob.W), ("H", prob.H)) if F is not None]
+    tops = {name: float(np.max(F)) for name, F in given}
+    if tops and prob.xmax > 0 and min(tops.values()) > 0:
+        log2_product = sum(math.log2(top) for top in tops.values()) * 2 / len(tops)
+        if abs(log2_product - math.log2(prob.xmax)) > _START_SPREAD:
+            names = " and ".join(tops)
+            largest = ", ".join(f"{name} {top:.3g}" for name, top in tops.items())
+            return (f"the given {names} (largest entries: {largest}) are far from the scale "
+                    f"of X (largest entry {prob.xmax:.3g}), and their products left "
+                    f"{dtype}'s range; rescale them to X's scale")
+    if prob.beta not in (0.0, 1.0, 2.0):
+        return (f"beta_loss={prob.beta!r} raises X and WH to powers beyond {dtype}'s range; "
+                "use a β nearer 0, 1 or 2")
+    if dtype == "float32":
+        return ("float32 arithmetic overflowed (X's values or the regularization span more "
+                "than float32 holds); use float64")
+    return "float64 arithmetic overflowed (X's values or the regularization span too much)"

@@ -327,7 +327,11 @@ def _check_int(value, arg, low, high):
 def _check_real(value, arg, low=0.0, high=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(error_message(arg, "must be a real number", got=f"{value!r}"))
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValueError(error_message(arg, "must be finite", got="an int beyond float64's "
+                                       f"range ({len(str(abs(value)))} digits)")) from None
     if not math.isfinite(value) or value < low or (high is not None and value > high):
         bounds = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
         raise ValueError(error_message(arg, "must be", bounds, got=f"{value!r}"))
@@ -347,9 +351,16 @@ def _check_factor(F, arg, shape, dtype, shape_hint, order="C"):
     if F.shape != shape:
         raise ValueError(error_message(arg, f"must have shape {shape} {shape_hint}",
                                        got=f"{F.shape}"))
-    F = np.array(F, dtype=dtype, order=order, copy=True)
-    _scan(F, arg)
-    return F
+    with np.errstate(over="ignore"):
+        G = np.array(F, dtype=dtype, order=order, copy=True)
+        if G.dtype != F.dtype and not np.isfinite(G).all():
+            wide = np.asarray(F, dtype=np.float64)
+            if np.isfinite(wide).all():  # finite values beyond X's dtype
+                raise ValueError(error_message(
+                    arg, f"has values beyond {dtype.name}'s range (X's dtype, the "
+                    "computation's)", got=f"largest magnitude {np.max(np.abs(wide)):.4g}"))
+    _scan(G, arg)
+    return G
 
 
 def check_random_state(random_state):
