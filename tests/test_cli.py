@@ -571,6 +571,13 @@ def _npy(folder, X, name="data.npy"):
     return folder / name
 
 
+def _npy_header(folder, header, name="big.npy"):
+    """An .npy file of a header alone (no data): a shape no file of its size holds."""
+    with open(folder / name, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+    return folder / name
+
+
 def _text(folder, name, text):
     (folder / name).write_text(text)
     return folder / name
@@ -670,6 +677,12 @@ ERRORS = [
         d, "big.mtx", "%%MatrixMarket matrix array real general\n2000000000 3\n1.0\n")),
         "-k", "2"],
      ["big.mtx", "claims 6000000000 entries", "truncated"]),
+    ("npy-rows-beyond-int", lambda d, X: ["factorize", str(_npy_header(
+        d, {"descr": "<f8", "fortran_order": False, "shape": (3000000000, 2)})), "-k", "1"],
+     ["big.npy", "2**31", "(3000000000, 2)"]),
+    ("npy-size-beyond-int64", lambda d, X: ["factorize", str(_npy_header(
+        d, {"descr": "<f8", "fortran_order": False, "shape": (2**62, 8)})), "-k", "1"],
+     ["big.npy", "2**31"]),
     ("k-zero", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "0"],
      ["-k/--n-components", ">= 1", "'0'"]),
     ("k-negative", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "-3"],

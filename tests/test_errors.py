@@ -124,6 +124,8 @@ CASES = [
     case("X-minus-inf", ValueError, (X_, INF), X=with_entry(-np.inf)),
     case("X-inf-sparse", ValueError, (X_, INF), X=with_entry(np.inf, True)),
     case("X-inf-sparse-csc", ValueError, (X_, INF), X=sp.csc_matrix(with_entry(np.inf))),
+    case("X-masked", ValueError, (X_, "masked", "1 masked", r"filled"),
+         X=np.ma.masked_array(np.ones((N, M)), mask=np.arange(N * M).reshape(N, M) == 0)),
     case("X-object-None", ValueError, (X_,),
          X=np.array([[1.0, None], [2.0, 3.0]], dtype=object), k=1),
     # --- X: shape ----------------------------------------------------------------------

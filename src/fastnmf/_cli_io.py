@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ._chunked import SparseFile
+from ._validation import check_shape
 
 __all__ = ["CLIError", "read_matrix", "AtomicFile", "default_output", "output_paths",
            "write_result", "OUTPUT_EXTENSIONS"]
@@ -89,10 +90,29 @@ def _read_head(path, n):
 def _read_npy(path):
     if _read_head(path, 6) != b"\x93NUMPY":
         raise CLIError(f"{path}: not a NumPy .npy file")
+    shape = _npy_shape(path)
+    if shape is not None and len(shape) == 2:  # before numpy computes the mapping's size
+        try:
+            check_shape(shape, "X")
+        except ValueError as exc:
+            raise CLIError(f"{path}: {exc}")
     # Mapped, not read: fastnmf.nmf reads a memmap a chunk at a time from its file, so a
     # matrix larger than memory is factorized (the Frobenius loss; another loss reads X
     # into memory, see _factorize).
     return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _npy_shape(path):
+    """The shape an .npy file's header states, or None if numpy's header readers do not
+    take it (np.load then says what is wrong)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            return read(f)[0]
+    except Exception:  # a malformed header: left to np.load's message
+        return None
 
 
 # The arrays of an .npz written by scipy.sparse.save_npz, by its "format" entry.
@@ -201,7 +221,6 @@ def _read_mtx(path):
     import scipy.sparse as sp
 
     from ._mtx import Header, to_csr_file
-    from ._validation import check_shape
 
     try:
         head = Header(path)

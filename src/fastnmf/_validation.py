@@ -170,6 +170,11 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(error_message(arg, "must be an array-like or a scipy.sparse matrix",
                                       got=type(X).__name__))
+    if np.ma.is_masked(X):  # np.asarray would factorize the values under the mask
+        raise ValueError(error_message(
+            arg, "is a masked array with masked entries; NMF takes every entry as data "
+            "(it has no missing values): pass X.filled(value)",
+            got=f"{int(np.ma.count_masked(X))} masked"))
     try:
         X = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
