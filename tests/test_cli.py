@@ -252,7 +252,8 @@ def test_k_above_min_side_runs_and_says_so(X, tmp_path, capsys):
     (FloatingPointError("the 'cd' solver diverged"), 1, "the 'cd' solver diverged"),
     (np.linalg.LinAlgError("SVD did not converge"), 1, "SVD did not converge"),
     (MemoryError(), 1, "out of memory"),
-    (ValueError("n_components must be <= 3; got\n7."), 2, "n_components must be <= 3; got 7."),
+    (ValueError("n_components must be <= 3; got\n7."), 2,
+     "-k/--n-components must be <= 3; got 7."),  # the argument as the command line names it
 ], ids=["FloatingPointError", "LinAlgError", "MemoryError", "ValueError"])
 def test_an_error_of_the_api_is_one_line(error, status, text, X, tmp_path, capsys,
                                          monkeypatch):
@@ -609,7 +610,7 @@ ERRORS = [
      ["d.csv", "line 2, column 2", "empty field"]),
     ("beta-loss-needs-mu", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
                                          "--beta-loss", "kullback-leibler"],
-     ["beta_loss", "solver='mu'"]),
+     ["--beta-loss", "solver='mu'"]),
     ("beta-loss-unknown", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
                                         "--beta-loss", "hellinger"],
      ["--beta-loss", "'hellinger'", "kullback-leibler"]),
@@ -683,6 +684,19 @@ ERRORS = [
     ("npy-size-beyond-int64", lambda d, X: ["factorize", str(_npy_header(
         d, {"descr": "<f8", "fortran_order": False, "shape": (2**62, 8)})), "-k", "1"],
      ["big.npy", "2**31"]),
+    # arguments the API refuses: named as the command line spells them, before X is read
+    # or a note is printed about it
+    ("k-beyond-int", lambda d, X: ["factorize", str(_npy(d, X)), "-k", str(2**40)],
+     ["-k/--n-components", "[1, 2147483647]"]),
+    ("max-iter-beyond-int", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
+                                          "--max-iter", str(2**31)],
+     ["--max-iter", "[1, 2147483646]"]),
+    ("threads-too-many", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
+                                       "--threads", str(2**40)],
+     ["--threads", str(2**40)]),
+    ("accelerate-needs-cd", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
+                                          "--solver", "mu", "--accelerate"],
+     ["--accelerate", "solver='cd'"]),
     ("k-zero", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "0"],
      ["-k/--n-components", ">= 1", "'0'"]),
     ("k-negative", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "-3"],
@@ -693,7 +707,7 @@ ERRORS = [
      ["required", "-k/--n-components"]),
     ("k-too-large-for-nndsvd", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "99",
                                              "--init", "nndsvda"],
-     ["data.npy", "n_components", "min(n, m) = 15"]),
+     ["data.npy", "-k/--n-components", "min(n, m) = 15"]),
     ("input-missing", lambda d, X: ["factorize", "-k", "2"],
      ["required", "INPUT"]),
     ("bad-solver", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "--solver", "sgd"],
@@ -752,7 +766,7 @@ def test_error_while_solving_leaves_no_file(X, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(fastnmf._api, "nmf", broken)
     assert main(["factorize", str(path), "-k", "2", "-o", str(tmp_path / "o.npz")]) == 2
     line, _ = _one_error_line(capsys)
-    assert line == f"fastnmf: error: {path}: beta_loss must be a float; got 'x'."
+    assert line == f"fastnmf: error: {path}: --beta-loss must be a float; got 'x'."
     assert _files(tmp_path) == ["data.npy"]
 
 
@@ -912,7 +926,7 @@ def test_progress_is_erased_before_an_error(X, tmp_path, capsys, monkeypatch):
     assert main(["factorize", str(path), "-k", "2"]) == 2
     progress, _, error = terminal.getvalue().rpartition("\r")
     assert progress.startswith("\rfastnmf: factorizing")
-    assert error == f"fastnmf: error: {path}: n_components is wrong; got 3.\n"
+    assert error == f"fastnmf: error: {path}: -k/--n-components is wrong; got 3.\n"
 
 
 # --- demo and bench --------------------------------------------------------------------------

@@ -208,11 +208,36 @@ def _bench(args):
     return run(args)
 
 
+# fastnmf.nmf's arguments as the command line spells them, for its errors.
+_OPTIONS = {"n_components": "-k/--n-components", "solver": "--solver", "init": "--init",
+            "beta_loss": "--beta-loss", "max_iter": "--max-iter", "tol": "--tol",
+            "random_state": "--random-state", "accelerate": "--accelerate",
+            "n_threads": "--threads"}
+
+
+def _in_cli_words(exc):
+    """An error of fastnmf.nmf's validation (it starts with the argument's name) with the
+    argument named as the command line's option."""
+    message = str(exc)
+    name = message.split(" ", 1)[0]
+    return _OPTIONS.get(name, name) + message[len(name):]
+
+
+def _nmf_arguments(args):
+    return dict(solver=args.solver, init=args.init, max_iter=args.max_iter, tol=args.tol,
+                beta_loss=args.beta_loss, random_state=args.random_state,
+                accelerate=args.accelerate, n_threads=args.threads)
+
+
 def _factorize(args):
-    from ._api import nmf
-    from ._validation import check_X
+    from ._api import NMF_DEFAULTS, nmf
+    from ._validation import check_X, check_options
 
     X = read_matrix(args.input)  # first: a directory or an empty path is named as the input
+    try:  # the options alone, before X is checked or anything said of it
+        check_options(args.k, **{**NMF_DEFAULTS, **_nmf_arguments(args)})
+    except (ValueError, TypeError) as exc:
+        raise CLIError(_in_cli_words(exc))
     path = Path(args.input)
     out = Path(args.output) if args.output is not None else default_output(path)
     out_arg = "-o/--output" if args.output is not None else "output"
@@ -254,15 +279,12 @@ def _factorize(args):
         t0 = time.perf_counter()
         try:
             res = run_with_progress(
-                lambda: nmf(X, args.k, solver=args.solver, init=args.init,
-                            max_iter=args.max_iter, tol=args.tol, beta_loss=args.beta_loss,
-                            random_state=args.random_state, accelerate=args.accelerate,
-                            n_threads=args.threads, callback=progress),
+                lambda: nmf(X, args.k, callback=progress, **_nmf_arguments(args)),
                 label, status=status)
         except np.linalg.LinAlgError as exc:  # a ValueError, but not a bad input
             raise _Failure(f"{path}: {exc}")
         except (ValueError, TypeError, OverflowError) as exc:
-            raise CLIError(f"{path}: {exc}")
+            raise CLIError(f"{path}: {_in_cli_words(exc)}")
         except ArithmeticError as exc:  # the solver diverged (FloatingPointError)
             raise _Failure(f"{path}: {exc}")
         seconds = time.perf_counter() - t0
