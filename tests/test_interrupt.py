@@ -1,9 +1,9 @@
 """Ctrl-C and the loop's call-out between convergence checks (_common.pxd, Hook).
 
 A long ``fastnmf.nmf`` or ``nmf_batch`` stops soon after SIGINT with KeyboardInterrupt; a
-call from a second Python thread is left alone (Python gives the KeyboardInterrupt to the
-main thread); progress callbacks and ``verbose`` lines go through Python; none of it
-changes a result.
+call from a second Python thread is left alone while the process lives on (Python gives the
+KeyboardInterrupt to the main thread), and stops once the interrupt ends the process;
+progress callbacks and ``verbose`` lines go through Python; none of it changes a result.
 
 The SIGINT tests run a subprocess whose call would last minutes (measured in the child from a
 short call of the same problem, and asserted), and check that it ends with KeyboardInterrupt
@@ -118,6 +118,56 @@ def test_batch_stops_every_item_on_sigint():
         """Xs = [low_rank(300, 200, 10, seed=s) for s in range(6)]
         call = lambda it: fastnmf.nmf_batch(Xs, 10, n_jobs=2, max_iter=it, tol=0,
                                             random_state=0)"""))
+
+
+def test_batch_on_a_thread_pool_stops_on_sigint():
+    # The chunks already running on the pool's threads stop too (their run's stop flag),
+    # not only those not started (cancelled): the process exits at once.
+    _assert_interrupted(*_interrupt(
+        """from concurrent.futures import ThreadPoolExecutor
+        ex = ThreadPoolExecutor(2)
+        Xs = [low_rank(300, 200, 10, seed=s) for s in range(6)]
+        call = lambda it: fastnmf.nmf_batch(Xs, 10, executor=ex, max_iter=it, tol=0,
+                                            random_state=0)"""))
+
+
+def test_a_call_in_another_thread_ends_with_the_interrupted_process():
+    # Ctrl-C ends the main thread (here it polls the worker); Python then waits for every
+    # other thread before it exits: the worker's call stops with KeyboardInterrupt as the
+    # main thread's would have.
+    code = textwrap.dedent("""
+        import signal, threading, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        import fastnmf
+        from fastnmf._datasets import low_rank
+        X = low_rank(300, 200, 10, seed=0)
+        worker = threading.Thread(target=fastnmf.nmf, args=(X, 10),
+                                  kwargs=dict(max_iter=10**7, tol=0, random_state=0))
+        worker.start()
+        print("started", flush=True)
+        while worker.is_alive():
+            time.sleep(0.05)
+        print("finished", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == "started\n", proc.communicate()
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert waited < BOUND, f"exited {waited:.1f} s after SIGINT"
+    assert "finished" not in out
+    assert err.count("KeyboardInterrupt") == 2, err  # the main thread's and the worker's
+    assert "Exception in thread" in err, err
+    assert proc.returncode == -signal.SIGINT
 
 
 def test_sigint_with_the_call_in_a_second_thread():

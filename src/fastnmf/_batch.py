@@ -168,20 +168,21 @@ def _resolve_n_jobs(n_jobs, count):
     return max(1, min(count, 1 if n_jobs is None else resolve_threads(n_jobs, "n_jobs")))
 
 
-def _run_local(probs, n_threads, progress):
+def _run_local(probs, n_threads, progress, stop=None):
     """Start each item as ``fastnmf.nmf`` does (``_api.start``) and solve it in a compiled
     batch (``Batch``: an OpenMP loop without the GIL), one per dtype and solver settings.
     From the main thread with two threads or more, each batch runs in the helper thread
     from the start, solving items as this thread starts and hands them over (the starts,
     Python's part of the work, no longer wait for one another's solves nor the solves for
-    all the starts); otherwise every item is started first."""
+    all the starts); otherwise every item is started first. ``stop``: the flag (an intc
+    array of one) that ends the items once set elsewhere, else one of its own."""
     results = [None] * len(probs)
     keys = [_settings(prob) for prob in probs]  # each item's batch
     slots = {}  # settings -> the indices of the items of that batch, in order
     for i, key in enumerate(keys):
         slots.setdefault(key, []).append(i)
     done = np.zeros(8 * n_threads, dtype=np.int64)
-    stop = np.zeros(1, dtype=np.intc)
+    stop = np.zeros(1, dtype=np.intc) if stop is None else stop
     batches = {key: Batch(key[1], len(indices), probs[indices[0]].k, key[0],
                           **dict(zip(_SETTINGS[2:], key[2:])), n_threads=n_threads,
                           done=done, stop=stop)
@@ -359,6 +360,7 @@ def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progr
     # a run like an earlier one the earlier futures, a failed one's too (a retry after a
     # KilledWorker failed at once with it).
     run = secrets.token_hex(8)
+    _STOPS[run] = np.zeros(1, dtype=np.intc)
     results = [None] * count
     spans = {}  # future -> (start, stop)
     failure = None
@@ -396,9 +398,17 @@ def _run_on_executor(executor, items, n_components, kwargs, seeds, n_jobs, progr
                 pending -= _cancel(pending)
     finally:
         _cancel(spans)
+        _STOPS.pop(run)[0] = 1  # what still runs in this process ends (an interrupt)
         if monitor is not None:
             monitor.close()
     return [failure if r is None else r for r in results]
+
+
+# The stop flags of the runs on an executor, by run: a task that runs in this process (a
+# ThreadPoolExecutor's) finds its run's here, so that the run's end, an interrupt among
+# them, stops it too. Elsewhere (a process pool, a Dask worker) a task is cancelled or
+# left to end.
+_STOPS = {}
 
 
 def _cancel(futures):
@@ -412,9 +422,10 @@ def _cancel(futures):
 
 def _run_chunk(items, n_components, kwargs, seeds, n_jobs, start, run):
     """One executor task: a local batch on the worker (the threads it may use unless
-    n_jobs says). ``run`` only tells the runs' tasks apart."""
+    n_jobs says). ``run`` tells the runs' tasks apart, and in this process finds the
+    run's stop flag (_STOPS)."""
     options = check_options(n_components, **kwargs)
     probs = [_check_item(start + i, X, n_components, kwargs, options, seeds[i])
              for i, X in enumerate(items)]
     return _run_local(probs, _resolve_n_jobs(-1 if n_jobs is None else n_jobs, len(probs)),
-                      False)
+                      False, _STOPS.get(run))

@@ -64,6 +64,7 @@ class NMFResult:
 STATUS_OK = 0
 STATUS_NONFINITE = 1
 STATUS_OVERFLOW = 2
+STATUS_STOPPED = 4
 STATUS_NO_MEMORY = 5
 
 _STATUS_MESSAGES = {
@@ -74,6 +75,11 @@ _STATUS_MESSAGES = {
     STATUS_OVERFLOW: (
         OverflowError,
         "X is too large to factorize in {dtype}: ‖X‖² overflows; rescale X",
+    ),
+    STATUS_STOPPED: (
+        RuntimeError,
+        "the {solver!r} solver was stopped at iteration {n_iter}: its batch ended (an "
+        "interrupt, or a failure of its executor)",
     ),
     STATUS_NO_MEMORY: (
         MemoryError,

@@ -34,11 +34,13 @@ import ctypes
 import functools
 import math
 import os
+import sys
 import threading
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["available_cpus", "blas_kernels", "cpu_quota", "default_threads", "forked",
+__all__ = ["available_cpus", "blas_kernels", "cpu_quota", "default_threads",
+           "exiting_after_interrupt", "forked",
            "haswell_kernels", "loading_openmp", "single_threaded_blas", "skylakex_kernels"]
 
 # GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region hangs
@@ -57,6 +59,22 @@ def _after_fork_in_child():
 def forked():
     """True in a process forked from one that imported fastnmf."""
     return _forked
+
+
+def exiting_after_interrupt():
+    """Whether the interpreter is exiting because a KeyboardInterrupt ended the main thread.
+    Python delivers signals to the main thread alone, and then waits for every other
+    (non-daemon) thread before it exits: a call running in one of those would hold the
+    process for as long as it runs. So a compiled loop outside the main thread asks this
+    as often as the main thread's loop checks for signals, and stops with a
+    KeyboardInterrupt. (CPython sets ``threading._SHUTTING_DOWN`` once the main thread has
+    ended, before it calls the functions registered to run then, a ThreadPoolExecutor's
+    join among them, and joins the threads; the main thread's uncaught exception is in
+    ``sys.last_exc``, ``sys.last_value`` before Python 3.12.)"""
+    if not getattr(threading, "_SHUTTING_DOWN", False):
+        return False
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt)
 
 
 # -- how many threads ----------------------------------------------------------------

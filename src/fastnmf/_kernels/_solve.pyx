@@ -39,6 +39,7 @@ from ._common cimport (
 )
 
 from .._registry import SOLVERS
+from .._threads import exiting_after_interrupt
 from ._common import aligned_empty
 
 # Every registry solver's entry points (its module's KERNEL), indexed by the solver's place
@@ -787,10 +788,12 @@ cdef double SIGNAL_INTERVAL = 0.02
 
 cdef class Watch:
     """What the loop's Hook reports to, with the GIL: Python's pending signals (when called
-    from the main thread, the only one Python delivers them to) and a progress callback
-    (``verbose`` and the user's ``callback``: _api._reporter). An exception raised by either
-    (a KeyboardInterrupt from Ctrl-C's handler, or the callback's own) stops the loop; the
-    caller raises it (``raise_if_stopped``)."""
+    from the main thread, the only one Python delivers them to; from another thread, whether
+    the interpreter is exiting because Ctrl-C ended the main thread: _threads.
+    exiting_after_interrupt) and a progress callback (``verbose`` and the user's
+    ``callback``: _api._reporter). An exception raised by either (a KeyboardInterrupt from
+    Ctrl-C's handler, or the callback's own) stops the loop; the caller raises it
+    (``raise_if_stopped``)."""
 
     cdef Hook hook
     cdef object progress
@@ -804,15 +807,15 @@ cdef class Watch:
         self.hook.call = watch_call
         self.hook.owner = <void*> self
         self.hook.each_check = progress is not None
-        self.hook.every = SIGNAL_WORK if self.signals else INFINITY
+        self.hook.every = SIGNAL_WORK
         self.hook.interval = SIGNAL_INTERVAL
         self.hook.owed = 0
         self.hook.last = fastnmf_clock()
         self.hook.stop = NULL
 
     cdef bint needed(self):
-        """False when the loop has nothing to call out for (the hook can be left out)."""
-        return self.signals or self.hook.each_check
+        """Whether the loop calls out (always: for signals, or for the exit)."""
+        return True
 
     cdef int event(self, int it, double err):
         try:
@@ -820,6 +823,8 @@ cdef class Watch:
                 self.progress(it, err)
             if self.signals:
                 PyErr_CheckSignals()
+            elif exiting_after_interrupt():  # the process would wait for this call
+                raise KeyboardInterrupt
         except BaseException as exc:
             self.error = exc
             return 1
