@@ -524,17 +524,16 @@ def test_als_transform_stops_early():
 # -- scikit-learn's cd iterates on both sides of every size threshold -----------------
 #
 # Each case sits just below or just above a size at which the kernels switch code path:
-# the tiny Gram (2 <= k <= 11 and p <= 128 columns: tiny_gram, where the BLAS's syrk
-# sums as it does, else only up to k²p = 2048 multiply-adds; small_gram for other k up
-# to 2048; syrk above),
+# the tiny Gram (p <= 128 columns and k²p <= 2048 multiply-adds, or k <= 11 where the
+# BLAS's syrk sums as it does: small_gram; else syrk),
 # the other-order copy of a dense X (n·m·k <= 32768), threaded products and sweeps (n·m·k
 # or k²p >= 1048576 multiply-adds), the large Gram summed from 4 pieces (k²p >= 1048576
 # and p >= 256) and the sweep's tiles (32 float64 / 64 float32 columns) and blocks.
 THRESHOLD_CASES = {
     "tiny-gram-both": (60, 81, 5),        # k²p = 1500 and 2025: both Grams small_gram
-    "tiny-gram-over": (60, 82, 5),        # H's Gram k²p = 2050: syrk
-    "tiny-gram-cols": (128, 129, 2),      # p = 128 tiny_gram, p = 129 syrk
-    "tiny-gram-k": (100, 90, 11),         # k = 11: tiny_gram (or syrk)
+    "tiny-gram-over": (60, 82, 5),        # H's Gram k²p = 2050: syrk (or small_gram)
+    "tiny-gram-cols": (128, 129, 2),      # p = 128 small_gram, p = 129 syrk
+    "tiny-gram-k": (100, 90, 11),         # k = 11: small_gram (or syrk)
     "tiny-gram-k-over": (100, 90, 12),    # k = 12: syrk
     "other-order-at": (64, 128, 4),       # n·m·k = 32768: copy kept
     "other-order-over": (64, 129, 4),     # 33024: no copy
@@ -584,6 +583,13 @@ def test_cd_iterates_as_sklearn_across_thresholds(case, dtype, layout):
     assert np.max(np.abs(res.H - Hs)) <= rtol * np.max(Hs)
 
 
+def _openblas_fma_scipy():
+    """Whether the BLAS that scipy calls (the kernels') is OpenBLAS with FMA kernels."""
+    from fastnmf._threads import blas_kernels
+
+    return blas_kernels() in {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"}
+
+
 def _openblas_fma_numpy():
     """Whether NumPy's BLAS is OpenBLAS on a kernel with fused multiply-adds (Haswell and
     later, Zen): then a Gram's entries are chains of FMAs within a block of 128 columns."""
@@ -601,13 +607,12 @@ def _openblas_fma_numpy():
                                   (11, 16), (11, 128), (12, 14), (12, 15), (20, 200),
                                   (32, 1024)])
 def test_factor_gram_as_numpy(k, p, dtype):
-    """The Gram the solvers form (tiny_gram for 2 <= k <= 11 and p <= 128 -- with syrk's
-    FMA kernels, else up to k²p = 2048 --, small_gram for other k up to k²p = 2048 and
-    128 columns, syrk above, 4 pieces from k²p = 1048576) against NumPy's Fᵀ F
-    (scikit-learn's HHᵀ, a syrk): bit-equal where NumPy's OpenBLAS uses FMA kernels and
-    one call sums the entry (k >= 2, k <= 11 for tiny_gram and small_gram: OpenBLAS' edge
-    kernels for larger k order some entries otherwise; not the 4 pieces), else within
-    p·ε relative (ε of the dtype)."""
+    """The Gram the solvers form (small_gram up to k²p = 2048 and 128 columns -- any k²p
+    for k <= 11 where syrk has OpenBLAS' FMA kernels --, syrk above, 4 pieces from
+    k²p = 1048576) against NumPy's Fᵀ F (scikit-learn's HHᵀ, a syrk): bit-equal where
+    NumPy's OpenBLAS uses FMA kernels and one call sums the entry (k >= 2, k <= 11 for
+    small_gram: OpenBLAS' edge kernels for larger k order some entries otherwise; not the
+    4 pieces), else within p·ε relative (ε of the dtype)."""
     from fastnmf._kernels._common import factor_gram_hook
 
     rng = np.random.default_rng(k * 1000 + p)
@@ -624,21 +629,23 @@ def test_factor_gram_as_numpy(k, p, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_tiny_gram_sums_as_syrk(dtype):
-    """Where the BLAS's syrk has OpenBLAS' FMA kernels (``tiny_grams`` set at import),
-    tiny_gram replaces it for 2 <= k <= 11 and p <= 128: every such entry the same bits
-    as syrk's (and small_gram's below k²p = 2048), on F of mixed scales. Elsewhere it
-    takes small_gram's shapes only, and gives small_gram's bits there."""
+def test_small_gram_sums_as_syrk(dtype):
+    """Where the BLAS's syrk has OpenBLAS' FMA kernels (``small_grams`` set at import),
+    small_gram replaces it for k <= 11 and p <= 128 whatever k²p: every such entry the
+    same bits as syrk's, on F of mixed scales. Elsewhere syrk keeps those shapes."""
     from fastnmf._kernels import _common
 
+    assert _common.SMALL_GRAM_K == 11 and _common.SMALL_GRAM_WIDTH == 128
     for k in range(1, 13):
         for p in (1, 2, 3, 7, 16, 33, 64, 81, 100, 127, 128, 129):
             rng = np.random.default_rng(k * 1000 + p)
             F = (np.abs(rng.standard_normal((k, p)))
                  * rng.lognormal(0, 3, (k, 1))).astype(dtype)
-            with setting(_common.tiny_gram_max_k, 1):  # off: small_gram or syrk
+            with setting(_common.small_grams, False):  # syrk above k²p = 2048
                 before = _common.factor_gram_hook(F)
-            if _common.tiny_grams() or k * k * p <= 2048:
+            if _common.small_grams():
                 np.testing.assert_array_equal(_common.factor_gram_hook(F), before)
-            with setting(_common.tiny_grams, False):  # small_gram's shapes only
-                np.testing.assert_array_equal(_common.factor_gram_hook(F), before)
+            with setting(_common.small_grams, True):
+                after = _common.factor_gram_hook(F)
+            if _openblas_fma_scipy():
+                np.testing.assert_array_equal(after, before)

@@ -120,7 +120,7 @@ _common.rows_first(_haswell)
 _common.narrow_kernels((_haswell or skylakex_kernels()) and _runs("x86_64_v3"))
 _common.narrow_max_k(128 if _runs("x86_64_v4") else NARROW_MAX_K_16)
 _common.narrow_small(_haswell)
-# A small factor's Gram by fastnmf's own loops instead of syrk where syrk's kernels sum it
-# the same way (_grams.pxi, tiny_gram): OpenBLAS' FMA kernels, Haswell's or SkylakeX's.
-_common.tiny_grams(_haswell or skylakex_kernels())
+# A small factor's Gram by fastnmf's own loop instead of syrk where syrk's kernels sum it
+# the same way (_grams.pxi, small_gram): OpenBLAS' FMA kernels, Haswell's or SkylakeX's.
+_common.small_grams(_haswell or skylakex_kernels())
 del haswell_kernels, loading_openmp, skylakex_kernels, _haswell

@@ -2,61 +2,52 @@
 # Included by _common.pyx (one module: the cdef functions are declared in _common.pxd).
 
 
-# A factor's Gram comes from tiny_gram rather than syrk for 2 <= k <= TINY_GRAM_K and up to
-# SMALL_GRAM_COLS columns: OpenBLAS' x86-64 kernels sum a longer inner dimension by blocks
-# of 128 (Haswell and Zen on Windows) to 448 entries, which one chain per entry would not
-# reproduce. Within those bounds every entry of OpenBLAS' syrk with the FMA kernels of
-# Haswell, Zen and SkylakeX is one chain of fused multiply-adds from 0 in column order
-# (test_factor_gram_as_numpy checks it entry by entry), and so is tiny_gram's: it replaces
-# syrk where the BLAS has those kernels (TINY_GRAMS, set at import), and elsewhere up to
-# SMALL_GRAM multiply-adds only. syrk packs F and takes a buffer from OpenBLAS' pool under
-# a mutex on every call, far more than the sums at these sizes; from two threads of one
-# batch, each call contends for that pool (the packing routines and pthread_mutex_lock in
-# the issue's Intel profile). small_gram, the same sums one entry at a time, serves
-# k >= 12 up to SMALL_GRAM (OpenBLAS' edge kernels order some entries otherwise) and k = 1.
+# A factor's Gram comes from small_gram rather than syrk up to SMALL_GRAM multiply-adds
+# and SMALL_GRAM_COLS columns: OpenBLAS' x86-64 kernels sum a longer inner dimension by
+# blocks of 128 (Haswell and Zen on Windows) to 448 entries, which small_gram would not
+# reproduce. (OpenBLAS' syrk, its scaling, packing and kernel, took 16 % of a 50 x 30,
+# k = 5 call: 517 -> 447 us.) Where the BLAS has OpenBLAS' FMA kernels (Haswell, Zen,
+# SkylakeX: SMALL_GRAMS, set at import), every entry of its syrk up to SMALL_GRAM_COLS
+# columns and k <= SMALL_GRAM_MAX_K is that same chain of fused multiply-adds
+# (test_small_gram_sums_as_syrk checks it entry by entry), and small_gram replaces it for
+# any k²p there: syrk packs F and takes a buffer from OpenBLAS' pool under a mutex on
+# every call, which at these sizes costs more than the sums (syrk / small_gram per Gram,
+# one thread, AMD EPYC, OpenBLAS 0.3.30: 1.1 (k = 8, p = 100) to 2.4 (k = 3, p = 30) in
+# float64, 0.8 (float32, k = 8, p = 128) to 2.4; an earlier whole 100 x 80, k = 8 call
+# had syrk the faster, 2.11 against 2.3 ms), and from two threads of one batch each call
+# contends for that pool (the packing routines and pthread_mutex_lock in the issue's
+# Intel profile). A vectorized copy of these sums (F's columns copied as rows, several
+# rows of the Gram in vectors at once) won only for some k, as GCC kept its sums in
+# registers or not: not kept.
 cdef Py_ssize_t SMALL_GRAM = 2048
 cdef Py_ssize_t SMALL_GRAM_COLS = 128
-cdef Py_ssize_t TINY_GRAM_K = 11
-cdef bint TINY_GRAMS = False
+cdef Py_ssize_t SMALL_GRAM_MAX_K = 11
+cdef bint SMALL_GRAMS = False
 
 
-def tiny_grams(value=None):
-    """TINY_GRAMS, and with ``value`` set it (returns the old value): set at import from
+def small_grams(value=None):
+    """SMALL_GRAMS, and with ``value`` set it (returns the old value): set at import from
     the BLAS's kernels; the tests set it between calls (never while one runs)."""
-    global TINY_GRAMS
-    old = TINY_GRAMS
+    global SMALL_GRAMS
+    old = SMALL_GRAMS
     if value is not None:
-        TINY_GRAMS = bool(value)
-    return old
-
-
-def tiny_gram_max_k(value=None):
-    """TINY_GRAM_K, and with ``value`` set it (returns the old value): the tests and the
-    bench set it between calls (1: tiny_gram off, as before it)."""
-    global TINY_GRAM_K
-    old = TINY_GRAM_K
-    if value is not None:
-        if not 1 <= value <= 11:  # tiny_gram_rows holds 12 columns
-            raise ValueError("tiny_gram takes k up to 11")
-        TINY_GRAM_K = value
+        SMALL_GRAMS = bool(value)
     return old
 
 
 cdef void factor_gram(Py_ssize_t k, Py_ssize_t p, const floating* F, floating* out,
                       floating* v, Py_ssize_t P, int n_threads) noexcept nogil:
     """out (k×k) = F Fᵀ for F (k×p, p <= P), v the workspace region of that name.
-    tiny_gram for 2 <= k <= TINY_GRAM_K and p <= SMALL_GRAM_COLS (with TINY_GRAMS, else
-    up to SMALL_GRAM multiply-adds), small_gram for other k up to SMALL_GRAM
-    multiply-adds and SMALL_GRAM_COLS columns, one BLAS call below PARALLEL_MIN_WORK (and
-    under GRAM_PIECES·64 columns), else GRAM_PIECES pieces of columns, each a
-    single-threaded call into its own k×k, shared among the threads and added in order:
-    the pieces depend on the shape alone, so the sum is the same for any thread count."""
+    small_gram up to SMALL_GRAM multiply-adds and SMALL_GRAM_COLS columns (with
+    SMALL_GRAMS, any k²p for k <= SMALL_GRAM_MAX_K), one BLAS call below
+    PARALLEL_MIN_WORK (and under GRAM_PIECES·64 columns), else GRAM_PIECES pieces of
+    columns, each a single-threaded call into its own k×k, shared among the threads and
+    added in order: the pieces depend on the shape alone, so the sum is the same for any
+    thread count."""
     cdef Py_ssize_t kk = k * k, w = (p + GRAM_PIECES - 1) // GRAM_PIECES, c, i
     cdef floating* piece = v + sums_at(k, n_threads) + sums_len(P)
-    if p <= SMALL_GRAM_COLS and 2 <= k <= TINY_GRAM_K and (TINY_GRAMS or kk * p <= SMALL_GRAM):
-        tiny_gram(k, p, F, out)
-        return
-    if kk * p <= SMALL_GRAM and p <= SMALL_GRAM_COLS:
+    if p <= SMALL_GRAM_COLS and (kk * p <= SMALL_GRAM
+                                 or (SMALL_GRAMS and k <= SMALL_GRAM_MAX_K)):
         small_gram(k, p, F, out)
         return
     if <double> kk * p < PARALLEL_MIN_WORK or p < GRAM_PIECES * 64:
@@ -71,82 +62,6 @@ cdef void factor_gram(Py_ssize_t k, Py_ssize_t p, const floating* F, floating* o
     for c in range(1, GRAM_PIECES):
         for i in range(kk):
             out[i] += piece[c * kk + i]
-
-
-cdef void tiny_gram(Py_ssize_t k, Py_ssize_t p, const floating* F,
-                    floating* out) noexcept nogil:
-    """out (k×k) = F Fᵀ for 2 <= k <= TINY_GRAM_K, p <= SMALL_GRAM_COLS: tiny_gram_rows
-    with k and its padded width constants in each call."""
-    if k == 2:
-        tiny_gram_rows(p, F, out, 2, 4)
-    elif k == 3:
-        tiny_gram_rows(p, F, out, 3, 4)
-    elif k == 4:
-        tiny_gram_rows(p, F, out, 4, 4)
-    elif k == 5:
-        tiny_gram_rows(p, F, out, 5, 8)
-    elif k == 6:
-        tiny_gram_rows(p, F, out, 6, 8)
-    elif k == 7:
-        tiny_gram_rows(p, F, out, 7, 8)
-    elif k == 8:
-        tiny_gram_rows(p, F, out, 8, 8)
-    elif k == 9:
-        tiny_gram_rows(p, F, out, 9, 12)
-    elif k == 10:
-        tiny_gram_rows(p, F, out, 10, 12)
-    else:
-        tiny_gram_rows(p, F, out, 11, 12)
-
-
-cdef inline void tiny_gram_rows(Py_ssize_t p, const floating* F, floating* out,
-                                Py_ssize_t k, Py_ssize_t kp) noexcept nogil:
-    """tiny_gram, called with k and kp (k rounded up to 4) constants: inlined, each loop
-    over the kp columns is a few vector instructions and the sums stay in registers.
-    F's columns are copied first as the rows of T (p×kp, zeros past k); then, 4 rows of
-    the Gram at a time, each of their entries (a, b) is the chain of fused multiply-adds
-    of T[i, a]·T[i, b] over i in order, from 0: a row's kp entries in vectors, the 4
-    rows independent chains (small_gram's sums, 4 + kp/lanes times fewer instructions).
-    A row past k repeats the last one; fma(x, y, s) = fma(y, x, s), so entry (a, b) and
-    (b, a) are the same sum."""
-    cdef floating T[128 * 12]  # SMALL_GRAM_COLS x 12
-    cdef floating s0[12]
-    cdef floating s1[12]
-    cdef floating s2[12]
-    cdef floating s3[12]
-    cdef floating x0, x1, x2, x3
-    cdef const floating* t
-    cdef Py_ssize_t i, a, b, r1, r2, r3
-    for i in range(p):
-        for a in range(k):
-            T[i * kp + a] = F[a * p + i]
-        for a in range(k, kp):
-            T[i * kp + a] = 0
-    for a in range(0, k, 4):
-        r1 = a + 1 if a + 1 < k else a
-        r2 = a + 2 if a + 2 < k else a
-        r3 = a + 3 if a + 3 < k else a
-        for b in range(kp):
-            s0[b] = 0
-            s1[b] = 0
-            s2[b] = 0
-            s3[b] = 0
-        for i in range(p):
-            t = T + i * kp
-            x0 = t[a]
-            x1 = t[r1]
-            x2 = t[r2]
-            x3 = t[r3]
-            for b in range(kp):
-                s0[b] = fmadd(x0, t[b], s0[b])
-                s1[b] = fmadd(x1, t[b], s1[b])
-                s2[b] = fmadd(x2, t[b], s2[b])
-                s3[b] = fmadd(x3, t[b], s3[b])
-        for b in range(k):
-            out[a * k + b] = s0[b]
-            out[r1 * k + b] = s1[b]
-            out[r2 * k + b] = s2[b]
-            out[r3 * k + b] = s3[b]
 
 
 cdef void small_gram(Py_ssize_t k, Py_ssize_t p, const floating* F,
@@ -225,7 +140,7 @@ def factor_gram_hook(const floating[:, ::1] F, int n_threads=1):
     return out
 
 
-# The shape limits of the tiny Grams (tiny_gram, small_gram), for the tests.
+# The shape limits of the tiny Grams (small_gram), for the tests.
 SMALL_GRAM_WORK = SMALL_GRAM
 SMALL_GRAM_WIDTH = SMALL_GRAM_COLS
-TINY_GRAM_MAX_K = TINY_GRAM_K
+SMALL_GRAM_K = SMALL_GRAM_MAX_K
