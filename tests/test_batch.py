@@ -1,6 +1,7 @@
 """nmf_batch: item i equals fastnmf.nmf(Xs[i], ...) whatever n_jobs or the executor;
 random_state semantics; errors naming their index; the BLAS thread limit restored."""
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -466,26 +467,35 @@ def test_process_pool_worker_killed():
             _assert_same(r, fastnmf.nmf(X, 2, **KW))
 
 
+@contextlib.contextmanager
+def _client_of_one_worker():
+    """A Dask client of a LocalCluster of one worker process, with allowed-failures=0 (a
+    task whose worker dies fails at once: KilledWorker)."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            with distributed.Client(cluster) as client:
+                yield client
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_dask_killed_worker_keeps_finished_results():
     """A Dask worker killed with allowed-failures=0 (KilledWorker): the chunks finished
     before are returned, the failure stands in for the lost ones."""
     distributed = pytest.importorskip("distributed")
-    import dask
-
     Xs = list(_stack(count=4, n=8, m=6, seed=3))
     # Submitted last, it runs after the others; the delay lets the client gather their
     # results first (a result still held by the worker dies with it, as Dask's always do).
     items = Xs[:3] + [_KillsItsWorker(Xs[3], delay=1.0)]
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster:
-            with distributed.Client(cluster) as client:
-                got = fastnmf.nmf_batch(items, 2, executor=client.get_executor(),
-                                        errors="return", **KW)
-                with pytest.raises(fastnmf.BatchError) as info:
-                    fastnmf.nmf_batch(items, 2, executor=client.get_executor(), **KW)
+    with _client_of_one_worker() as client:
+        got = fastnmf.nmf_batch(items, 2, executor=client.get_executor(), errors="return",
+                                **KW)
+        with pytest.raises(fastnmf.BatchError) as info:
+            fastnmf.nmf_batch(items, 2, executor=client.get_executor(), **KW)
     assert isinstance(got[3], distributed.KilledWorker)
     for X, r in zip(Xs[:3], got[:3]):  # finished before the killing task ran
         _assert_same(r, fastnmf.nmf(X, 2, **KW))
@@ -506,17 +516,12 @@ def test_dask_retry_after_a_killed_worker_runs_again(tmp_path):
     (Dask names a task by its function and arguments, and handed the retry the failed
     run's futures, the failure with them)."""
     distributed = pytest.importorskip("distributed")
-    import dask
-
     Xs = list(_stack(count=3, n=8, m=6, seed=5))
     items = Xs[:2] + [_KillsItsWorkerOnce(Xs[2], str(tmp_path / "killed"), delay=1.0)]
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster:
-            with distributed.Client(cluster) as client:
-                first = fastnmf.nmf_batch(items, 2, executor=client.get_executor(),
-                                          errors="return", **KW)
-                again = fastnmf.nmf_batch(items, 2, executor=client.get_executor(), **KW)
+    with _client_of_one_worker() as client:
+        first = fastnmf.nmf_batch(items, 2, executor=client.get_executor(), errors="return",
+                                  **KW)
+        again = fastnmf.nmf_batch(items, 2, executor=client.get_executor(), **KW)
     assert isinstance(first[2], distributed.KilledWorker)
     for X, r in zip(Xs, again):
         _assert_same(r, fastnmf.nmf(X, 2, **KW))

@@ -572,11 +572,20 @@ def _npy(folder, X, name="data.npy"):
     return folder / name
 
 
-def _npy_header(folder, header, name="big.npy"):
-    """An .npy file of a header alone (no data): a shape no file of its size holds."""
-    with open(folder / name, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, header)
-    return folder / name
+def _factorize_lying(folder, kind, size):
+    """The argv that factorizes a file of a few bytes whose header claims a matrix of
+    ``size`` (a Matrix Market "coordinate" or "array" size line with one entry after it,
+    or an .npy shape with no data)."""
+    if kind == "npy":
+        path = folder / "big.npy"
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f8", "fortran_order": False, "shape": size})
+    else:
+        entry = "1 1 1.0" if kind == "coordinate" else "1.0"
+        path = _text(folder, "big.mtx",
+                     f"%%MatrixMarket matrix {kind} real general\n{size}\n{entry}\n")
+    return ["factorize", str(path), "-k", "2"]
 
 
 def _text(folder, name, text):
@@ -662,27 +671,18 @@ ERRORS = [
      ["n.mtx", "non-negative"]),
     # A few bytes whose size line claims a matrix no memory holds: refused before anything
     # is allocated for it (each of these took the memory of the claimed shape).
-    ("mtx-rows-beyond-int", lambda d, X: ["factorize", str(_text(
-        d, "big.mtx", "%%MatrixMarket matrix coordinate real general\n3000000000 3 1\n1 1 1.0\n")),
-        "-k", "2"],
+    ("mtx-rows-beyond-int", lambda d, X: _factorize_lying(d, "coordinate", "3000000000 3 1"),
      ["big.mtx", "2**31", "(3000000000, 3)"]),
-    ("mtx-dense-rows-beyond-int", lambda d, X: ["factorize", str(_text(
-        d, "big.mtx", "%%MatrixMarket matrix array real general\n3000000000 3\n1.0\n")),
-        "-k", "2"],
+    ("mtx-dense-rows-beyond-int", lambda d, X: _factorize_lying(d, "array", "3000000000 3"),
      ["big.mtx", "2**31", "(3000000000, 3)"]),
-    ("mtx-claims-more-entries", lambda d, X: ["factorize", str(_text(
-        d, "big.mtx", "%%MatrixMarket matrix coordinate real general\n2000000000 3 2000000000\n"
-        "1 1 1.0\n")), "-k", "2"],
+    ("mtx-claims-more-entries", lambda d, X: _factorize_lying(d, "coordinate",
+                                                              "2000000000 3 2000000000"),
      ["big.mtx", "claims 2000000000 entries", "truncated"]),
-    ("mtx-dense-claims-more-entries", lambda d, X: ["factorize", str(_text(
-        d, "big.mtx", "%%MatrixMarket matrix array real general\n2000000000 3\n1.0\n")),
-        "-k", "2"],
+    ("mtx-dense-claims-more-entries", lambda d, X: _factorize_lying(d, "array", "2000000000 3"),
      ["big.mtx", "claims 6000000000 entries", "truncated"]),
-    ("npy-rows-beyond-int", lambda d, X: ["factorize", str(_npy_header(
-        d, {"descr": "<f8", "fortran_order": False, "shape": (3000000000, 2)})), "-k", "1"],
+    ("npy-rows-beyond-int", lambda d, X: _factorize_lying(d, "npy", (3000000000, 2)),
      ["big.npy", "2**31", "(3000000000, 2)"]),
-    ("npy-size-beyond-int64", lambda d, X: ["factorize", str(_npy_header(
-        d, {"descr": "<f8", "fortran_order": False, "shape": (2**62, 8)})), "-k", "1"],
+    ("npy-size-beyond-int64", lambda d, X: _factorize_lying(d, "npy", (2**62, 8)),
      ["big.npy", "2**31"]),
     # arguments the API refuses: named as the command line spells them, before X is read
     # or a note is printed about it

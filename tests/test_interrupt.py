@@ -61,21 +61,27 @@ def _interrupt(setup):
     code = CHILD.format(setup=setup, long=LONG)
     proc = subprocess.Popen([sys.executable, "-c", code], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stdout.readline()
+    assert line.startswith("full "), (line, proc.communicate())
+    waited, out, err = _sigint(proc)
+    return float(line.split()[1]), waited, proc, out, err
+
+
+def _sigint(proc, timeout=120):
+    """SIGINT ``proc`` half a second from now (well into its long call: a start takes
+    milliseconds); returns (seconds from the signal to its exit, its stdout, its stderr).
+    It is killed on any way out."""
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("full "), (line, proc.communicate())
-        full = float(line.split()[1])
-        time.sleep(0.5)  # well into the long call (its start takes milliseconds)
+        time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        out, err = proc.communicate(timeout=max(60.0, 2 * BOUND))
-        waited = time.monotonic() - sent
+        out, err = proc.communicate(timeout=timeout)
+        return time.monotonic() - sent, out, err
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    return full, waited, proc, out, err
 
 
 def _assert_interrupted(full, waited, proc, out, err):
@@ -151,18 +157,8 @@ def test_a_call_in_another_thread_ends_with_the_interrupted_process():
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout.readline() == "started\n", proc.communicate()
-        time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = proc.communicate(timeout=120)
-        waited = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    assert proc.stdout.readline() == "started\n", proc.communicate()
+    waited, out, err = _sigint(proc)
     assert waited < BOUND, f"exited {waited:.1f} s after SIGINT"
     assert "finished" not in out
     assert err.count("KeyboardInterrupt") == 2, err  # the main thread's and the worker's
