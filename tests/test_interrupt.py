@@ -137,18 +137,23 @@ def test_batch_on_a_thread_pool_stops_on_sigint():
                                             random_state=0)"""))
 
 
-def test_a_call_in_another_thread_ends_with_the_interrupted_process():
+@pytest.mark.parametrize("call", [
+    "fastnmf.nmf(X, 10, **LONG)",
+    "fastnmf.nmf_batch([X] * 4, 10, **LONG)",
+    "fastnmf.nmf_batch([X] * 4, 10, n_jobs=2, **LONG)",
+], ids=["nmf", "nmf_batch", "nmf_batch-n_jobs=2"])
+def test_a_call_in_another_thread_ends_with_the_interrupted_process(call):
     # Ctrl-C ends the main thread (here it polls the worker); Python then waits for every
     # other thread before it exits: the worker's call stops with KeyboardInterrupt as the
-    # main thread's would have.
-    code = textwrap.dedent("""
+    # main thread's would have (a batch's loop by its stop flag: _batch._ExitWatch).
+    code = textwrap.dedent(f"""
         import signal, threading, time
         signal.signal(signal.SIGINT, signal.default_int_handler)
         import fastnmf
         from fastnmf._datasets import low_rank
         X = low_rank(300, 200, 10, seed=0)
-        worker = threading.Thread(target=fastnmf.nmf, args=(X, 10),
-                                  kwargs=dict(max_iter=10**7, tol=0, random_state=0))
+        LONG = dict(max_iter=10**7, tol=0, random_state=0)
+        worker = threading.Thread(target=lambda: {call})
         worker.start()
         print("started", flush=True)
         while worker.is_alive():
@@ -161,7 +166,8 @@ def test_a_call_in_another_thread_ends_with_the_interrupted_process():
     waited, out, err = _sigint(proc)
     assert waited < BOUND, f"exited {waited:.1f} s after SIGINT"
     assert "finished" not in out
-    assert err.count("KeyboardInterrupt") == 2, err  # the main thread's and the worker's
+    # the main thread's and the worker's
+    assert err.splitlines().count("KeyboardInterrupt") == 2, err
     assert "Exception in thread" in err, err
     assert proc.returncode == -signal.SIGINT
 

@@ -6,6 +6,7 @@ import math
 import queue
 import secrets
 import threading
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,7 +16,7 @@ from ._progress import BatchProgress
 from ._kernels._batch import STATUS_INIT_FAILED, Batch
 from ._kernels._common import aligned_empty
 from ._result import raise_for_status
-from ._threads import single_threaded_blas
+from ._threads import exiting_after_interrupt, single_threaded_blas
 from ._validation import check_nmf_args, check_options, error_message, resolve_threads
 
 __all__ = ["nmf_batch", "BatchError"]
@@ -192,6 +193,9 @@ def _run_local(probs, n_threads, progress, stop=None):
     monitor = BatchProgress(len(probs)) if progress else None
     if monitor is not None:
         monitor.watch(done)
+    outside = threading.current_thread() is not threading.main_thread()
+    if outside:  # no signal reaches this thread: the exit after one must stop it
+        _exit_watch.add(stop)
     try:
         with single_threaded_blas:  # the starts and the solves, as fastnmf.nmf holds it
             for batch in batches.values() if early else ():
@@ -227,11 +231,54 @@ def _run_local(probs, n_threads, progress, stop=None):
             run.finish()
         raise
     finally:  # also when interrupted: the bar's thread stops, its line ends
+        if outside:
+            _exit_watch.discard(stop)
         if monitor is not None:
             monitor.close()
+    if stop[0] and exiting_after_interrupt():  # stopped by _exit_watch
+        raise KeyboardInterrupt
     for key, batch in batches.items():
         _collect(probs, slots[key], batch, started, results)
     return results
+
+
+class _ExitWatch:
+    """Stops the batches that run in threads other than the main one once a
+    KeyboardInterrupt ends the main thread (_threads.exiting_after_interrupt): Python then
+    waits for every such thread before it exits, and a batch's OpenMP loop cannot take the
+    GIL to ask (fastnmf.nmf's loop asks itself). A daemon thread asks every _WAIT seconds
+    while such a batch runs and sets its stop flag; it ends when none runs."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.stops = {}  # id -> the stop flag of a batch running outside the main thread
+        self.thread = None
+
+    def add(self, stop):
+        with self.lock:
+            self.stops[id(stop)] = stop
+            if self.thread is None or not self.thread.is_alive():  # (or a forked child's)
+                self.thread = threading.Thread(target=self._watch, name="fastnmf-exit",
+                                               daemon=True)
+                self.thread.start()
+
+    def discard(self, stop):
+        with self.lock:
+            self.stops.pop(id(stop), None)
+
+    def _watch(self):
+        while True:
+            time.sleep(_WAIT)
+            with self.lock:
+                if not self.stops:
+                    self.thread = None
+                    return
+                if exiting_after_interrupt():
+                    for stop in self.stops.values():
+                        stop[0] = 1
+
+
+_exit_watch = _ExitWatch()
 
 
 # The solver settings one compiled batch shares (Problem attributes; the first two are the
