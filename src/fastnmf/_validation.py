@@ -207,13 +207,12 @@ def check_shape(shape, arg):
 
 
 def _check_sparse_X(X, arg, n_threads):
-    check_sparse_structure(X, arg)
+    dtype = check_sparse_structure(X, arg)
     given = X
     if X.format not in ("csr", "csc"):
         X = X.tocsr()
         if given.format not in _INDEXED:  # lil, dok, dia: their CSR is checked instead
             _check_structure(X, arg)
-    dtype = _computation_dtype(X.dtype, arg)
     if X.dtype != dtype:
         X = X.astype(dtype)
     X = canonical_sparse(X, X is given)
@@ -225,13 +224,14 @@ def check_sparse_structure(X, arg):
     """A sparse X's shape, and its index arrays where it has them (CSR, CSC, BSR, COO),
     before any conversion allocates in proportion to the shape or scipy reads through
     them (malformed indices make its conversions and reductions read and write out of
-    bounds)."""
+    bounds). Returns the computation dtype."""
     if X.ndim != 2:
         raise ValueError(error_message(arg, "must be 2-D", got=f"shape {X.shape}"))
     check_shape(X.shape, arg)
-    _computation_dtype(X.dtype, arg)
+    dtype = _computation_dtype(X.dtype, arg)
     if X.format in _INDEXED:
         _check_structure(X, arg)
+    return dtype
 
 
 def canonical_sparse(X, given, keep_order=False):
@@ -242,7 +242,7 @@ def canonical_sparse(X, given, keep_order=False):
     aligned; with ``keep_order``, an X without duplicates keeps its entries in their
     order (scikit-learn's NNDSVD start sums them in that order), else each row sorted."""
     if not X.has_canonical_format:
-        Y = X.copy() if given else X
+        Y = X.copy() if given or keep_order else X  # sum_duplicates sorts too
         Y.sum_duplicates()
         if not keep_order or Y.nnz < X.nnz:
             X, given = Y, False

@@ -813,10 +813,6 @@ cdef class Watch:
         self.hook.last = fastnmf_clock()
         self.hook.stop = NULL
 
-    cdef bint needed(self):
-        """Whether the loop calls out (always: for signals, or for the exit)."""
-        return True
-
     cdef int event(self, int it, double err):
         try:
             if it >= 0 and self.progress is not None:
@@ -873,7 +869,7 @@ def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm,
     cdef floating[::1] work = aligned_empty(solver_workspace_len(solver_id, &x, k, &p), dtype)
     cdef Py_ssize_t[::1] perm = np.empty(k, dtype=np.intp)
     init_trace(&t)
-    t.hook = &watch.hook if watch.needed() else NULL
+    t.hook = &watch.hook  # every thread's loop calls out: signals, or the exit after one
     try:
         with nogil:
             status = solve_core(solver_id, &x, k, &Wt[0, 0], &H[0, 0], &work[0], &perm[0],
