@@ -24,6 +24,7 @@ from ._cli_io import (OUTPUT_EXTENSIONS, AtomicFile, CLIError, default_output, o
 from ._chunked import SparseFile
 from ._demo import fmt_time
 from ._progress import run_with_progress
+from ._validation import most_threads
 
 __all__ = ["main"]
 
@@ -46,14 +47,16 @@ class _Parser(argparse.ArgumentParser):
 
 # --- argument types --------------------------------------------------------------------------
 
-def _int_at_least(low):
+def _int_at_least(low, high=None):
+    rule = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an int >= {low}; got {text!r}")
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an int >= {low}; got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
         return value
 
     return parse
@@ -142,8 +145,11 @@ def _build_parser():
     p.add_argument("--accelerate", action="store_true",
                    help="cd only: accelerated HALS (several sweeps per product with X; "
                         "fewer iterations to an error)")
-    p.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
-                   help="threads of the computation (default: all cores)")
+    p.add_argument("--threads", type=_int_at_least(1, most_threads()), default=None,
+                   metavar="N",
+                   help="threads of the computation (default: what OpenMP may use here: "
+                        "OMP_NUM_THREADS when set, else the CPUs this process may run on, "
+                        "as its affinity mask and CPU quota allow)")
     p.set_defaults(func=_factorize)
 
     p = sub.add_parser(

@@ -21,7 +21,7 @@ from ._threads import default_threads, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "canonical_sparse", "check_nmf_args",
            "check_options", "check_shape", "check_sparse_structure", "error_message",
-           "has_zeros", "resolve_threads", "scale2", "scale_exponent"]
+           "has_zeros", "most_threads", "resolve_threads", "scale2", "scale_exponent"]
 
 SOLVERS = tuple(_registry.SOLVERS)
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -535,6 +535,12 @@ def _check_scale(prob, coefficients):
                 got=f"‖X‖_F = 2**{log2_norm:.1f}"))
 
 
+def most_threads():
+    """The largest thread count asked for that is taken: far more threads than the
+    machine's CPUs only fail (or crash OpenMP)."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
 def resolve_threads(value, name):
     """The thread count of ``value``: None → ``default_threads()`` (OMP_NUM_THREADS,
     threadpoolctl's OpenMP limit, the CPU quota and the affinity mask, as scikit-learn's
@@ -544,8 +550,7 @@ def resolve_threads(value, name):
         return default_threads()
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(error_message(name, "must be None or an int", got=type(value).__name__))
-    # far more threads than the machine's CPUs only fail (or crash OpenMP)
-    most = max(64, 4 * (os.cpu_count() or 1))
+    most = most_threads()
     if not -most <= value <= most:
         raise ValueError(error_message(name, f"must be None or a non-zero int in [-{most}, "
                                        f"{most}] (at least 64, at most 4 × the CPUs)",
