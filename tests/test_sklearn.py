@@ -281,6 +281,20 @@ def test_parameter_errors_as_sklearn(params):
         NMF(**params).fit(X)
 
 
+@pytest.mark.parametrize("n_threads", [0, True, False, 2.0, "2", 10**6, -10**6])
+def test_n_threads_errors_as_sklearn_parameters(n_threads):
+    # every bad count is scikit-learn's parameter error, checked before any work, with
+    # the range fastnmf.nmf takes (not a TypeError or ValueError from inside the fit)
+    most = fastnmf._validation.most_threads()
+    with pytest.raises(InvalidParameterError,
+                       match=re.escape(f"The 'n_threads' parameter of NMF must be an int in "
+                                       f"the range [1, {most}], an int in the range "
+                                       f"[-{most}, -1] or None. Got {n_threads!r} instead.")):
+        NMF(2, n_threads=n_threads).fit(_data())
+    for good in (1, most, -1, -most, None):
+        NMF(2, n_threads=good, max_iter=3, tol=0).fit(_data())
+
+
 def test_solver_error_lists_als():
     with pytest.raises(InvalidParameterError,
                        match=r"The 'solver' parameter of NMF must be a str among "

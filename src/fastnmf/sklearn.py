@@ -41,12 +41,23 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
 from . import _registry
 from ._api import nmf
 from ._threads import single_threaded_blas
-from ._validation import canonical_sparse, check_sparse_structure, has_zeros, scale_exponent
+from ._validation import (canonical_sparse, check_sparse_structure, has_zeros, most_threads,
+                          scale_exponent)
 
 __all__ = ["NMF"]
 
+
+class _Count(Interval):
+    """scikit-learn's interval of ints without True and False, which ``fastnmf.nmf``
+    refuses as a thread count (scikit-learn's Interval takes them as 1 and 0)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
 # NNDSVD's factors below this are zeros (scikit-learn's eps).
 _NNDSVD_EPS = 1e-6
+
 
 def _beta_loss_to_float(beta_loss):
     return _registry.LOSSES[beta_loss].beta if isinstance(beta_loss, str) else beta_loss
@@ -223,8 +234,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SklearnNMF._parameter_constraints,
         "solver": [StrOptions(set(_registry.SOLVERS))],
-        "n_threads": [Interval(Integral, 1, None, closed="left"),
-                      Interval(Integral, None, -1, closed="right"), None],
+        "n_threads": [_Count(Integral, 1, most_threads(), closed="both"),
+                      _Count(Integral, -most_threads(), -1, closed="both"), None],
     }
 
     def __init__(
