@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastnmf
 from fastnmf._datasets import low_rank
@@ -156,6 +156,38 @@ def test_blas_threads_restored_after_a_call_and_an_error(big):
     assert _blas_threads() == before
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_gets_back_the_blas_threads_a_call_in_another_thread_held():
+    """A process forked while another thread's call holds BLAS at one thread has none of
+    the holder's threads, so nothing there would ever restore the count: the child
+    restores it as it starts (the parent keeps its hold until its call ends)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    with threadpool_limits(limits=2, user_api="blas"):  # a count to restore, on any machine
+        before = _blas_threads()
+        holding, leave = threading.Event(), threading.Event()
+
+        def call():
+            with single_threaded_blas:
+                holding.set()
+                leave.wait(60)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        try:
+            assert holding.wait(20)
+            with multiprocessing.get_context("fork").Pool(1) as pool:
+                in_child = pool.apply_async(_blas_threads).get(timeout=60)
+            assert set(_blas_threads()) == {1}
+        finally:
+            leave.set()
+            caller.join(20)
+        assert in_child == before
+        assert _blas_threads() == before
+
+
 def _in_child(X):
     from fastnmf._threads import forked
 
@@ -178,6 +210,32 @@ def test_forked_child_runs_after_threaded_parent(big):
     assert was_forked
     np.testing.assert_array_equal(W_single, parent.W)
     np.testing.assert_array_equal(W_batch, parent.W)
+
+
+def _threads_in_child(X):
+    from fastnmf._threads import forked
+    from fastnmf._validation import resolve_threads
+
+    return forked(), resolve_threads(None, "n_threads"), fastnmf.nmf(
+        X, K, random_state=0, tol=0, max_iter=3, n_threads=2).W
+
+
+def test_forkserver_children_keep_their_threads(big):
+    """A forkserver that preloads fastnmf imported it but never ran a kernel: the children
+    it forks have no OpenMP team to miss, and run on the threads they ask for (they were
+    held to one); the same bits as here."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver on this platform")
+    here = fastnmf.nmf(big, K, random_state=0, tol=0, max_iter=3, n_threads=1)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["fastnmf"])
+    with context.Pool(1) as pool:
+        was_forked, threads, W = pool.apply_async(_threads_in_child, (big,)).get(timeout=120)
+    assert not was_forked
+    assert threads == _threads.default_threads() > 1 or _threads.available_cpus() == 1
+    np.testing.assert_array_equal(W, here.W)
 
 
 # -- n_threads=None: what OpenMP may use here, as scikit-learn's OpenMP code decides ------
@@ -237,8 +295,6 @@ def test_omp_num_threads_is_taken_as_it_is():
 
 
 def test_threadpoolctl_openmp_limit():
-    from threadpoolctl import threadpool_limits
-
     before = _threads.default_threads()
     with threadpool_limits(1, user_api="openmp"):
         assert _threads.default_threads() == 1

@@ -40,25 +40,39 @@ import threading
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["available_cpus", "blas_kernels", "cpu_quota", "default_threads",
-           "exiting_after_interrupt", "forked",
+           "exiting_after_interrupt", "for_kernels", "forked",
            "haswell_kernels", "loading_openmp", "single_threaded_blas", "skylakex_kernels"]
 
-# GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region hangs
-# in its first parallel region of more than one thread. A forked child therefore runs the
-# kernels on one thread (the results are the same; multiprocessing's "spawn" and
-# "forkserver" children start fresh and keep every core).
+# GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region of
+# more than one thread hangs in its first such region (the child has none of the team's
+# threads, which the runtime still counts on). So a child forked from a process that may
+# have run one -- that handed the kernels a count above 1 (``for_kernels``), or was such a
+# child itself -- runs the kernels on one thread (the results are the same). A child of a
+# process that only imported fastnmf (a multiprocessing "forkserver" preloading it, say)
+# keeps every core, as "spawn" children, which start fresh, do.
 _forked = False
+_went_parallel = False
 
 
 def _after_fork_in_child():
     global _forked
-    _forked = True
+    _forked = _forked or _went_parallel
     single_threaded_blas._reset()
 
 
 def forked():
-    """True in a process forked from one that imported fastnmf."""
+    """True in a process forked from one that may have run fastnmf's kernels on more than
+    one thread (then every call here runs on one)."""
     return _forked
+
+
+def for_kernels(count):
+    """``count``, a thread count handed to the kernels; one above 1 is remembered (a child
+    forked from this process from then on runs on one thread: see ``_forked``)."""
+    global _went_parallel
+    if count > 1:
+        _went_parallel = True
+    return count
 
 
 def exiting_after_interrupt():
@@ -353,9 +367,15 @@ class _SingleThreadedBLAS:
         return False
 
     def _reset(self):
-        """In a forked child: no holders (their threads did not come along), a new lock."""
+        """In a forked child: no holders (their threads did not come along), a new lock, and
+        the process-wide counts that holders in the parent had limited set back (else the
+        child's BLAS would stay at one thread for its life)."""
         self._lock = threading.Lock()
+        if self._holders:
+            for lib, count in self._saved:
+                lib.set(count)
         self._holders = 0
+        self._saved = ()
         self._local = threading.local()
 
 

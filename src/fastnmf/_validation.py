@@ -17,7 +17,7 @@ from . import _registry
 from ._chunked import Chunked, is_out_of_core, open_chunked
 from ._dask import is_distributed, open_dask
 from ._kernels._common import first_decrease, first_outside, scan
-from ._threads import default_threads, forked
+from ._threads import default_threads, for_kernels, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "canonical_sparse", "check_nmf_args",
            "check_options", "check_shape", "check_sparse_structure", "error_message",
@@ -547,7 +547,7 @@ def resolve_threads(value, name):
     OpenMP code decides); a positive int as it is; a negative int counts back from the
     default count (-1 = the default). 1 in a forked child whatever it says (see _threads)."""
     if value is None:
-        return default_threads()
+        return for_kernels(default_threads())
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(error_message(name, "must be None or an int", got=type(value).__name__))
     most = most_threads()
@@ -560,7 +560,7 @@ def resolve_threads(value, name):
                                        "counting back from the available threads", got="0"))
     if forked():
         return 1
-    return int(value) if value > 0 else max(1, default_threads() + 1 + int(value))
+    return for_kernels(int(value) if value > 0 else max(1, default_threads() + 1 + int(value)))
 
 
 def _check_beta_loss(beta_loss, solver):
