@@ -130,6 +130,23 @@ def test_blas_threads_limited_inside_and_restored():
     assert _blas_threads() == before
 
 
+def test_a_blas_count_set_by_someone_else_during_a_call_stands():
+    """Another thread sets the BLAS count for good while a call holds it at one: the
+    call's end leaves that setting as it is rather than putting back the one it found."""
+    before = _blas_threads()
+    libs = single_threaded_blas._libraries()
+    try:
+        with single_threaded_blas:
+            for lib in libs:
+                if not lib.per_thread:
+                    lib.set(3)
+        assert all(lib.get() == 3 for lib in libs if not lib.per_thread)
+    finally:
+        for lib, count in zip(libs, before):
+            lib.set(count)
+    assert _blas_threads() == before
+
+
 def test_blas_threads_stay_limited_while_another_thread_comes_and_goes():
     """The main thread holds the limit; another thread enters and leaves meanwhile: the
     limit stays until the main thread leaves too, then the setting from before returns.

@@ -319,7 +319,12 @@ class _SingleThreadedBLAS:
     Re-entrant and safe across Python threads. A process-wide count (OpenBLAS's own
     threads, MKL, BLIS) is held by a count of holders: the first entrant saves and limits
     it, the last one out restores it -- unlike nested ``threadpool_limits``, which can
-    restore each other's settings in the wrong order. A per-thread count (OpenBLAS on
+    restore each other's settings in the wrong order -- unless somebody else set another
+    count meanwhile (theirs stands). What cannot be told apart: a ``threadpool_limits``
+    block that another Python thread enters while a call holds the count saves the 1 it
+    finds, so it runs on the restored count once the call ends and leaves 1 behind when it
+    ends (threadpoolctl's limits of a process-wide count are the process's, not a
+    thread's; two such blocks in two threads do the same to each other). A per-thread count (OpenBLAS on
     OpenMP) is saved, limited and restored by each entering thread for itself. The
     library list is read once, on first use (the BLAS that matters, scipy's, is loaded
     with the kernels).
@@ -363,7 +368,8 @@ class _SingleThreadedBLAS:
             self._holders -= 1
             if self._holders == 0:
                 for lib, count in self._saved:
-                    lib.set(count)
+                    if lib.get() == 1:  # else set meanwhile by someone else: theirs stands
+                        lib.set(count)
         return False
 
     def _reset(self):
