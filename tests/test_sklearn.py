@@ -469,13 +469,14 @@ def test_huge_sparse_shape_refused_before_conversion():
         NMF(2).fit(X)
 
 
+@pytest.mark.parametrize("stale_flag", [False, True], ids=["flag-right", "flag-stale"])
 @pytest.mark.parametrize("init", ["nndsvda", "nndsvdar", "random"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_stored_zeros_and_duplicates_change_nothing(init, dtype):
+def test_stored_zeros_and_duplicates_change_nothing(init, dtype, stale_flag):
     """Explicit zeros and duplicate entries (their sum the entry) give the results of the
     canonical matrix, bit for bit, the start included (scikit-learn's X.mean() sums the
-    stored entries: zeros among them change its rounding); the caller's X is left as
-    it was."""
+    stored entries: zeros among them change its rounding), also under a stale
+    ``has_canonical_format`` of True; the caller's X is left as it was."""
     X = _sparse_case("csr", dtype)
     coo = X.tocoo()
     rng = np.random.default_rng(3)
@@ -489,6 +490,7 @@ def test_stored_zeros_and_duplicates_change_nothing(init, dtype):
     canonical.sum_duplicates()
     canonical.eliminate_zeros()
     assert noisy.nnz > canonical.nnz
+    noisy.has_canonical_format = stale_flag
     before = [a.copy() for a in (noisy.data, noisy.indices, noisy.indptr)]
     kw = dict(init=init, random_state=0, max_iter=30, tol=0)
     a, b = NMF(4, **kw).fit(noisy), NMF(4, **kw).fit(canonical)

@@ -119,10 +119,13 @@ def test_coo_with_duplicate_entries(solver):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("stale_flag", [False, True], ids=["flag-right", "flag-stale"])
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
-def test_duplicate_entries_compressed(solver, fmt):
+def test_duplicate_entries_compressed(solver, fmt, stale_flag):
     """A CSR/CSC matrix in non-canonical form (the same (i, j) stored twice) stands for the
-    sum of its duplicates, as in every SciPy operation (toarray, @, sum)."""
+    sum of its duplicates, as in every SciPy operation (toarray, @, sum); also where its
+    cached ``has_canonical_format`` says True (a caller can set it; a DIA matrix with a
+    repeated offset converts to such a CSR), which scipy's own sum_duplicates trusts."""
     D, X = make_sparse(fmt, "matrix", np.int32, seed=4)
     # split every stored value v into two stored entries v/4 and 3v/4 at the same place
     nnz_per = np.diff(X.indptr)
@@ -132,6 +135,7 @@ def test_duplicate_entries_compressed(solver, fmt):
     cls = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
     Y = cls((data, indices, indptr), shape=D.shape)
     assert not Y.has_canonical_format
+    Y.has_canonical_format = stale_flag
     np.testing.assert_allclose(Y.toarray(), D, rtol=1e-15)
     before = (Y.data.copy(), Y.indices.copy(), Y.indptr.copy())
     s, d = run(Y, solver), run(D, solver)

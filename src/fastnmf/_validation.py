@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from . import _registry
 from ._chunked import Chunked, is_out_of_core, open_chunked
 from ._dask import is_distributed, open_dask
-from ._kernels._common import first_decrease, first_outside, scan
+from ._kernels._common import first_decrease, first_outside, first_unsorted, scan
 from ._threads import default_threads, for_kernels, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "canonical_sparse", "check_nmf_args",
@@ -234,6 +234,15 @@ def check_sparse_structure(X, arg):
     return dtype
 
 
+def _canonical(X):
+    """Whether each row of a CSR (column of a CSC) has strictly increasing indices: read
+    from the structure, not from scipy's cached flag (see first_unsorted)."""
+    indptr, indices = X.indptr, X.indices
+    if indptr.dtype != indices.dtype:
+        indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
+    return first_unsorted(indptr, indices) < 0
+
+
 def canonical_sparse(X, given, keep_order=False):
     """A checked CSR or CSC X in the form the kernels take, copied only where it must
     change (never X itself when ``given``): duplicates summed (they would count twice in
@@ -241,8 +250,11 @@ def canonical_sparse(X, given, keep_order=False):
     by their count, accelerate's sweep cap, sees them), its arrays contiguous and
     aligned; with ``keep_order``, an X without duplicates keeps its entries in their
     order (scikit-learn's NNDSVD start sums them in that order), else each row sorted."""
-    if not X.has_canonical_format:
+    if not _canonical(X):
         Y = X.copy() if given or keep_order else X  # sum_duplicates sorts too
+        # (scipy's sum_duplicates and sort_indices skip the work where its cached flags
+        # say it is done: they may be stale)
+        Y.has_sorted_indices = Y.has_canonical_format = False
         Y.sum_duplicates()
         if not keep_order or Y.nnz < X.nnz:
             X, given = Y, False

@@ -88,6 +88,23 @@ def first_decrease(const index_t[:] values):
     return found
 
 
+def first_unsorted(const index_t[:] indptr, const index_t[:] indices):
+    """The first row of a CSR (column of a CSC) whose indices are not strictly increasing
+    (unsorted, or a duplicate entry), or -1: one pass, no temporary. (scipy's
+    ``has_canonical_format`` is a flag it caches, and a caller or a conversion can leave
+    it True over duplicates.) The structure is checked first (_check_structure)."""
+    cdef Py_ssize_t row, i, found = -1
+    with nogil:
+        for row in range(indptr.shape[0] - 1):
+            for i in range(indptr[row] + 1, indptr[row + 1]):
+                if indices[i] <= indices[i - 1]:
+                    found = row
+                    break
+            if found >= 0:
+                break
+    return found
+
+
 def first_outside(const index_t[:] values, int64_t bound):
     """The first i with values[i] outside [0, bound), or -1: one pass, no temporary."""
     cdef Py_ssize_t i, found = -1
