@@ -300,6 +300,45 @@ def test_irregular_and_sparse_chunks(client):
     _close(ref.H, got.H, 1e-10)
 
 
+def test_sparse_chunks_with_duplicates_and_stored_zeros(client):
+    """A sparse chunk stands for the sum of its duplicates and its stored zeros for
+    nothing, as a sparse X in memory does, and the caller's chunks are left as they
+    were."""
+    S = sp.random(600, 80, density=0.2, format="csr", random_state=2)
+    coo = S.tocoo()
+    rng = np.random.default_rng(5)
+    part = coo.data * rng.random(coo.nnz)
+    zeros = rng.integers(0, 600, 50), rng.integers(0, 80, 50)
+    noisy = sp.csr_matrix((np.concatenate([part, coo.data - part, np.zeros(50)]),
+                           (np.concatenate([coo.row, coo.row, zeros[0]]),
+                            np.concatenate([coo.col, coo.col, zeros[1]]))), shape=S.shape)
+    noisy.has_canonical_format = False  # duplicates kept as given
+    blocks = [noisy[i:i + 150] for i in range(0, 600, 150)]
+    kept = [(b.data.copy(), b.indices.copy()) for b in blocks]
+    Sd = da.concatenate([da.from_array(b, chunks=b.shape, asarray=False) for b in blocks])
+    ref = fastnmf.nmf(S, 5, random_state=0, max_iter=15, tol=0)
+    got = fastnmf.nmf(Sd, 5, random_state=0, max_iter=15, tol=0)
+    _close(ref.W, got.W, 1e-10)
+    _close(ref.H, got.H, 1e-10)
+    assert got.reconstruction_err == pytest.approx(ref.reconstruction_err, rel=1e-10)
+    for b, (data, indices) in zip(blocks, kept):
+        np.testing.assert_array_equal(b.data, data)
+        np.testing.assert_array_equal(b.indices, indices)
+
+
+def test_malformed_sparse_chunk_is_named(client):
+    S = sp.random(300, 40, density=0.2, format="csr", random_state=3)
+    bad = S[150:].copy()
+    bad.indices[5] = 40  # a column beyond the shape
+    Sd = da.concatenate([da.from_array(S[:150], chunks=(150, 40), asarray=False),
+                         da.from_array(bad, chunks=(150, 40), asarray=False)])
+    with pytest.raises(ValueError, match=r"X \(rows 150\.\.299 of the Dask array\) is a "
+                                         r"malformed CSR matrix: its column indices must be "
+                                         r"in \[0, 40\)"):
+        fastnmf.nmf(Sd, 5, random_state=0, max_iter=5)
+    _no_tasks_left(client)
+
+
 def test_bad_chunks_are_named_and_nothing_runs_on(client):
     X = _data()
     X[700, 3] = np.nan

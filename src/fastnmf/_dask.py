@@ -80,8 +80,9 @@ class DaskRows(Chunked):
         return out
 
     def scan(self, arg, n_threads):
-        checks = self.client.gather([self.client.submit(_check_block, b, self.exponent, pure=False)
-                                     for b in self.blocks])
+        checks = self.client.gather([
+            self.client.submit(_check_block, b, self.exponent, f"X ({self.where(c)})",
+                               pure=False) for c, b in enumerate(self.blocks)])
         sqnorm = xmax = total = 0.0
         self.entries = 0
         self.sparse = any(check[-1] for check in checks)
@@ -177,15 +178,25 @@ def _operand(block, exponent):
     """A block as block_pass takes it: dense C order, or a CSR's three arrays (views of
     the block's own where they already have the kernels' types)."""
     if sp.issparse(block):
-        block = sp.csr_matrix(block)
-        block.sum_duplicates()
+        block = _canonical_block(block, "X")
         data = np.ldexp(block.data, exponent) if exponent else block.data
         return (np.ascontiguousarray(data), block.indptr.astype(np.int64, copy=False),
                 block.indices.astype(np.int32, copy=False))
     return _dense_block(block, exponent)
 
 
-def _check_block(block, exponent):
+def _canonical_block(block, arg):
+    """A sparse block as a CSR in the form the kernels take: its structure checked (a
+    ValueError naming ``arg``, never a read out of bounds), duplicates summed and stored
+    zeros dropped, as ``fastnmf.nmf`` takes a sparse X in memory."""
+    from ._validation import checked_sparse  # (_validation imports this module)
+
+    return sp.csr_matrix(checked_sparse(block, arg))
+
+
+def _check_block(block, exponent, arg):
+    if sp.issparse(block):
+        block = _canonical_block(block, arg)
     values = block.data if sp.issparse(block) else np.ascontiguousarray(block)
     if exponent:
         values = np.ldexp(values, exponent)

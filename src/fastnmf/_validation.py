@@ -20,8 +20,9 @@ from ._kernels._common import first_decrease, first_outside, first_unsorted, sca
 from ._threads import default_threads, for_kernels, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "canonical_sparse", "check_nmf_args",
-           "check_options", "check_shape", "check_sparse_structure", "error_message",
-           "has_zeros", "most_threads", "resolve_threads", "scale2", "scale_exponent"]
+           "check_options", "check_shape", "check_sparse_structure", "checked_sparse",
+           "error_message", "has_zeros", "most_threads", "resolve_threads", "scale2",
+           "scale_exponent"]
 
 SOLVERS = tuple(_registry.SOLVERS)
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -206,7 +207,10 @@ def check_shape(shape, arg):
             "kernels index them with C ints)", got=f"shape {shape}"))
 
 
-def _check_sparse_X(X, arg, n_threads):
+def checked_sparse(X, arg):
+    """A sparse X of any format as a CSR or CSC in its computation dtype, in the form the
+    kernels take (canonical_sparse), its structure checked before anything reads
+    through it."""
     dtype = check_sparse_structure(X, arg)
     given = X
     if X.format not in ("csr", "csc"):
@@ -215,7 +219,11 @@ def _check_sparse_X(X, arg, n_threads):
             _check_structure(X, arg)
     if X.dtype != dtype:
         X = X.astype(dtype)
-    X = canonical_sparse(X, X is given)
+    return canonical_sparse(X, X is given)
+
+
+def _check_sparse_X(X, arg, n_threads):
+    X = checked_sparse(X, arg)
     sqnorm, xmax = _scan(X.data, arg, n_threads) if X.data.size else (0.0, 0.0)
     return X, sqnorm, max(xmax, 0.0)
 
