@@ -108,6 +108,30 @@ def test_nmf_stops_on_sigint(setup):
     _assert_interrupted(*_interrupt(setup))
 
 
+# The nndsvd* start's randomized SVD, made as long as wanted by its count of power
+# iterations (``_init.power_iterations``, looked up at each call): ``call(q)`` starts from
+# q of them and runs one iteration.
+_LONG_START = """from fastnmf import _init
+long_start = lambda q: setattr(_init, "power_iterations", lambda k, s: q)
+"""
+
+
+@pytest.mark.parametrize("setup", [
+    # a dense X: the whole SVD in one nogil call (rsvd_core), told each product's work
+    """X = low_rank(400, 300, 20, seed=0)
+    call = lambda q: (long_start(q), fastnmf.nmf(X, 10, init="nndsvda", max_iter=1))""",
+    # a sparse X: the steps from Python, each product one compiled call
+    """X = low_rank(400, 300, 20, density=0.3, seed=0)
+    call = lambda q: (long_start(q), fastnmf.nmf(X, 10, init="nndsvda", max_iter=1))""",
+    # a batch: each item's start on the loop's threads, stopped by the batch's flag
+    """Xs = [low_rank(300, 200, 10, seed=s) for s in range(6)]
+    call = lambda q: (long_start(q), fastnmf.nmf_batch(Xs, 10, n_jobs=2, init="nndsvda",
+                                                        max_iter=1))""",
+], ids=["dense", "sparse", "nmf_batch"])
+def test_the_start_stops_on_sigint(setup):
+    _assert_interrupted(*_interrupt(_LONG_START + setup))
+
+
 def test_out_of_core_nmf_stops_on_sigint(tmp_path):
     # X read a chunk at a time from its file (_chunked): the reads look for Ctrl-C too.
     path = tmp_path / "x.npy"

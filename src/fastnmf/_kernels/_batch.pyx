@@ -17,7 +17,7 @@ from libc.stdlib cimport malloc, free
 from ._common cimport (XData, Params, Trace, Hook, STATUS_STOPPED, STATUS_NO_MEMORY,
                       WORK_ALIGN, prepare_x, init_trace, trace_status, take_history)
 from ._solve cimport solve_core, fill_params, kernel_id, solver_workspace_len
-from ._nndsvd cimport rsvd_core, nndsvd_split
+from ._nndsvd cimport rsvd_core, nndsvd_split, RSVD_STOPPED
 from ._nndsvd import rsvd_sizes
 
 # Per-item status beyond the solver's: the start's SVD (rsvd_core) did not converge.
@@ -138,7 +138,11 @@ cdef void run_items(int solver, Py_ssize_t count, Py_ssize_t k, XData* xs, Param
         H = <floating*> h_ptrs[i]
         if kinds[i] == PLANNED:  # the planned nndsvd* start: _init._nndsvd's steps
             info = rsvd_core(&xs[i], k, ells[i], powers[i], <const floating*> omega_ptrs[i],
-                             Wt, H, sigma + tid * k, work, scratch[tid].iwork, 1)
+                             Wt, H, sigma + tid * k, work, scratch[tid].iwork, 1, &ts[i])
+            if info == RSVD_STOPPED:  # the batch was stopped
+                status[i] = STATUS_STOPPED
+                done[tid * 8] += 1
+                continue
             if info != 0:
                 status[i] = INIT_FAILED
                 done[tid * 8] += 1

@@ -161,6 +161,14 @@ cdef struct Hook:
     double last             # the clock at the last call due to work
     volatile int* stop      # NULL, or a flag that ends the loop once non-zero (set elsewhere)
 
+# What a Hook's ``call`` reports to (_common.pyx): Python's signals, a progress callback.
+cdef class Watch:
+    cdef Hook hook
+    cdef object progress
+    cdef bint signals
+    cdef object error
+    cdef int event(self, int it, double err)
+
 # A solver's compiled entry points, one record per solver: its module's ``KERNEL``, a
 # capsule made by ``kernel_capsule``, which ``_kernels/_solve.pyx`` gathers at import for
 # every registry entry (so the loop names no solver). The half-step in each dtype; the

@@ -23,6 +23,8 @@ import threading
 
 import numpy as np
 
+from .._threads import exiting_after_interrupt
+
 from ._blas cimport gemm, gram, dot
 
 include "_xdata.pxi"
@@ -133,3 +135,56 @@ def omp_max_threads():
     (``omp_get_max_threads``: OMP_NUM_THREADS, omp_set_num_threads as threadpoolctl's
     OpenMP limits call it); 1 in a build without OpenMP."""
     return fastnmf_omp_max_threads()
+
+
+# Multiply-adds between two looks at the clock (under 1 ms on the fastest paths, about
+# 20 ms on the slowest: a sparse X on one thread), and the seconds between two signal checks.
+cdef double SIGNAL_WORK = 4194304.0
+cdef double SIGNAL_INTERVAL = 0.02
+
+
+cdef class Watch:
+    """What the loop's Hook reports to, with the GIL: Python's pending signals (when called
+    from the main thread, the only one Python delivers them to; from another thread, whether
+    the interpreter is exiting because Ctrl-C ended the main thread: _threads.
+    exiting_after_interrupt) and a progress callback (``verbose`` and the user's
+    ``callback``: _api._reporter). An exception raised by either (a KeyboardInterrupt from
+    Ctrl-C's handler, or the callback's own) stops the loop; the caller raises it
+    (``raise_if_stopped``). Made for each call by the solve loop, and by the dense
+    start's randomized SVD (rsvd_core), whose steps it checks between."""
+
+    def __init__(self, progress=None):
+        self.progress = progress
+        self.signals = threading.current_thread() is threading.main_thread()
+        self.error = None
+        self.hook.call = watch_call
+        self.hook.owner = <void*> self
+        self.hook.each_check = progress is not None
+        self.hook.every = SIGNAL_WORK
+        self.hook.interval = SIGNAL_INTERVAL
+        self.hook.owed = 0
+        self.hook.last = fastnmf_clock()
+        self.hook.stop = NULL
+
+    cdef int event(self, int it, double err):
+        try:
+            if it >= 0 and self.progress is not None:
+                self.progress(it, err)
+            if self.signals:
+                PyErr_CheckSignals()
+            elif exiting_after_interrupt():  # the process would wait for this call
+                raise KeyboardInterrupt
+        except BaseException as exc:
+            self.error = exc
+            return 1
+        return 0
+
+    def raise_if_stopped(self, int status):
+        if status == STATUS_STOPPED:
+            error, self.error = self.error, None
+            raise error
+
+
+cdef int watch_call(Hook* h, int it, double err) noexcept nogil:
+    with gil:
+        return (<Watch> h.owner).event(it, err)

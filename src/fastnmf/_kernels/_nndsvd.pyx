@@ -14,7 +14,8 @@ from libc.math cimport sqrt, fabs
 from libc.string cimport memcpy
 from scipy.linalg cimport cython_lapack as lapack
 
-from ._common cimport XData, prepare_x, product_W, product_H, aligned_len
+from ._common cimport (XData, Trace, Watch, prepare_x, product_W, product_H, aligned_len,
+                      init_trace, take_history, tick, STATUS_STOPPED)
 from ._common import ChunkStream, aligned_empty
 
 # Entries below this are set to zero (then filled, for nndsvda), as scikit-learn does.
@@ -264,13 +265,15 @@ cdef inline int _lu_rows(int l, int p, floating* A, int* ipiv) noexcept nogil:
     return r
 
 
-cdef inline void _times_x(const XData* x, int l, const floating* F, floating* out,
-                          bint right, int n_threads) noexcept nogil:
-    """_init._times for a dense X: F X (``right``; F: l × n) or F Xᵀ (F: l × m)."""
+cdef inline bint _times_x(const XData* x, int l, const floating* F, floating* out,
+                          bint right, int n_threads, Trace* t) noexcept nogil:
+    """_init._times for a dense X: F X (``right``; F: l × n) or F Xᵀ (F: l × m); then
+    the product's work counted on ``t`` (NULL: none). True: its hook says stop."""
     if right:
         product_H(x, l, F, out, NULL, n_threads)
     else:
         product_W(x, l, F, out, NULL, n_threads)
+    return t != NULL and tick(t, <double> l * x.n * x.m)
 
 
 cdef inline int _final_rows(int n, int m, int ell, int q) noexcept nogil:
@@ -307,11 +310,13 @@ cdef inline Py_ssize_t _part(Py_ssize_t count) noexcept nogil:
 
 cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating* omega,
                    floating* Wt, floating* Ht, floating* sigma, floating* work,
-                   int* iwork, int n_threads) noexcept nogil:
+                   int* iwork, int n_threads, Trace* t) noexcept nogil:
     """The randomized SVD of _init.randomized_svd for a dense X (n × m): ``omega`` the
     ell × s start (Ω transposed, s = min(n, m)), q power iterations. Writes X's k leading
     left vectors as rows of Wt (k × n), right vectors as rows of Ht (k × m), σ (k).
-    Returns gesdd's info (0: done)."""
+    Returns gesdd's info (0: done), or RSVD_STOPPED when the hook of ``t`` (NULL: none)
+    says stop: it is told each product's work, as the solve loop tells it each
+    half-step's (so Ctrl-C ends the start as it ends the iterations)."""
     cdef int n = x.n, m = x.m, s = min(n, m), P = max(n, m), l = ell, it, r, r2, c, i
     cdef bint wide = n < m
     cdef int rows_wide = m if wide else n   # columns of a product F X (wide) / F Xᵀ
@@ -331,18 +336,22 @@ cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating*
     cdef XData xq
     memcpy(Yb, omega, <Py_ssize_t> ell * s * sizeof(floating))
     for it in range(q):
-        _times_x(x, l, Yb, Ya, wide, n_threads)        # l × rows_wide
+        if _times_x(x, l, Yb, Ya, wide, n_threads, t):        # l × rows_wide
+            return RSVD_STOPPED
         l = _lu_rows(l, rows_wide, Ya, ipiv)
         tmp = Ya; Ya = Yb; Yb = tmp
-        _times_x(x, l, Yb, Ya, not wide, n_threads)    # l × rows_tall
+        if _times_x(x, l, Yb, Ya, not wide, n_threads, t):    # l × rows_tall
+            return RSVD_STOPPED
         l = _lu_rows(l, rows_tall, Ya, ipiv)
         tmp = Ya; Ya = Yb; Yb = tmp
-    _times_x(x, l, Yb, Ya, wide, n_threads)            # l × P
+    if _times_x(x, l, Yb, Ya, wide, n_threads, t):            # l × P
+        return RSVD_STOPPED
     lwork = _qr_lwork(P, l, Ya, tau)
     _geqrf(P, l, Ya, tau, lw, lwork, &info)
     r = min(l, P)
     _orgqr(P, r, Ya, tau, lw, lwork, &info)            # Qt: r × P, in Ya
-    _times_x(x, r, Ya, Yb, not wide, n_threads)        # B = Qᵀ M: r × s, in Yb
+    if _times_x(x, r, Ya, Yb, not wide, n_threads, t):        # B = Qᵀ M: r × s, in Yb
+        return RSVD_STOPPED
     r2 = min(r, s)
     lwork = _svd_lwork(s, r, Yb, S, iw)
     _gesdd(s, r, Yb, S, U1, V1t, lw, lwork, iw, &info)
@@ -354,7 +363,7 @@ cdef int rsvd_core(const XData* x, Py_ssize_t k, int ell, int q, const floating*
         sigma[c] = S[c]
     xq.n, xq.m, xq.sparse, xq.fortran = r, P, False, False
     xq.dense, xq.other, xq.sqnorm, xq.source = Ya, NULL, 0, NULL
-    _times_x(&xq, k, F2, Wt if not wide else Ht, True, n_threads)   # (Q Ub)ᵀ: k × P
+    _times_x(&xq, k, F2, Wt if not wide else Ht, True, n_threads, NULL)   # (Q Ub)ᵀ: k × P
     memcpy(Ht if not wide else Wt, U1, k * s * sizeof(floating))    # Vbt[:k]: k × s
     return 0
 
@@ -375,12 +384,19 @@ def randomized_svd_dense(X, Py_ssize_t k, int ell, int q, const floating[:, ::1]
     cdef floating[::1] work = aligned_empty(size, dtype)
     cdef int[::1] iwork = np.empty(isize, dtype=np.intc)
     cdef int info
+    cdef Trace t
+    cdef Watch watch = Watch()
     prepare_x(&x, X, n, m, 0.0, omega)
+    init_trace(&t)
+    t.hook = &watch.hook
     with nogil:
         info = rsvd_core(&x, k, ell, q, &omega[0, 0], &Wt[0, 0], &Ht[0, 0], &S[0], &work[0],
-                         &iwork[0], n_threads)
+                         &iwork[0], n_threads, &t)
+    take_history(&t)  # (none: nothing was recorded)
     if isinstance(X, ChunkStream):
         X.raise_if_failed()
+    if info == RSVD_STOPPED:
+        watch.raise_if_stopped(STATUS_STOPPED)
     if info != 0:
         raise np.linalg.LinAlgError(f"the SVD for NNDSVD did not converge (info={info})")
     return wt, sig, ht

@@ -16,11 +16,9 @@ stopping rule, the trace and the hook.
 """
 
 import importlib
-import threading
 
 import numpy as np
 
-from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
 from libc.math cimport isfinite, INFINITY
 from libc.stdint cimport uint64_t, uintptr_t
@@ -31,7 +29,7 @@ from libc.string cimport memcpy
 from ._blas cimport dot
 from ._common cimport (
     XData, Source, Half, Params, Trace, Hook, Kernel, kernel_of, STATUS_OK, STATUS_NONFINITE,
-    STATUS_STOPPED, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W,
+    STATUS_STOPPED, Watch, vectors_len, prepare_x, x_entries, workspace_len, other_order, product_W,
     product_H, factor_gram,
     loss_sq, accurate_loss_sq, record, finish, tick, at_check, fastnmf_clock, init_trace,
     trace_status, take_history, next_permutation, threads_for, transpose, block_product_W,
@@ -39,7 +37,6 @@ from ._common cimport (
 )
 
 from .._registry import SOLVERS
-from .._threads import exiting_after_interrupt
 from ._common import aligned_empty
 
 # Every registry solver's entry points (its module's KERNEL), indexed by the solver's place
@@ -778,63 +775,6 @@ cdef int solve_core(int solver, const XData* x, Py_ssize_t k, floating* Wt, floa
             break
     status = finish(x, k, Wt, H, Te, Te_len, err_sq, t)
     return STATUS_STOPPED if source_failed(x) else status
-
-
-# Multiply-adds between two looks at the clock (under 1 ms on the fastest paths, about
-# 20 ms on the slowest: a sparse X on one thread), and the seconds between two signal checks.
-cdef double SIGNAL_WORK = 4194304.0
-cdef double SIGNAL_INTERVAL = 0.02
-
-
-cdef class Watch:
-    """What the loop's Hook reports to, with the GIL: Python's pending signals (when called
-    from the main thread, the only one Python delivers them to; from another thread, whether
-    the interpreter is exiting because Ctrl-C ended the main thread: _threads.
-    exiting_after_interrupt) and a progress callback (``verbose`` and the user's
-    ``callback``: _api._reporter). An exception raised by either (a KeyboardInterrupt from
-    Ctrl-C's handler, or the callback's own) stops the loop; the caller raises it
-    (``raise_if_stopped``)."""
-
-    cdef Hook hook
-    cdef object progress
-    cdef bint signals
-    cdef object error
-
-    def __init__(self, progress=None):
-        self.progress = progress
-        self.signals = threading.current_thread() is threading.main_thread()
-        self.error = None
-        self.hook.call = watch_call
-        self.hook.owner = <void*> self
-        self.hook.each_check = progress is not None
-        self.hook.every = SIGNAL_WORK
-        self.hook.interval = SIGNAL_INTERVAL
-        self.hook.owed = 0
-        self.hook.last = fastnmf_clock()
-        self.hook.stop = NULL
-
-    cdef int event(self, int it, double err):
-        try:
-            if it >= 0 and self.progress is not None:
-                self.progress(it, err)
-            if self.signals:
-                PyErr_CheckSignals()
-            elif exiting_after_interrupt():  # the process would wait for this call
-                raise KeyboardInterrupt
-        except BaseException as exc:
-            self.error = exc
-            return 1
-        return 0
-
-    def raise_if_stopped(self, int status):
-        if status == STATUS_STOPPED:
-            error, self.error = self.error, None
-            raise error
-
-
-cdef int watch_call(Hook* h, int it, double err) noexcept nogil:
-    with gil:
-        return (<Watch> h.owner).event(it, err)
 
 
 def solve(str solver, X, floating[:, ::1] Wt, floating[:, ::1] H, double sqnorm, *,
