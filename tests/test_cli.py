@@ -1100,9 +1100,15 @@ def test_console_script_error(tmp_path):
     assert _files(tmp_path) == ["bad.csv"]
 
 
-def test_ctrl_c_during_a_long_run(tmp_path):
-    # A factorization that would run for minutes; Ctrl-C (SIGINT) once it has started must
-    # end the program at once with status 130, one line, and no output file.
+@pytest.mark.parametrize("signum, status, message", [
+    (signal.SIGINT, 130, "interrupted"),
+    (signal.SIGTERM, 143, "terminated by SIGTERM"),  # timeout, batch schedulers, systemd
+    (signal.SIGHUP, 129, "terminated by SIGHUP"),  # a closed terminal
+], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_signal_during_a_long_run(tmp_path, signum, status, message):
+    # A factorization that would run for minutes; Ctrl-C (SIGINT), SIGTERM or SIGHUP once
+    # it has started must end the program at once with 128 + the signal's number, one
+    # line, no output file and no temporary file left beside it.
     np.save(tmp_path / "big.npy", low_rank(600, 400, 20, seed=0))
     code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
             "sys.argv = ['fastnmf', 'factorize', 'big.npy', '-k', '20', '--max-iter', "
@@ -1117,7 +1123,7 @@ def test_ctrl_c_during_a_long_run(tmp_path):
             assert time.monotonic() < deadline, "the factorization did not start"
             time.sleep(0.05)
         time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=60)
         waited = time.monotonic() - sent
@@ -1125,14 +1131,30 @@ def test_ctrl_c_during_a_long_run(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130
+    assert proc.returncode == status
     assert out == ""
-    assert err == "fastnmf: error: interrupted\n"
+    assert err == f"fastnmf: error: {message}\n"
     assert _files(tmp_path) == ["big.npy"]
-    # The work runs in the main thread and fastnmf.nmf stops itself on SIGINT: the program
+    # The work runs in the main thread and fastnmf.nmf stops itself on the signal: the program
     # ends by returning (no os._exit). A behavioural bound, as in test_interrupt.py: far
     # above the kernels' reaction, far below the run's length.
     assert waited < 5.0, f"ended {waited:.1f} s after SIGINT"
+
+
+def test_an_ignored_sighup_stays_ignored():
+    # under nohup SIGHUP is ignored: the command keeps it so, and restores what it changed
+    from fastnmf import _cli
+
+    before = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with _cli._terminating():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == (
+                _cli._raise_terminated if before[0] == signal.SIG_DFL else before[0])
+        assert signal.getsignal(signal.SIGTERM) == before[0]
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before[1])
 
 
 def test_progress_shows_iteration_and_error(X, monkeypatch):

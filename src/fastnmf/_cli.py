@@ -12,7 +12,9 @@ and renamed into place only when complete; only a regular file is ever replaced)
 import argparse
 import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -173,20 +175,56 @@ def _build_parser():
 
 # --- entry point -----------------------------------------------------------------------------
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived while the command ran: raised where Python takes the
+    signal (fastnmf.nmf's loop asks for it as for Ctrl-C), so that the work stops and its
+    temporary files are removed on the way out."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminating():
+    """While the block runs, SIGTERM and SIGHUP (what ``timeout``, a batch scheduler or a
+    closed terminal send) raise _Terminated, where their disposition is the default one (a
+    signal ignored, as under ``nohup``, stays ignored); restored after. Python handles
+    signals in the main thread only: from another thread, nothing changes."""
+    installed = []
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+                installed.append((signum, signal.signal(signum, _raise_terminated)))
+    try:
+        yield
+    finally:
+        for signum, former in installed:
+            signal.signal(signum, former)
+
+
 def main(argv=None):
     """Run the ``fastnmf`` command line with ``argv`` (default: ``sys.argv[1:]``); return
     the exit status."""
     try:
-        parser = _build_parser()
-        try:
-            args = parser.parse_args(argv)
-        except SystemExit as exc:  # --help
-            return exc.code if isinstance(exc.code, int) else 0
-        return args.func(args)
+        with _terminating():
+            parser = _build_parser()
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exc:  # --help
+                return exc.code if isinstance(exc.code, int) else 0
+            return args.func(args)
     except CLIError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:  # fastnmf.nmf, in this thread, stops itself on Ctrl-C
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except _Terminated as exc:  # as the shell reports a death by that signal
+        return _fail(f"terminated by {signal.Signals(exc.signum).name}", 128 + exc.signum)
     except _Failure as exc:
         return _fail(str(exc), EXIT_FAILED)
     except MemoryError:
