@@ -173,6 +173,19 @@ def test_csv_header_is_skipped_and_numbers_kept(tmp_path):
     assert _cli_io.read_matrix(path).shape == (3, 1)
 
 
+def test_csv_lines_end_at_newlines_only(tmp_path):
+    """Lines end at \\n, \\r\\n or \\r, as numpy.loadtxt reads them; another character
+    that Python's str.splitlines breaks at (a vertical tab, a form feed, U+2028) inside a
+    line is a field that is not a number, never a row more."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"1,2\r3,4\r")  # old Mac line ends
+    np.testing.assert_array_equal(_cli_io.read_matrix(path), [[1, 2], [3, 4]])
+    for sep in ("\v", "\f", "\x1c", "\x85", "\u2028"):
+        path.write_text(f"1,2{sep}3,4\n5,6,7\n", encoding="utf-8")
+        with pytest.raises(_cli_io.CLIError, match=r"line 1, column 2: .* is not a number"):
+            _cli_io.read_matrix(path)
+
+
 def test_csv_header_only_when_no_field_is_a_number(tmp_path):
     """A first row with a number among its fields is data: its bad field is an error, not
     a header dropped in silence."""

@@ -172,7 +172,10 @@ def _read_table(path, delimiter):
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CLIError(f"{path}: not a text file (not UTF-8)")
-    rows = [(i, line) for i, line in enumerate(text.splitlines(), 1)
+    # Lines end at \n, \r\n or \r only, as numpy.loadtxt reads them (str.splitlines also
+    # breaks at \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029: rows that are not there)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    rows = [(i, line) for i, line in enumerate(lines, 1)
             if line.strip() and not line.lstrip().startswith("#")]
     if rows and not any(_is_number(f) for f in rows[0][1].split(delimiter)):
         rows = rows[1:]  # a header
