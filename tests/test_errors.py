@@ -87,6 +87,27 @@ def bad_lil():
     return X
 
 
+def bad_dok():
+    X = sp.dok_matrix(good_X())
+    # a key beyond its shape, past dok's own checks (its store: a dict inside it since
+    # scipy 1.13, the matrix itself before)
+    store = getattr(X, "_dict", None)
+    if store is None:
+        dict.__setitem__(X, (9, 0), 1.0)
+    else:
+        store[(9, 0)] = 1.0
+    return X
+
+
+def nullable_frame():
+    """A pandas DataFrame of nullable Float64 columns with one missing value (NumPy reads
+    such a frame as objects, the missing value as pandas.NA)."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(good_X()).astype("Float64")
+    frame.iloc[2, 3] = pd.NA
+    return frame
+
+
 class Tall:
     """An array-like of 2**31 x 2 ones with no memory behind it (a broadcast view)."""
 
@@ -128,6 +149,11 @@ CASES = [
          X=np.ma.masked_array(np.ones((N, M)), mask=np.arange(N * M).reshape(N, M) == 0)),
     case("X-object-None", ValueError, (X_,),
          X=np.array([[1.0, None], [2.0, 3.0]], dtype=object), k=1),
+    case("X-pandas-nullable-missing", ValueError, (X_, NAN), X=nullable_frame()),
+    case("X-longdouble-beyond-float64", ValueError, (X_, "beyond float64's range"),
+         X=with_entry(np.longdouble("1e400"), False, np.longdouble)),
+    case("X-longdouble-beyond-float64-sparse", ValueError, (X_, "beyond float64's range"),
+         X=sp.csr_matrix(with_entry(np.longdouble("1e400"), False, np.longdouble))),
     # --- X: shape ----------------------------------------------------------------------
     case("X-1d", ValueError, (X_, r"2-?d|two-dim|dimension"), X=np.ones(5), k=1),
     case("X-3d", ValueError, (X_, r"2-?d|two-dim|dimension"), X=np.ones((2, 3, 4)), k=1),
@@ -181,6 +207,9 @@ CASES = [
     case("X-bsr-index-out-of-range", ValueError, (X_, "BSR", "block column"),
          X=malformed("bsr", indices=setting(0, 5))),
     case("X-lil-column-out-of-range", ValueError, (X_, r"\[0, 5\)"), X=bad_lil()),
+    case("X-dok-key-out-of-range", ValueError, (X_, "malformed DOK"), X=bad_dok()),
+    case("X-csr-data-2d", ValueError, (X_, "CSR", "data", "1-D", r"\(30, 1\)"),
+         X=malformed("csr", data=lambda a: a[:, None])),
     # --- X: type -----------------------------------------------------------------------
     case("X-complex", TypeError, (X_, r"real|complex"), X=good_X().astype(complex)),
     case("X-complex-sparse", TypeError, (X_, r"real|complex"),
@@ -213,10 +242,18 @@ CASES = [
     case("solver-unknown", ValueError, SOLVER_CHOICES, solver="sgd"),
     case("solver-wrong-case", ValueError, SOLVER_CHOICES, solver="CD"),
     case("solver-empty", ValueError, SOLVER_CHOICES, solver=""),
-    case("solver-None", TYPE_OR_VALUE, (r"\bsolver\b",), solver=None),
+    case("solver-None", TypeError, SOLVER_CHOICES, solver=None),
+    case("solver-int", TypeError, SOLVER_CHOICES, solver=1),
     case("init-unknown", ValueError, INIT_CHOICES, init="bogus"),
     case("init-wrong-case", ValueError, INIT_CHOICES, init="NNDSVD"),
-    case("init-int", TYPE_OR_VALUE, (r"\binit\b",), init=1),
+    case("init-int", TypeError, INIT_CHOICES, init=1),
+    # --- switches: a bool (or an int), not any object's truth value ---------------------
+    case("update_H-string", TypeError, (r"\bupdate_H\b", "bool", "'no'"), update_H="no",
+         H=good_H()),
+    case("shuffle-string", TypeError, (r"\bshuffle\b", "bool"), shuffle="no"),
+    case("shuffle-None", TypeError, (r"\bshuffle\b", "bool"), shuffle=None),
+    case("verbose-list", TypeError, (r"\bverbose\b", "bool"), verbose=[1]),
+    case("accelerate-float", TypeError, (r"\baccelerate\b", "bool"), accelerate=1.0),
     # --- beta_loss ---------------------------------------------------------------------
     case("beta-kl-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss="kullback-leibler"),
     case("beta-is-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss="itakura-saito"),
@@ -390,6 +427,13 @@ VALID = [
     pytest.param(dict(X=-np.zeros((3, 4))), id="X-negative-zero"),
     pytest.param(dict(X=sp.coo_matrix(good_X())), id="X-coo"),
     pytest.param(dict(X=sp.csr_matrix(good_X()).astype(np.int64)), id="X-sparse-int"),
+    pytest.param(dict(X=malformed("csr", indices=lambda a: a.astype(np.uint64),
+                                  indptr=lambda a: a.astype(np.uint64))),
+                 id="X-csr-uint64-indices"),
+    pytest.param(dict(X=malformed("coo", row=lambda a: a.astype(np.uint16))),
+                 id="X-coo-uint16-rows"),
+    pytest.param(dict(verbose=2), id="verbose-int"),
+    pytest.param(dict(shuffle=np.True_), id="shuffle-numpy-bool"),
 ]
 
 

@@ -144,6 +144,34 @@ def _computation_dtype(dtype, arg):
     raise TypeError(error_message(arg, "must hold real numbers", got=f"dtype {dtype}"))
 
 
+def _converted(X, dtype, arg, **kw):
+    """X (an array or a sparse matrix) as ``dtype``: a value beyond its range (a
+    longdouble's 1e400 for float64) is an error saying so, not an infinity found later."""
+    try:
+        with np.errstate(over="raise"):
+            return X.astype(dtype, **kw) if sp.issparse(X) else np.asarray(X, dtype, **kw)
+    except FloatingPointError:
+        raise ValueError(error_message(
+            arg, f"has entries beyond {np.dtype(dtype).name}'s range (its largest value is "
+            f"{np.finfo(dtype).max:.4g}); rescale X", got=f"dtype {X.dtype}")) from None
+
+
+def _nullable_as_nan(X):
+    """A pandas DataFrame or Series with nullable columns (Float64, Int64, boolean: pandas'
+    own dtypes, whose missing value NumPy reads as an object) as float64 with NaN for
+    each missing value, so that a missing value is reported as one; any other X as it is."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "to_numpy"):
+        return X
+    dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]
+    if all(isinstance(d, np.dtype) for d in dtypes):
+        return X
+    try:
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):  # not numbers: the array's own dtype says so
+        return X
+
+
 def _scan(values, arg, n_threads=1):
     """One pass over a contiguous buffer, checked: (‖·‖² in float64, maximum)."""
     vmin, vmax, finite, sqnorm = scan(values.reshape(-1, order="A"), n_threads)
@@ -176,6 +204,7 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
             arg, "is a masked array with masked entries; NMF takes every entry as data "
             "(it has no missing values): pass X.filled(value)",
             got=f"{int(np.ma.count_masked(X))} masked"))
+    X = _nullable_as_nan(X)
     try:
         X = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
@@ -190,7 +219,7 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
     check_shape(X.shape, arg)
     dtype = _computation_dtype(X.dtype, arg)
     if X.dtype != dtype or not (X.flags.c_contiguous or X.flags.f_contiguous):
-        X = np.asarray(X, dtype=dtype, order="C")
+        X = _converted(X, dtype, arg, order="C")
     if not X.flags.aligned:  # e.g. a buffer unpickled at an odd offset (Dask does that)
         X = X.copy(order="K")
     return (X, *_scan(X, arg, n_threads))
@@ -212,14 +241,34 @@ def checked_sparse(X, arg):
     kernels take (canonical_sparse), its structure checked before anything reads
     through it."""
     dtype = check_sparse_structure(X, arg)
-    given = X
+    given = X = _with_int_indices(X)
     if X.format not in ("csr", "csc"):
-        X = X.tocsr()
+        try:
+            X = X.tocsr()
+        except (ValueError, IndexError) as exc:  # a dok's key beyond its shape, say
+            raise ValueError(error_message(arg, f"is a malformed {X.format.upper()} matrix",
+                                           got=str(exc))) from None
         if given.format not in _INDEXED:  # lil, dok, dia: their CSR is checked instead
             _check_structure(X, arg)
     if X.dtype != dtype:
-        X = X.astype(dtype)
+        X = _converted(X, dtype, arg)
     return canonical_sparse(X, X is given)
+
+
+def _with_int_indices(X):
+    """X with int32/int64 index arrays: another integer type (uint64, int8, ...), which
+    scipy's compiled routines refuse or mishandle, as a new matrix with int64 ones (the
+    caller's X unchanged); X itself when they are already."""
+    fmt = X.format
+    names = {"csr": ("indices", "indptr"), "csc": ("indices", "indptr"),
+             "bsr": ("indices", "indptr"), "coo": ("row", "col")}.get(fmt, ())
+    if all(getattr(X, name).dtype in (np.int32, np.int64) for name in names):
+        return X
+    if fmt == "coo":
+        return type(X)((X.data, (X.row.astype(np.int64), X.col.astype(np.int64))),
+                       shape=X.shape)
+    return type(X)((X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)),
+                   shape=X.shape)
 
 
 def _check_sparse_X(X, arg, n_threads):
@@ -286,6 +335,9 @@ def _check_structure(X, arg):
                                         got=got))
 
     data = np.asarray(X.data)
+    if data.ndim != (3 if fmt == "bsr" else 1):
+        raise bad(f"its data must be a {3 if fmt == 'bsr' else 1}-D array",
+                  f"shape {data.shape}")
     if fmt == "coo":
         for name, bound in (("row", n), ("col", m)):
             idx = _index_array(getattr(X, name), name, bad)
@@ -336,6 +388,15 @@ def _index_array(a, name, bad):
     if a.dtype not in (np.int32, np.int64):
         a = a.astype(np.int64)  # values beyond int64 wrap negative: still refused
     return a
+
+
+def _check_flag(value, arg):
+    """A switch: a bool (NumPy's too) or an int (verbose levels, 0 and 1), as its truth
+    value; anything else (a string such as "no", None, a float) is a TypeError rather than
+    its truth value."""
+    if not isinstance(value, (bool, np.bool_, numbers.Integral)):
+        raise TypeError(error_message(arg, "must be a bool", got=f"{value!r}"))
+    return bool(value)
 
 
 def _check_int(value, arg, low, high):
@@ -410,12 +471,17 @@ def check_options(n_components, *, solver, init, update_H, max_iter, tol, beta_l
     and generator, checked: a dict for ``check_nmf_args(options=...)`` (``nmf_batch``
     checks them once for all its items; W, H, random_state and gather_W are taken and
     left to check_nmf_args)."""
-    if not isinstance(solver, str) or solver not in SOLVERS:
-        raise ValueError(error_message("solver", "must be one of", _choices(SOLVERS),
-                                       got=f"{solver!r}"))
-    if init is not None and (not isinstance(init, str) or init not in INITS):
-        raise ValueError(error_message("init", "must be None or one of", _choices(INITS),
-                                       got=f"{init!r}"))
+    if solver not in SOLVERS if isinstance(solver, str) else True:
+        raise (ValueError if isinstance(solver, str) else TypeError)(error_message(
+            "solver", "must be one of", _choices(SOLVERS), got=f"{solver!r}"))
+    if init is not None and (init not in INITS if isinstance(init, str) else True):
+        raise (ValueError if isinstance(init, str) else TypeError)(error_message(
+            "init", "must be None or one of", _choices(INITS), got=f"{init!r}"))
+    update_H, shuffle, verbose, accelerate = (
+        _check_flag(value, name) for value, name in ((update_H, "update_H"),
+                                                      (shuffle, "shuffle"),
+                                                      (verbose, "verbose"),
+                                                      (accelerate, "accelerate")))
     beta = _check_beta_loss(beta_loss, solver)
     if accelerate and not _registry.SOLVERS[solver].accelerate:
         takes = " or ".join(f"{s.name!r}" for s in _registry.SOLVERS.values() if s.accelerate)
@@ -437,10 +503,9 @@ def check_options(n_components, *, solver, init, update_H, max_iter, tol, beta_l
     alpha_H = _check_real(alpha_H, "alpha_H")
     l1_ratio = _check_real(l1_ratio, "l1_ratio", 0.0, 1.0)
     return dict(solver=solver, init=init, beta=beta, beta_loss=beta_loss, k=k,
-                update_H=bool(update_H), max_iter=max_iter, tol=tol, alpha_W=alpha_W,
-                alpha_H=alpha_H, l1_ratio=l1_ratio, shuffle=bool(shuffle),
-                verbose=bool(verbose), n_threads=n_threads, accelerate=bool(accelerate),
-                callback=callback)
+                update_H=update_H, max_iter=max_iter, tol=tol, alpha_W=alpha_W,
+                alpha_H=alpha_H, l1_ratio=l1_ratio, shuffle=shuffle, verbose=verbose,
+                n_threads=n_threads, accelerate=accelerate, callback=callback)
 
 
 def check_nmf_args(X, n_components, *, W, H, random_state, gather_W=True, out_of_core=True,
@@ -501,7 +566,7 @@ def check_nmf_args(X, n_components, *, W, H, random_state, gather_W=True, out_of
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
         random_state=random_state, shuffle=o["shuffle"], verbose=o["verbose"],
         n_threads=n_threads, accelerate=o["accelerate"], callback=o["callback"],
-        gather_W=bool(gather_W),
+        gather_W=_check_flag(gather_W, "gather_W"),
     )
     _check_scale(prob, {"l1_W": ("alpha_W", alpha_W, m * l1_ratio),
                         "l2_W": ("alpha_W", alpha_W, m * (1.0 - l1_ratio)),
