@@ -197,7 +197,7 @@ def test_csv_header_only_when_no_field_is_a_number(tmp_path):
     np.testing.assert_array_equal(_cli_io.read_matrix(path), [[1, 2, 3]])
 
 
-@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "dense"])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "bsr", "dia", "dense"])
 def test_save_npz_files_read(fmt, X, tmp_path, capsys):
     """A scipy.sparse.save_npz file is read as that sparse matrix (any format), and its
     fit equals the array's."""
@@ -738,6 +738,11 @@ ERRORS = [
     ("random-state-bad", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
                                        "--random-state", "-1"],
      ["--random-state", "'-1'"]),
+    ("output-empty", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2", "-o", ""],
+     ["-o/--output", "the path is empty"]),
+    ("npy-empty", lambda d, X: (np.save(d / "e.npy", np.zeros((0, 3))),
+                                ["factorize", str(d / "e.npy"), "-k", "1"])[1],
+     ["e.npy", "the data is empty", "(0, 3)"]),
     ("output-folder-missing", lambda d, X: ["factorize", str(_npy(d, X)), "-k", "2",
                                             "-o", str(d / "no" / "out.npz")],
      ["-o/--output", "out.npz", "does not exist"]),

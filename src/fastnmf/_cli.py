@@ -283,7 +283,7 @@ def _factorize(args):
     except (ValueError, TypeError) as exc:
         raise CLIError(_in_cli_words(exc))
     path = Path(args.input)
-    out = Path(args.output) if args.output is not None else default_output(path)
+    out = args.output if args.output is not None else default_output(path)
     out_arg = "-o/--output" if args.output is not None else "output"
     if args.beta_loss not in ("frobenius", 2.0):  # the other losses read X in memory
         if isinstance(X, np.memmap):

@@ -93,7 +93,7 @@ def _read_npy(path):
     shape = _npy_shape(path)
     if shape is not None and len(shape) == 2:  # before numpy computes the mapping's size
         try:
-            check_shape(shape, "X")
+            check_shape(shape, "the data")
         except ValueError as exc:
             raise CLIError(f"{path}: {exc}")
     # Mapped, not read: fastnmf.nmf reads a memmap a chunk at a time from its file, so a
@@ -117,7 +117,8 @@ def _npy_shape(path):
 
 # The arrays of an .npz written by scipy.sparse.save_npz, by its "format" entry.
 _SPARSE_NPZ = {"csr": {"data", "indices", "indptr"}, "csc": {"data", "indices", "indptr"},
-               "coo": {"data", "row", "col"}}
+               "bsr": {"data", "indices", "indptr"}, "coo": {"data", "row", "col"},
+               "dia": {"data", "offsets"}}
 
 
 @_reader(".npz")
@@ -130,7 +131,7 @@ def _read_npz(path):
             fmt = npz["format"].item()
             fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
             if _SPARSE_NPZ.get(fmt, {"?"}) <= set(names):  # scipy.sparse.save_npz's file
-                if fmt == "coo":
+                if fmt not in ("csr", "csc"):  # COO, BSR, DIA: read into memory
                     import scipy.sparse as sp
 
                     return sp.load_npz(path)
@@ -227,7 +228,7 @@ def _read_mtx(path):
 
     try:
         head = Header(path)
-        check_shape(head.shape, "X")  # before scipy or to_csr_file allocates for it
+        check_shape(head.shape, "the data")  # before scipy or to_csr_file allocates for it
         head.check_room()
         if head.format == "coordinate" and head.nbytes > memory_budget():
             return to_csr_file(head)  # read a chunk at a time, from a CSR written aside
@@ -321,9 +322,9 @@ def commit_all(files):
 def output_paths(out, arg):
     """The files written for the output ``out``, by its extension: ``out`` itself for
     .npz; ``STEM.W.csv`` and ``STEM.H.csv`` beside it for .csv (.tsv likewise)."""
-    out = Path(out)
-    if str(out) == "":
+    if str(out) == "":  # (before Path, which makes it ".")
         raise CLIError(f"{arg}: the path is empty")
+    out = Path(out)
     _check_target(out, arg)  # a device or a directory first, whatever its name
     _check_extension(out, arg, OUTPUT_EXTENSIONS)
     ext = out.suffix
