@@ -776,3 +776,21 @@ def test_update_H_false_matches_sklearn(solver):
     res = fastnmf.nmf(X, k, H=H0, update_H=False, solver=solver, tol=0, max_iter=200)
     assert_array_equal(res.H, H0)
     assert res.reconstruction_err <= 1.01 * frob(X, W, H0)
+
+
+@pytest.mark.parametrize("dtype, computed", [("Float32", np.float32), ("Float64", np.float64),
+                                             ("Int64", np.float64)])
+def test_pandas_nullable_columns(dtype, computed):
+    """A frame of pandas' own nullable dtypes is its numbers (float32 kept as float32), the
+    same bits as the array's; a missing value is NaN, refused as such."""
+    pd = pytest.importorskip("pandas")
+    values = np.random.default_rng(0).integers(1, 9, (12, 7)).astype(computed)
+    frame = pd.DataFrame(values).astype(dtype)
+    got = fastnmf.nmf(frame, 3, random_state=0, max_iter=20, tol=0)
+    want = fastnmf.nmf(values, 3, random_state=0, max_iter=20, tol=0)
+    assert got.W.dtype == computed
+    np.testing.assert_array_equal(got.W, want.W)
+    np.testing.assert_array_equal(got.H, want.H)
+    frame.iloc[3, 2] = pd.NA
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fastnmf.nmf(frame, 3)

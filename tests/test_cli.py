@@ -1128,7 +1128,9 @@ def test_signal_during_a_long_run(tmp_path, signum, status, message):
     # it has started must end the program at once with 128 + the signal's number, one
     # line, no output file and no temporary file left beside it.
     np.save(tmp_path / "big.npy", low_rank(600, 400, 20, seed=0))
+    # (the child's dispositions set: it inherits an ignored SIGHUP or SIGTERM, under nohup)
     code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+            "signal.signal(signal.SIGTERM, signal.SIG_DFL); signal.signal(signal.SIGHUP, signal.SIG_DFL);"
             "sys.argv = ['fastnmf', 'factorize', 'big.npy', '-k', '20', '--max-iter', "
             "'1000000', '--tol', '0']; runpy.run_module('fastnmf', run_name='__main__')")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, text=True,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import textwrap
 
 import numpy as np
 import pytest
@@ -133,18 +134,20 @@ def test_blas_threads_limited_inside_and_restored():
 def test_a_blas_count_set_by_someone_else_during_a_call_stands():
     """Another thread sets the BLAS count for good while a call holds it at one: the
     call's end leaves that setting as it is rather than putting back the one it found."""
-    before = _blas_threads()
-    libs = single_threaded_blas._libraries()
-    try:
-        with single_threaded_blas:
-            for lib in libs:
-                if not lib.per_thread:
-                    lib.set(3)
-        assert all(lib.get() == 3 for lib in libs if not lib.per_thread)
-    finally:
-        for lib, count in zip(libs, before):
-            lib.set(count)
-    assert _blas_threads() == before
+    with threadpool_limits(limits=2, user_api="blas"):  # a count to put back, on any machine
+        before = _blas_threads()
+        libs = single_threaded_blas._libraries()
+        try:
+            with single_threaded_blas:
+                assert set(_blas_threads()) == {1}
+                for lib in libs:
+                    if not lib.per_thread:
+                        lib.set(3)
+            assert all(lib.get() == 3 for lib in libs if not lib.per_thread)
+        finally:
+            for lib, count in zip(libs, before):
+                lib.set(count)
+        assert _blas_threads() == before
 
 
 def test_blas_threads_stay_limited_while_another_thread_comes_and_goes():
@@ -238,21 +241,39 @@ def _threads_in_child(X):
 
 
 def test_forkserver_children_keep_their_threads(big):
-    """A forkserver that preloads fastnmf imported it but never ran a kernel: the children
-    it forks have no OpenMP team to miss, and run on the threads they ask for (they were
-    held to one); the same bits as here."""
+    """A forkserver that does not preload fastnmf forks children that import it afresh:
+    they are not forked from a process that imported it, and run on the threads they ask
+    for (a forked child's count is 1 whatever it asks); the same bits as here."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         pytest.skip("no forkserver on this platform")
     here = fastnmf.nmf(big, K, random_state=0, tol=0, max_iter=3, n_threads=1)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["fastnmf"])
-    with context.Pool(1) as pool:
+    with multiprocessing.get_context("forkserver").Pool(1) as pool:
         was_forked, threads, W = pool.apply_async(_threads_in_child, (big,)).get(timeout=120)
     assert not was_forked
-    assert threads == 2  # (a forked child's would be 1, whatever it asks)
+    assert threads == 2
     np.testing.assert_array_equal(W, here.W)
+
+
+def test_a_child_of_a_process_that_only_imported_fastnmf_runs_on_one_thread():
+    """GNU OpenMP's pool is shared with any library that loads the same libgomp, so a
+    child forked from a process that imported fastnmf -- even one that never ran a kernel
+    on several threads itself -- runs on one thread whatever it asks."""
+    code = textwrap.dedent("""
+        import os
+        import fastnmf
+        from fastnmf._threads import forked
+        from fastnmf._validation import resolve_threads
+        pid = os.fork()
+        if pid == 0:
+            print(forked(), resolve_threads(2, "n_threads"), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["True", "1"], out.stderr
 
 
 # -- n_threads=None: what OpenMP may use here, as scikit-learn's OpenMP code decides ------

@@ -92,8 +92,9 @@ def nmf(X, n_components, *, solver="cd", init=None, W=None, H=None, update_H=Tru
         Python thread calls, and restored afterwards. Small problems run on one thread
         whatever it says; results do not depend on it. Within ``nmf_batch`` every matrix
         runs on one thread (``n_jobs`` sets the parallelism there). A process forked from
-        one that ran fastnmf on more than one thread runs on one thread (GNU OpenMP hangs
-        in such a child otherwise); "spawn" and "forkserver" children keep every core.
+        one that imported fastnmf runs on one thread (GNU OpenMP hangs in a forked child
+        otherwise); "spawn" children, and "forkserver" ones that do not preload fastnmf,
+        keep every core.
     accelerate : bool, default=False
         'cd' only: accelerated HALS (Gillis & Glineur 2012). Each half-step repeats its
         sweep, with the same products, while a sweep still moves the factor by more than

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from . import _registry
 from ._chunked import Chunked
 from ._stopping import StoppingRule
-from ._threads import default_threads, for_kernels, single_threaded_blas
+from ._threads import default_threads, single_threaded_blas
 from ._kernels._common import scan as _scan
 from ._kernels._solve import block_pass, half_step_of, settle_of, speculative
 
@@ -234,7 +234,7 @@ class _Share:
         self._loop = self._ready = None  # (part's, on the worker's event loop)
         # The worker's threads: its OMP_NUM_THREADS as Dask's nanny sets it, and never
         # more than the worker was given (a worker in the client's process sets none).
-        self.threads = for_kernels(max(1, min(default_threads(), get_worker().state.nthreads)))
+        self.threads = max(1, min(default_threads(), get_worker().state.nthreads))
 
     def start(self, Wt, children, root):
         """Take the blocks' Wᵀ_b (from the start) and the share's place in the tree (the

@@ -40,39 +40,29 @@ import threading
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["available_cpus", "blas_kernels", "cpu_quota", "default_threads",
-           "exiting_after_interrupt", "for_kernels", "forked",
+           "exiting_after_interrupt", "forked",
            "haswell_kernels", "loading_openmp", "single_threaded_blas", "skylakex_kernels"]
 
 # GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region of
 # more than one thread hangs in its first such region (the child has none of the team's
-# threads, which the runtime still counts on). So a child forked from a process that may
-# have run one -- that handed the kernels a count above 1 (``for_kernels``), or was such a
-# child itself -- runs the kernels on one thread (the results are the same). A child of a
-# process that only imported fastnmf (a multiprocessing "forkserver" preloading it, say)
-# keeps every core, as "spawn" children, which start fresh, do.
+# threads, which the runtime still counts on). The runtime is shared with every library
+# in the process that loads the same libgomp, so whether one ran before the fork cannot be
+# known here: a forked child runs the kernels on one thread (the results are the same).
+# multiprocessing's "spawn" children, and "forkserver" ones that do not preload fastnmf,
+# start fresh and keep every core.
 _forked = False
-_went_parallel = False
 
 
 def _after_fork_in_child():
     global _forked
-    _forked = _forked or _went_parallel
+    _forked = True
     single_threaded_blas._reset()
 
 
 def forked():
-    """True in a process forked from one that may have run fastnmf's kernels on more than
-    one thread (then every call here runs on one)."""
+    """True in a process forked from one that imported fastnmf (then every call here runs
+    on one thread)."""
     return _forked
-
-
-def for_kernels(count):
-    """``count``, a thread count handed to the kernels; one above 1 is remembered (a child
-    forked from this process from then on runs on one thread: see ``_forked``)."""
-    global _went_parallel
-    if count > 1:
-        _went_parallel = True
-    return count
 
 
 def exiting_after_interrupt():
@@ -372,6 +362,12 @@ class _SingleThreadedBLAS:
                         lib.set(count)
         return False
 
+    def _before_fork(self):
+        self._lock.acquire()
+
+    def _after_fork_in_parent(self):
+        self._lock.release()
+
     def _reset(self):
         """In a forked child: no holders (their threads did not come along), a new lock, and
         the process-wide counts that holders in the parent had limited set back (else the
@@ -387,4 +383,8 @@ class _SingleThreadedBLAS:
 
 single_threaded_blas = _SingleThreadedBLAS()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    # A fork waits for the holders' lock, so that the child never copies a count limited
+    # but not yet recorded as saved, or recorded as restored but not yet restored.
+    os.register_at_fork(before=single_threaded_blas._before_fork,
+                        after_in_parent=single_threaded_blas._after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)

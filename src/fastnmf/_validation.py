@@ -17,7 +17,7 @@ from . import _registry
 from ._chunked import Chunked, is_out_of_core, open_chunked
 from ._dask import is_distributed, open_dask
 from ._kernels._common import first_decrease, first_outside, first_unsorted, scan
-from ._threads import default_threads, for_kernels, forked
+from ._threads import default_threads, forked
 
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "canonical_sparse", "check_nmf_args",
            "check_options", "check_shape", "check_sparse_structure", "checked_sparse",
@@ -157,19 +157,22 @@ def _converted(X, dtype, arg, **kw):
 
 
 def _nullable_as_nan(X):
-    """A pandas DataFrame or Series with nullable columns (Float64, Int64, boolean: pandas'
-    own dtypes, whose missing value NumPy reads as an object) as float64 with NaN for
-    each missing value, so that a missing value is reported as one; any other X as it is."""
+    """A pandas DataFrame with pandas' own numeric or boolean column dtypes (Float32/64,
+    Int64, boolean, ...: NumPy reads such a frame as objects, a missing value as
+    pandas.NA) as an array with NaN for each missing value, so that one is reported as
+    such: float32 when every column is, else float64. Any other X as it is (a column of
+    text or categories is refused as NumPy reads it)."""
     dtypes = getattr(X, "dtypes", None)
-    if dtypes is None or not hasattr(X, "to_numpy"):
+    if dtypes is None or not hasattr(X, "to_numpy") or not hasattr(dtypes, "__iter__"):
         return X
-    dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]
+    dtypes = list(dtypes)
     if all(isinstance(d, np.dtype) for d in dtypes):
         return X
-    try:
-        return X.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):  # not numbers: the array's own dtype says so
+    kinds = [getattr(d, "numpy_dtype", None) for d in dtypes]  # pandas' masked dtypes
+    if not kinds or any(not isinstance(k, np.dtype) or k.kind not in "biuf" for k in kinds):
         return X
+    target = np.float32 if all(k == np.float32 for k in kinds) else np.float64
+    return X.to_numpy(dtype=target, na_value=np.nan)
 
 
 def _scan(values, arg, n_threads=1):
@@ -241,7 +244,8 @@ def checked_sparse(X, arg):
     kernels take (canonical_sparse), its structure checked before anything reads
     through it."""
     dtype = check_sparse_structure(X, arg)
-    given = X = _with_int_indices(X)
+    given = X
+    X = _with_int_indices(X)  # (a new matrix, the kernels' own: not copied again)
     if X.format not in ("csr", "csc"):
         try:
             X = X.tocsr()
@@ -390,6 +394,15 @@ def _index_array(a, name, bad):
     return a
 
 
+def _check_choice(value, arg, choices, rule):
+    """A name among ``choices``: another string is a ValueError, anything else a
+    TypeError, each listing the choices."""
+    if not isinstance(value, str):
+        raise TypeError(error_message(arg, rule, _choices(choices), got=f"{value!r}"))
+    if value not in choices:
+        raise ValueError(error_message(arg, rule, _choices(choices), got=f"{value!r}"))
+
+
 def _check_flag(value, arg):
     """A switch: a bool (NumPy's too) or an int (verbose levels, 0 and 1), as its truth
     value; anything else (a string such as "no", None, a float) is a TypeError rather than
@@ -471,12 +484,9 @@ def check_options(n_components, *, solver, init, update_H, max_iter, tol, beta_l
     and generator, checked: a dict for ``check_nmf_args(options=...)`` (``nmf_batch``
     checks them once for all its items; W, H, random_state and gather_W are taken and
     left to check_nmf_args)."""
-    if solver not in SOLVERS if isinstance(solver, str) else True:
-        raise (ValueError if isinstance(solver, str) else TypeError)(error_message(
-            "solver", "must be one of", _choices(SOLVERS), got=f"{solver!r}"))
-    if init is not None and (init not in INITS if isinstance(init, str) else True):
-        raise (ValueError if isinstance(init, str) else TypeError)(error_message(
-            "init", "must be None or one of", _choices(INITS), got=f"{init!r}"))
+    _check_choice(solver, "solver", SOLVERS, "must be one of")
+    if init is not None:
+        _check_choice(init, "init", INITS, "must be None or one of")
     update_H, shuffle, verbose, accelerate = (
         _check_flag(value, name) for value, name in ((update_H, "update_H"),
                                                       (shuffle, "shuffle"),
@@ -632,7 +642,7 @@ def resolve_threads(value, name):
     OpenMP code decides); a positive int as it is; a negative int counts back from the
     default count (-1 = the default). 1 in a forked child whatever it says (see _threads)."""
     if value is None:
-        return for_kernels(default_threads())
+        return default_threads()
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(error_message(name, "must be None or an int", got=type(value).__name__))
     most = most_threads()
@@ -645,7 +655,7 @@ def resolve_threads(value, name):
                                        "counting back from the available threads", got="0"))
     if forked():
         return 1
-    return for_kernels(int(value) if value > 0 else max(1, default_threads() + 1 + int(value)))
+    return int(value) if value > 0 else max(1, default_threads() + 1 + int(value))
 
 
 def _check_beta_loss(beta_loss, solver):
