@@ -488,15 +488,23 @@ def test_compiled_randomized_svd_is_the_steps_bit_for_bit(shape, dtype, order):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("columns", [True, False], ids=["with-transpose", "rows-only"])
-def test_sparse_range_finder_products_are_scipys(fmt, dtype, n_threads, columns):
+@pytest.mark.parametrize("pieces", [False, True], ids=["one-call", "by-pieces"])
+def test_sparse_range_finder_products_are_scipys(fmt, dtype, n_threads, columns, pieces,
+                                                 monkeypatch):
     """The randomized SVD's products with a sparse X run compiled on X's CSR and, where
     the solve makes it anyway, Xᵀ's (CSRPair): they are scipy.sparse's X @ F and X.T @ F
     bit for bit, for a CSR and a CSC X, for every width of F the kernels take another
     path for (under 8 columns; windows of 8, overlapping where 8 does not divide it;
-    groups of 32), on one and two threads, with empty rows and columns. (150 000
-    non-zeros: from 8 columns of F, more than the kernels' PARALLEL_MIN_WORK
-    multiply-adds, so two threads share the rows.)"""
+    groups of 32), on one and two threads, with empty rows and columns, in one call or
+    by pieces of rows (_init._PIECE_WORK: Ctrl-C is taken between them; here some 10 to
+    300 pieces). (150 000 non-zeros: from 8 columns of F, more than the kernels'
+    PARALLEL_MIN_WORK multiply-adds, so two threads share the rows.)"""
+    from fastnmf import _init
     from fastnmf._init import CSRPair, _times
+
+    assert 150_000 * 70 < _init._PIECE_WORK  # one call unless made smaller
+    if pieces:
+        monkeypatch.setattr(_init, "_PIECE_WORK", 1 << 16)
 
     rng = np.random.default_rng(5)
     X = sp.random(2003, 1501, density=0.05, format=fmt, dtype=dtype, random_state=2)

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from . import _registry
 from ._chunked import Chunked
 from ._dask import DaskRows, times as dask_times
-from ._kernels._common import ChunkStream, left_product
+from ._kernels._common import ChunkStream, aligned_empty, left_product
 from ._kernels._solve import reads_once as _kernel_reads_once
 from ._kernels._nndsvd import (lu_basis as _k_lu_basis, orthonormal_rows as _k_orthonormal_rows,
                                randomized_svd_dense as _k_randomized_svd_dense,
@@ -222,8 +222,40 @@ def _times(X, F, transpose, n_threads):
     if isinstance(X, CSRPair):
         if transpose and not X.columns:
             return np.ascontiguousarray((X.matrix.T @ F.T).T)
-        return left_product(X.operands, F, transpose, n_threads, X.shape)
+        return _sparse_times(X, F, transpose, n_threads)
     return left_product(X, F, transpose, n_threads)
+
+
+# Multiply-adds of one compiled call of a sparse start's product (a piece of its rows):
+# tens of milliseconds, between which Python takes a Ctrl-C (a dense X's start checks
+# inside its one call: rsvd_core).
+_PIECE_WORK = 1 << 26
+
+
+def _sparse_times(X, F, transpose, n_threads):
+    """F Xᵀ (or with ``transpose`` F X, from Xᵀ's CSR) for a CSRPair X, by pieces of the
+    CSR's rows of about _PIECE_WORK multiply-adds each, each piece's columns of the
+    product one call: each row's sums are the same whichever piece it is in (the products
+    are bit-identical for any thread count for the same reason), so the result is the
+    whole call's, bit for bit."""
+    n, m = X.shape
+    data, indptr, indices = X.operands[3:] if transpose else X.operands[:3]
+    rows, cols = (m, n) if transpose else (n, m)
+    ell = F.shape[0]
+    step = max(1, _PIECE_WORK // max(ell, 1))  # stored entries of a piece
+    if indptr[rows] <= step:
+        return left_product(X.operands, F, transpose, n_threads, X.shape)
+    bounds = np.unique(np.concatenate([
+        np.searchsorted(indptr, np.arange(step, indptr[rows], step), side="right") - 1,
+        [0, rows]]))
+    none = np.empty(0, dtype=indptr.dtype)
+    out = aligned_empty((ell, rows), F.dtype)
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        lo, hi = indptr[r0], indptr[r1]
+        piece = (data[lo:hi], indptr[r0:r1 + 1] - lo, indices[lo:hi],
+                 data[:0], none, indices[:0])
+        out[:, r0:r1] = left_product(piece, F, False, n_threads, (int(r1 - r0), cols))
+    return out
 
 
 class CSRPair:
