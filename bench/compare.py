@@ -775,6 +775,7 @@ print("finished", flush=True)
 @case("interrupt")
 def interrupt(quick):
     tries = 1 if quick else 3
+    start = (3000, 2000) if quick else (12000, 5000)
     setups = {
         "fastnmf.nmf 2000x1000, k=40": (
             "X = low_rank(2000, 1000, 40, seed=0)\n"
@@ -782,6 +783,10 @@ def interrupt(quick):
         "nmf_batch 64 x (400x300), k=20, n_jobs=2": (
             "Xs = [low_rank(400, 300, 20, seed=s) for s in range(64)]\n"
             "call = lambda: fastnmf.nmf_batch(Xs, 20, max_iter=10**6, tol=0, n_jobs=2)"),
+        # the signal lands in the default start (nndsvda's randomized SVD: about 2 s here)
+        f"fastnmf.nmf's start, {start[0]}x{start[1]}, k=60": (
+            f"X = low_rank({start[0]}, {start[1]}, 60, seed=0)\n"
+            "call = lambda: fastnmf.nmf(X, 60, max_iter=10**6, tol=0)"),
     }
     section("interrupt", f"SIGINT 1 s into a call that would run for minutes, in a child "
                          f"process; seconds from the signal to its exit ({tries} tries)")
