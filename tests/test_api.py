@@ -794,3 +794,6 @@ def test_pandas_nullable_columns(dtype, computed):
     frame.iloc[3, 2] = pd.NA
     with pytest.raises(ValueError, match="X contains NaN"):
         fastnmf.nmf(frame, 3)
+    frame[0] = values[:, 0]  # a NumPy column among them
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fastnmf.nmf(frame, 3)

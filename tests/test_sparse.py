@@ -144,6 +144,24 @@ def test_duplicate_entries_compressed(solver, fmt, stale_flag):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("index_dtype", [np.uint64, np.uint32, np.int16])
+def test_other_index_types_with_duplicates(solver, index_dtype):
+    """Index arrays of another integer type are taken (scipy refuses uint64) through a
+    matrix of fastnmf's own: the duplicates are summed there, never in the caller's
+    arrays."""
+    D, X = make_sparse("csr", "matrix", np.int32, seed=6)
+    nnz_per = np.diff(X.indptr)
+    indptr = np.concatenate([[0], np.cumsum(2 * nnz_per)])
+    Y = sp.csr_matrix((np.ravel(np.column_stack([0.25 * X.data, 0.75 * X.data])),
+                       np.repeat(X.indices, 2), indptr), shape=D.shape)
+    Y.indices, Y.indptr = Y.indices.astype(index_dtype), Y.indptr.astype(index_dtype)
+    before = (Y.data.copy(), Y.indices.copy(), Y.indptr.copy())
+    assert_same(run(Y, solver), run(D, solver))
+    for got, want in zip((Y.data, Y.indices, Y.indptr), before):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_unsorted_indices(solver, fmt):
     D, X = make_sparse(fmt, "matrix", np.int32, seed=5)

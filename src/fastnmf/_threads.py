@@ -312,12 +312,12 @@ class _SingleThreadedBLAS:
     restore each other's settings in the wrong order -- unless somebody else set another
     count meanwhile (theirs stands). What cannot be told apart: a ``threadpool_limits``
     block that another Python thread enters while a call holds the count saves the 1 it
-    finds, so it runs on the restored count once the call ends and leaves 1 behind when it
-    ends (threadpoolctl's limits of a process-wide count are the process's, not a
-    thread's; two such blocks in two threads do the same to each other). A per-thread count (OpenBLAS on
-    OpenMP) is saved, limited and restored by each entering thread for itself. The
-    library list is read once, on first use (the BLAS that matters, scipy's, is loaded
-    with the kernels).
+    finds, so it runs on the restored count once the call ends and leaves 1 behind when
+    it ends (threadpoolctl's limits of a process-wide count are the process's, not a
+    thread's; two such blocks in two threads do the same to each other). A per-thread
+    count (OpenBLAS on OpenMP) is saved, limited and restored by each entering thread for
+    itself. The library list is read once, on first use (the BLAS that matters, scipy's,
+    is loaded with the kernels).
     """
 
     def __init__(self):

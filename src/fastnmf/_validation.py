@@ -168,7 +168,8 @@ def _nullable_as_nan(X):
     dtypes = list(dtypes)
     if all(isinstance(d, np.dtype) for d in dtypes):
         return X
-    kinds = [getattr(d, "numpy_dtype", None) for d in dtypes]  # pandas' masked dtypes
+    kinds = [d if isinstance(d, np.dtype) else getattr(d, "numpy_dtype", None)  # (masked)
+             for d in dtypes]
     if not kinds or any(not isinstance(k, np.dtype) or k.kind not in "biuf" for k in kinds):
         return X
     target = np.float32 if all(k == np.float32 for k in kinds) else np.float64
@@ -268,10 +269,11 @@ def _with_int_indices(X):
              "bsr": ("indices", "indptr"), "coo": ("row", "col")}.get(fmt, ())
     if all(getattr(X, name).dtype in (np.int32, np.int64) for name in names):
         return X
+    data = X.data.copy()  # its own: canonical_sparse may change it in place
     if fmt == "coo":
-        return type(X)((X.data, (X.row.astype(np.int64), X.col.astype(np.int64))),
+        return type(X)((data, (X.row.astype(np.int64), X.col.astype(np.int64))),
                        shape=X.shape)
-    return type(X)((X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)),
+    return type(X)((data, X.indices.astype(np.int64), X.indptr.astype(np.int64)),
                    shape=X.shape)
 
 
