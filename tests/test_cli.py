@@ -180,6 +180,11 @@ def test_csv_lines_end_at_newlines_only(tmp_path):
     path = tmp_path / "t.csv"
     path.write_bytes(b"1,2\r3,4\r")  # old Mac line ends
     np.testing.assert_array_equal(_cli_io.read_matrix(path), [[1, 2], [3, 4]])
+    # float() takes digit-group underscores and other scripts' digits; loadtxt does not
+    for field in ("1_0", "\u0661", "\uff13"):
+        path.write_text(f"x,y\n# c\n\n1,2\n3,{field}\n", encoding="utf-8")
+        with pytest.raises(_cli_io.CLIError, match=r"line 5, column 2: .* is not a number"):
+            _cli_io.read_matrix(path)
     for sep in ("\v", "\f", "\x1c", "\x85", "\u2028"):
         path.write_text(f"1,2{sep}3,4\n5,6,7\n", encoding="utf-8")
         with pytest.raises(_cli_io.CLIError, match=r"line 1, column 2: .* is not a number"):

@@ -374,6 +374,11 @@ def test_without_a_distributed_client_x_is_read_out_of_core(monkeypatch):
     assert not _dask.is_distributed(Xd)
     got = fastnmf.nmf(Xd, 5, random_state=0, max_iter=10, tol=0)
     _close(fastnmf.nmf(X, 5, random_state=0, max_iter=10, tol=0).W, got.W, 1e-10)
+    # sparse chunks too: each block read dense, one at a time
+    S = sp.random(600, 150, density=0.2, format="csr", random_state=1)
+    Sd = da.from_array(S.toarray(), chunks=(150, 150)).map_blocks(sp.csr_matrix)
+    got = fastnmf.nmf(Sd, 5, random_state=0, max_iter=10, tol=0)
+    _close(fastnmf.nmf(S.toarray(), 5, random_state=0, max_iter=10, tol=0).W, got.W, 1e-10)
 
 
 @pytest.mark.parametrize("solver", ["cd", "als"])  # a separable solver; a guessing one

@@ -254,6 +254,7 @@ CASES = [
     case("shuffle-None", TypeError, (r"\bshuffle\b", "bool"), shuffle=None),
     case("verbose-list", TypeError, (r"\bverbose\b", "bool"), verbose=[1]),
     case("accelerate-float", TypeError, (r"\baccelerate\b", "bool"), accelerate=1.0),
+    case("gather_W-None", TypeError, (r"\bgather_W\b", "bool"), gather_W=None),
     # --- beta_loss ---------------------------------------------------------------------
     case("beta-kl-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss="kullback-leibler"),
     case("beta-is-with-cd", ValueError, (r"\bbeta_loss\b",), beta_loss="itakura-saito"),
@@ -433,6 +434,7 @@ VALID = [
     pytest.param(dict(X=malformed("coo", row=lambda a: a.astype(np.uint16))),
                  id="X-coo-uint16-rows"),
     pytest.param(dict(verbose=2), id="verbose-int"),
+    pytest.param(dict(solver=np.str_("als"), init=np.str_("random")), id="names-numpy-str"),
     pytest.param(dict(shuffle=np.True_), id="shuffle-numpy-bool"),
 ]
 

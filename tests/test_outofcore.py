@@ -163,6 +163,26 @@ def test_other_dtypes_and_byte_order(tmp_path):
         _close(a.W, b.W, 1e-10)
 
 
+def test_big_endian_float32_stays_float32(tmp_path):
+    # float32 in either byte order is computed in float32 (it was float64 for ">f4")
+    X = np.round(_data() * 100).astype(np.float32)
+    kw = dict(random_state=0, max_iter=10, tol=0)
+    a = fastnmf.nmf(X, 6, **kw)
+    in_memory = fastnmf.nmf(X.astype(">f4"), 6, **kw)
+    assert in_memory.W.dtype == np.float32
+    np.testing.assert_array_equal(a.W, in_memory.W)
+    from_file = fastnmf.nmf(_npy(tmp_path, X.astype(">f4"), "xbe.npy"), 6, **kw)
+    assert from_file.W.dtype == np.float32
+    _close(fastnmf.nmf(_npy(tmp_path, X, "xle.npy"), 6, **kw).W, from_file.W, 1e-6)
+
+
+def test_a_longdouble_file_beyond_float64_says_so(tmp_path):
+    X = _data().astype(np.longdouble)
+    X[70, 3] = np.longdouble("1e400")
+    with pytest.raises(ValueError, match=r"rows .* hold entries beyond float64's range"):
+        fastnmf.nmf(_npy(tmp_path, X, "ld.npy"), 6)
+
+
 def test_h5py_zarr_dask(tmp_path):
     X = _data()
     ref = fastnmf.nmf(X, 6, random_state=0, max_iter=10, tol=0)

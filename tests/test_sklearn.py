@@ -295,6 +295,19 @@ def test_n_threads_errors_as_sklearn_parameters(n_threads):
         NMF(2, n_threads=good, max_iter=3, tol=0).fit(_data())
 
 
+@pytest.mark.parametrize("index_dtype", [np.uint32, np.uint64, np.int16])
+def test_sparse_with_other_index_types(index_dtype):
+    """A CSR whose index arrays are of another integer type is taken (it failed inside the
+    estimator's canonical check): the model of the same matrix with int32 indices."""
+    X = sp.csr_matrix(_data())
+    Y = X.copy()
+    Y.indices, Y.indptr = Y.indices.astype(index_dtype), Y.indptr.astype(index_dtype)
+    kw = dict(init="nndsvda", random_state=0, max_iter=20, tol=0)
+    a, b = NMF(3, **kw).fit(X), NMF(3, **kw).fit(Y)
+    assert _same_model(a, b)
+    np.testing.assert_array_equal(a.transform(X), b.transform(Y))
+
+
 def test_solver_error_lists_als():
     with pytest.raises(InvalidParameterError,
                        match=r"The 'solver' parameter of NMF must be a str among "

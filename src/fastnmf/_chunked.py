@@ -276,7 +276,7 @@ class _FileRows:
                                  "the end of the matrix its header describes (truncated?)")
             done += got
         if raw is not out:
-            np.copyto(out, raw, casting="unsafe")
+            _cast_into(out, raw, lo, hi)
 
     def __del__(self):
         if self._fd is not None:
@@ -290,11 +290,28 @@ class _SliceRows:
         self.X = X
 
     def read(self, lo, hi, out):
-        block = np.asarray(self.X[lo:hi])
+        block = self.X[lo:hi]
+        if not isinstance(block, np.ndarray) and hasattr(block, "compute"):  # Dask's rows
+            block = block.compute()
+        if sp.issparse(block):  # sparse chunks (of a Dask array, say): this block dense
+            block = block.toarray()
+        block = np.asarray(block)
         if block.shape != out.shape:
             raise ValueError(f"rows {lo}..{hi - 1} were read with shape {block.shape}, not "
                              f"{out.shape}")
-        np.copyto(out, block, casting="unsafe")
+        _cast_into(out, block, lo, hi)
+
+
+def _cast_into(out, block, lo, hi):
+    """``block`` copied into ``out`` (the computation dtype): an entry beyond its range (a
+    longdouble's 1e400 for float64) is an error saying so, not an infinity found later."""
+    try:
+        with np.errstate(over="raise"):
+            np.copyto(out, block, casting="unsafe")
+    except FloatingPointError:
+        raise ValueError(f"rows {lo}..{hi - 1} hold entries beyond {out.dtype.name}'s range "
+                         f"(its largest value is {np.finfo(out.dtype).max:.4g}); rescale "
+                         "X") from None
 
 
 def _memmap_file(X):

@@ -202,6 +202,11 @@ def _read_table(path, delimiter):
 
 
 def _is_number(field):
+    """Whether ``field`` is a number as numpy.loadtxt reads one: float()'s syntax in ASCII,
+    without the digit-group underscores (1_0) or other scripts' digits (١, ３) that float()
+    takes too."""
+    if not field.isascii() or "_" in field:
+        return False
     try:
         float(field)
     except ValueError:

@@ -22,7 +22,7 @@ from ._threads import default_threads, forked
 __all__ = ["SOLVERS", "INITS", "BETA_LOSSES", "Problem", "canonical_sparse", "check_nmf_args",
            "check_options", "check_shape", "check_sparse_structure", "checked_sparse",
            "error_message", "has_zeros", "most_threads", "resolve_threads", "scale2",
-           "scale_exponent"]
+           "scale_exponent", "with_int_indices"]
 
 SOLVERS = tuple(_registry.SOLVERS)
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -139,6 +139,8 @@ def scale2(values, exponent):
 def _computation_dtype(dtype, arg):
     if dtype in _FLOATS:
         return dtype
+    if dtype.kind == "f" and dtype.newbyteorder("=") in _FLOATS:  # big-endian float32
+        return dtype.newbyteorder("=")
     if dtype.kind in "biuf":
         return np.dtype(np.float64)
     raise TypeError(error_message(arg, "must hold real numbers", got=f"dtype {dtype}"))
@@ -160,8 +162,8 @@ def _nullable_as_nan(X):
     """A pandas DataFrame with pandas' own numeric or boolean column dtypes (Float32/64,
     Int64, boolean, ...: NumPy reads such a frame as objects, a missing value as
     pandas.NA) as an array with NaN for each missing value, so that one is reported as
-    such: float32 when every column is, else float64. Any other X as it is (a column of
-    text or categories is refused as NumPy reads it)."""
+    such: float32 when every column is, else float64. Any other X as it is (NumPy reads
+    it: an object array, text included, is taken where every entry reads as a number)."""
     dtypes = getattr(X, "dtypes", None)
     if dtypes is None or not hasattr(X, "to_numpy") or not hasattr(dtypes, "__iter__"):
         return X
@@ -246,7 +248,7 @@ def checked_sparse(X, arg):
     through it."""
     dtype = check_sparse_structure(X, arg)
     given = X
-    X = _with_int_indices(X)  # (a new matrix, the kernels' own: not copied again)
+    X = with_int_indices(X)  # (a new matrix, the kernels' own: not copied again)
     if X.format not in ("csr", "csc"):
         try:
             X = X.tocsr()
@@ -260,7 +262,7 @@ def checked_sparse(X, arg):
     return canonical_sparse(X, X is given)
 
 
-def _with_int_indices(X):
+def with_int_indices(X):
     """X with int32/int64 index arrays: another integer type (uint64, int8, ...), which
     scipy's compiled routines refuse or mishandle, as a new matrix with int64 ones (the
     caller's X unchanged); X itself when they are already."""
@@ -301,7 +303,7 @@ def _canonical(X):
     """Whether each row of a CSR (column of a CSC) has strictly increasing indices: read
     from the structure, not from scipy's cached flag (see first_unsorted)."""
     indptr, indices = X.indptr, X.indices
-    if indptr.dtype != indices.dtype:
+    if indptr.dtype != indices.dtype or indptr.dtype not in (np.int32, np.int64):
         indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
     return first_unsorted(indptr, indices) < 0
 
@@ -403,6 +405,7 @@ def _check_choice(value, arg, choices, rule):
         raise TypeError(error_message(arg, rule, _choices(choices), got=f"{value!r}"))
     if value not in choices:
         raise ValueError(error_message(arg, rule, _choices(choices), got=f"{value!r}"))
+    return str(value)  # (a str subclass, NumPy's str_ say, as the kernels take it)
 
 
 def _check_flag(value, arg):
@@ -486,9 +489,9 @@ def check_options(n_components, *, solver, init, update_H, max_iter, tol, beta_l
     and generator, checked: a dict for ``check_nmf_args(options=...)`` (``nmf_batch``
     checks them once for all its items; W, H, random_state and gather_W are taken and
     left to check_nmf_args)."""
-    _check_choice(solver, "solver", SOLVERS, "must be one of")
+    solver = _check_choice(solver, "solver", SOLVERS, "must be one of")
     if init is not None:
-        _check_choice(init, "init", INITS, "must be None or one of")
+        init = _check_choice(init, "init", INITS, "must be None or one of")
     update_H, shuffle, verbose, accelerate = (
         _check_flag(value, name) for value, name in ((update_H, "update_H"),
                                                       (shuffle, "shuffle"),
@@ -534,6 +537,7 @@ def check_nmf_args(X, n_components, *, W, H, random_state, gather_W=True, out_of
             "WH entry by entry); X is read a chunk at a time here (a memmap, an HDF5, zarr "
             "or Dask array): pass np.asarray(X) to factorize it in memory",
             got=f"{o['beta_loss']!r}"))
+    gather_W = _check_flag(gather_W, "gather_W")
     if not gather_W and not (out_of_core and is_distributed(X)):
         raise ValueError(error_message(
             "gather_W", "set to False keeps W on the cluster as a Dask array: it needs X as "
@@ -578,7 +582,7 @@ def check_nmf_args(X, n_components, *, W, H, random_state, gather_W=True, out_of
         l1_H=n * alpha_H * l1_ratio, l2_H=n * alpha_H * (1.0 - l1_ratio),
         random_state=random_state, shuffle=o["shuffle"], verbose=o["verbose"],
         n_threads=n_threads, accelerate=o["accelerate"], callback=o["callback"],
-        gather_W=_check_flag(gather_W, "gather_W"),
+        gather_W=gather_W,
     )
     _check_scale(prob, {"l1_W": ("alpha_W", alpha_W, m * l1_ratio),
                         "l2_W": ("alpha_W", alpha_W, m * (1.0 - l1_ratio)),

@@ -42,7 +42,7 @@ from . import _registry
 from ._api import nmf
 from ._threads import single_threaded_blas
 from ._validation import (canonical_sparse, check_sparse_structure, has_zeros, most_threads,
-                          scale_exponent)
+                          scale_exponent, with_int_indices)
 
 __all__ = ["NMF"]
 
@@ -370,6 +370,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         come unsorted), an array aligned."""
         if sp.issparse(X):
             check_sparse_structure(X, "X")
+            X = with_int_indices(X)  # (scipy's products refuse uint64 ones)
         X = validate_data(
             self,
             X,
