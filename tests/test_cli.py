@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import textwrap
 import sys
 import tempfile
 import time
@@ -1166,6 +1167,44 @@ def test_signal_during_a_long_run(tmp_path, signum, status, message):
     assert waited < 5.0, f"ended {waited:.1f} s after SIGINT"
 
 
+def test_a_second_signal_lets_the_clean_up_finish_and_a_third_ends_the_process():
+    # a double Ctrl-C must not leave the temporary files the first one is removing
+    code = textwrap.dedent("""
+        import os, signal, time
+        from fastnmf import _cli
+        with _cli._terminating():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except _cli._Terminated:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                print("second ignored", flush=True)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+                print("not ended", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout == "second ignored\n", proc.stderr
+    assert proc.returncode == -signal.SIGINT
+
+
+def test_signals_wait_while_the_outputs_are_renamed():
+    # a .csv's W and H are renamed together or not at all: a signal that comes meanwhile
+    # is handled once both are in place
+    from fastnmf import _cli
+
+    renamed = []
+    with _cli._terminating():
+        with pytest.raises(_cli._Terminated):
+            with _cli_io._signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                renamed.append("both")
+    assert renamed == ["both"]
+
+
 def test_an_ignored_sighup_stays_ignored():
     # under nohup SIGHUP is ignored: the command keeps it so, and restores what it changed
     from fastnmf import _cli
@@ -1174,8 +1213,10 @@ def test_an_ignored_sighup_stays_ignored():
     try:
         with _cli._terminating():
             assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
-            assert signal.getsignal(signal.SIGTERM) == (
-                _cli._raise_terminated if before[0] == signal.SIG_DFL else before[0])
+            if before[0] == signal.SIG_DFL:
+                assert isinstance(signal.getsignal(signal.SIGTERM), _cli._Stopping)
+            else:
+                assert signal.getsignal(signal.SIGTERM) == before[0]
         assert signal.getsignal(signal.SIGTERM) == before[0]
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:

@@ -12,6 +12,7 @@ and renamed into place only when complete; only a regular file is ever replaced)
 import argparse
 import contextlib
 import math
+import os
 import signal
 import sys
 import threading
@@ -185,22 +186,55 @@ class _Terminated(BaseException):
         self.signum = signum
 
 
-def _raise_terminated(signum, frame):
-    raise _Terminated(signum)
+class _Stopping:
+    """The handler of Ctrl-C, SIGTERM and SIGHUP while the command runs. The first raises
+    (KeyboardInterrupt, or _Terminated) where Python takes it; a second one is ignored, so
+    that the clean-up it started (the temporary files removed) is not cut short by a
+    double Ctrl-C; a third ends the process as that signal does by default. While held
+    (``hold`` to ``release``: the outputs being renamed, all or none) a signal waits."""
+
+    def __init__(self):
+        self.count = 0
+        self.held = False
+        self.pending = None
+
+    def __call__(self, signum, frame):
+        if self.held:  # (the outputs being renamed: _cli_io._signals_held)
+            self.pending = self.pending or signum
+            return
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated(signum)
+        if self.count >= 3:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    def hold(self):
+        self.held = True
+
+    def release(self):
+        """Stop holding; a signal that came meanwhile takes effect now."""
+        self.held = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            self(signum, None)
 
 
 @contextlib.contextmanager
 def _terminating():
     """While the block runs, SIGTERM and SIGHUP (what ``timeout``, a batch scheduler or a
-    closed terminal send) raise _Terminated, where their disposition is the default one (a
-    signal ignored, as under ``nohup``, stays ignored); restored after. Python handles
-    signals in the main thread only: from another thread, nothing changes."""
+    closed terminal send) stop the command as Ctrl-C does, where their disposition is the
+    default one (a signal ignored, as under ``nohup``, stays ignored), and Ctrl-C, SIGTERM
+    and SIGHUP go to one _Stopping (see it); restored after. Python handles signals in
+    the main thread only: from another thread, nothing changes."""
     installed = []
     if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
+        handler = _Stopping()
+        for name, default in (("SIGINT", signal.default_int_handler),
+                              ("SIGTERM", signal.SIG_DFL), ("SIGHUP", signal.SIG_DFL)):
             signum = getattr(signal, name, None)
-            if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
-                installed.append((signum, signal.signal(signum, _raise_terminated)))
+            if signum is not None and signal.getsignal(signum) == default:
+                installed.append((signum, signal.signal(signum, handler)))
     try:
         yield
     finally:

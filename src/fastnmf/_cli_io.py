@@ -6,8 +6,10 @@ Every problem with a file is a :class:`CLIError` naming the file: the command li
 it as one line and exits with status 2.
 """
 
+import contextlib
 import os
 import secrets
+import signal
 import stat
 import warnings
 from pathlib import Path
@@ -319,9 +321,33 @@ def commit_all(files):
         f.file.close()
     for f in files:
         _check_target(f.target, f.arg)
-    for f in files:
-        os.replace(f.tmp, f.target)
-        f.tmp = None
+    with _signals_held():  # all renamed or none: a .csv's W and H belong together
+        for f in files:
+            os.replace(f.tmp, f.target)
+            f.tmp = None
+
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C, SIGTERM and SIGHUP held back while the block runs, where the command's
+    handler of them (_cli._Stopping: anything with ``hold`` and ``release``) is installed:
+    one that came meanwhile takes effect right after the block."""
+    handlers = []
+    for signum in _STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if hasattr(handler, "hold") and handler not in handlers:
+            handlers.append(handler)
+    for handler in handlers:
+        handler.hold()
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.release()
 
 
 def output_paths(out, arg):
