@@ -497,7 +497,7 @@ def test_sparse_range_finder_products_are_scipys(fmt, dtype, n_threads, columns,
     path for (under 8 columns; windows of 8, overlapping where 8 does not divide it;
     groups of 32), on one and two threads, with empty rows and columns, in one call or
     by pieces of rows (_init._PIECE_WORK: Ctrl-C is taken between them; here some 10 to
-    300 pieces). (150 000 non-zeros: from 8 columns of F, more than the kernels'
+    300 pieces; rows-only, F X is scipy's own routine run piece after piece). (150 000 non-zeros: from 8 columns of F, more than the kernels'
     PARALLEL_MIN_WORK multiply-adds, so two threads share the rows.)"""
     from fastnmf import _init
     from fastnmf._init import CSRPair, _times

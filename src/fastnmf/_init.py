@@ -221,7 +221,7 @@ def _times(X, F, transpose, n_threads):
         return dask_times(X, F, transpose)
     if isinstance(X, CSRPair):
         if transpose and not X.columns:
-            return np.ascontiguousarray((X.matrix.T @ F.T).T)
+            return _scipy_left_times(X.matrix, F)
         return _sparse_times(X, F, transpose, n_threads)
     return left_product(X, F, transpose, n_threads)
 
@@ -242,12 +242,9 @@ def _sparse_times(X, F, transpose, n_threads):
     data, indptr, indices = X.operands[3:] if transpose else X.operands[:3]
     rows, cols = (m, n) if transpose else (n, m)
     ell = F.shape[0]
-    step = max(1, _PIECE_WORK // max(ell, 1))  # stored entries of a piece
-    if indptr[rows] <= step:
+    bounds = _pieces(indptr, ell)
+    if len(bounds) <= 2:
         return left_product(X.operands, F, transpose, n_threads, X.shape)
-    bounds = np.unique(np.concatenate([
-        np.searchsorted(indptr, np.arange(step, indptr[rows], step), side="right") - 1,
-        [0, rows]]))
     none = np.empty(0, dtype=indptr.dtype)
     out = aligned_empty((ell, rows), F.dtype)
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
@@ -256,6 +253,41 @@ def _sparse_times(X, F, transpose, n_threads):
                  data[:0], none, indices[:0])
         out[:, r0:r1] = left_product(piece, F, False, n_threads, (int(r1 - r0), cols))
     return out
+
+
+def _pieces(indptr, ell):
+    """Row boundaries (0, ..., rows) of pieces of a CSR of about _PIECE_WORK multiply-adds
+    each with ``ell`` vectors (only (0, rows) when it is less than that in all)."""
+    rows = indptr.shape[0] - 1
+    step = max(1, _PIECE_WORK // max(ell, 1))  # stored entries of a piece
+    if indptr[rows] <= step:
+        return np.array([0, rows])
+    return np.unique(np.concatenate([
+        np.searchsorted(indptr, np.arange(step, indptr[rows], step), side="right") - 1,
+        [0, rows]]))
+
+
+def _scipy_left_times(X, F):
+    """F X for a CSR X (n × m; F: ell × n) as scipy.sparse forms it, ``(X.T @ F.T).T``,
+    bit for bit, by pieces of X's rows (_pieces), Python taking a Ctrl-C between them:
+    scipy's own routine (csc_matvecs, on Xᵀ as a CSC) adds each row's terms into one
+    running output, row after row, so running it row piece after row piece into the
+    same output adds the same terms in the same order. (A scipy without that routine
+    under that name: the one product.)"""
+    from scipy.sparse import _sparsetools
+
+    matvecs = getattr(_sparsetools, "csc_matvecs", None)
+    bounds = _pieces(X.indptr, F.shape[0])
+    if matvecs is None or X.format != "csr" or len(bounds) <= 2 or F.dtype != X.dtype:
+        return np.ascontiguousarray((X.T @ F.T).T)
+    n, m = X.shape
+    ell = F.shape[0]
+    Ft = np.ascontiguousarray(F.T)  # n × ell, as scipy reads it
+    out = np.zeros((m, ell), dtype=X.dtype)
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        matvecs(m, int(r1 - r0), ell, X.indptr[r0:r1 + 1], X.indices, X.data,
+                Ft[r0:r1].ravel(), out.ravel())
+    return np.ascontiguousarray(out.T)
 
 
 class CSRPair:
