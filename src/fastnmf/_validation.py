@@ -8,6 +8,7 @@ regularization split into L1/L2 parts for W and H. Nothing downstream re-checks.
 import math
 import numbers
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -178,6 +179,16 @@ def _nullable_as_nan(X):
     return X.to_numpy(dtype=target, na_value=np.nan)
 
 
+def _missing_as_nan(A):
+    """An object array with pandas' missing value (pandas.NA, which float() refuses) as
+    NaN, so that it is refused as a missing value; any other array as it is."""
+    pd = sys.modules.get("pandas")
+    if A.dtype != object or pd is None:
+        return A
+    missing = np.asarray(pd.isna(A), dtype=bool)
+    return np.where(missing, np.nan, A) if missing.any() else A
+
+
 def _scan(values, arg, n_threads=1):
     """One pass over a contiguous buffer, checked: (‖·‖² in float64, maximum)."""
     vmin, vmax, finite, sqnorm = scan(values.reshape(-1, order="A"), n_threads)
@@ -217,7 +228,7 @@ def check_X(X, arg="X", n_threads=1, out_of_core=True):
         raise ValueError(error_message(arg, "could not be read as a 2-D array", got=str(exc)))
     if X.dtype == object:
         try:
-            X = X.astype(np.float64)
+            X = _missing_as_nan(X).astype(np.float64)
         except (TypeError, ValueError):
             raise TypeError(error_message(arg, "must hold real numbers", got="dtype object"))
     if X.ndim != 2:
@@ -448,7 +459,7 @@ def _check_factor(F, arg, shape, dtype, shape_hint, order="C"):
     if sp.issparse(F):
         raise TypeError(error_message(arg, "must be a dense array", got="a sparse matrix"))
     try:
-        F = np.asarray(F)
+        F = _missing_as_nan(np.asarray(_nullable_as_nan(F)))
     except Exception as exc:
         raise ValueError(error_message(arg, "could not be read as an array", got=str(exc)))
     _computation_dtype(F.dtype if F.dtype != object else np.dtype(np.float64), arg)
