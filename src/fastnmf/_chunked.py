@@ -27,7 +27,8 @@ import threading
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Chunked", "RawMember", "SparseFile", "is_out_of_core", "open_chunked"]
+__all__ = ["Chunked", "RawMember", "SparseFile", "beyond_range", "is_out_of_core",
+           "open_chunked"]
 
 # Bytes of a chunk (of the computation dtype): large enough that a chunk's products run as
 # fast as in memory and the per-chunk costs (a read call, taking the GIL, copying the
@@ -309,9 +310,15 @@ def _cast_into(out, block, lo, hi):
         with np.errstate(over="raise"):
             np.copyto(out, block, casting="unsafe")
     except FloatingPointError:
-        raise ValueError(f"rows {lo}..{hi - 1} hold entries beyond {out.dtype.name}'s range "
-                         f"(its largest value is {np.finfo(out.dtype).max:.4g}); rescale "
-                         "X") from None
+        raise ValueError(f"rows {lo}..{hi - 1} hold entries {beyond_range(out.dtype)}") \
+            from None
+
+
+def beyond_range(dtype):
+    """The words for entries that a cast to ``dtype`` overflows (a longdouble's 1e400 for
+    float64), in memory (_validation) as out of core."""
+    return (f"beyond {np.dtype(dtype).name}'s range (its largest value is "
+            f"{np.finfo(dtype).max:.4g}); rescale X")
 
 
 def _memmap_file(X):

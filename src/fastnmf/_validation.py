@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _registry
-from ._chunked import Chunked, is_out_of_core, open_chunked
+from ._chunked import Chunked, beyond_range, is_out_of_core, open_chunked
 from ._dask import is_distributed, open_dask
 from ._kernels._common import first_decrease, first_outside, first_unsorted, scan
 from ._threads import default_threads, forked
@@ -154,9 +154,8 @@ def _converted(X, dtype, arg, **kw):
         with np.errstate(over="raise"):
             return X.astype(dtype, **kw) if sp.issparse(X) else np.asarray(X, dtype, **kw)
     except FloatingPointError:
-        raise ValueError(error_message(
-            arg, f"has entries beyond {np.dtype(dtype).name}'s range (its largest value is "
-            f"{np.finfo(dtype).max:.4g}); rescale X", got=f"dtype {X.dtype}")) from None
+        raise ValueError(error_message(arg, f"has entries {beyond_range(dtype)}",
+                                       got=f"dtype {X.dtype}")) from None
 
 
 def _nullable_as_nan(X):
